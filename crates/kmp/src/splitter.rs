@@ -1,0 +1,267 @@
+//! Cuts a byte stream, fed in arbitrary chunks, into frames and ACKs.
+//!
+//! The splitter never fails the stream: bytes outside any frame come out as
+//! [`Event::Garbage`], a frame that is cut short, too long or corrupt comes out
+//! as [`Event::Malformed`] with its bytes, and the splitter resynchronises on
+//! the next start byte. Nothing that was received is silently dropped, so a
+//! sniffer can show all of it and a master can count line faults.
+
+use std::collections::VecDeque;
+
+use crate::frame::{ACK, Direction, Frame, FrameError, MAX_FRAME_LEN, STOP};
+
+/// What the splitter found in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A valid frame, in either direction.
+    Frame(Frame),
+    /// A single ACK byte outside any frame.
+    Ack,
+    /// Bytes outside any frame that are neither a start byte nor an ACK.
+    Garbage(Vec<u8>),
+    /// A frame that could not be decoded, with the bytes it consisted of.
+    Malformed {
+        /// Why it was rejected.
+        error: FrameError,
+        /// The bytes, from its start byte on.
+        bytes: Vec<u8>,
+    },
+}
+
+/// The push-bytes, pull-events frame splitter. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Splitter {
+    /// The frame being received, from its start byte; empty between frames.
+    frame: Vec<u8>,
+    /// Bytes outside frames not yet reported.
+    garbage: Vec<u8>,
+    events: VecDeque<Event>,
+    max_len: usize,
+}
+
+impl Default for Splitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Splitter {
+    /// A splitter that accepts frames up to [`MAX_FRAME_LEN`] bytes.
+    pub fn new() -> Self {
+        Self::with_max_len(MAX_FRAME_LEN)
+    }
+
+    /// A splitter that rejects frames longer than `max_len` bytes on the wire.
+    pub fn with_max_len(max_len: usize) -> Self {
+        Splitter {
+            frame: Vec::new(),
+            garbage: Vec::new(),
+            events: VecDeque::new(),
+            max_len,
+        }
+    }
+
+    /// Feeds received bytes; the events they complete are queued.
+    pub fn push(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.push_byte(byte);
+        }
+    }
+
+    /// The next complete event, if any.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Feeds bytes and drains the events they complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> impl Iterator<Item = Event> + '_ {
+        self.push(bytes);
+        self.events.drain(..)
+    }
+
+    /// Ends the stream: reports a frame in progress as truncated and any
+    /// unreported garbage, so that nothing received goes unreported.
+    pub fn finish(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.end_frame_early();
+        self.report_garbage();
+        self.events.drain(..)
+    }
+
+    /// Forgets a partial frame and unreported garbage (after a reconnect, say).
+    pub fn reset(&mut self) {
+        self.frame.clear();
+        self.garbage.clear();
+        self.events.clear();
+    }
+
+    /// Whether a frame has started but not yet ended.
+    pub fn in_frame(&self) -> bool {
+        !self.frame.is_empty()
+    }
+
+    fn push_byte(&mut self, byte: u8) {
+        if Direction::from_start_byte(byte).is_some() {
+            // A start byte cannot occur stuffed, so it always opens a frame:
+            // a frame still in progress was cut short.
+            self.end_frame_early();
+            self.report_garbage();
+            self.frame.push(byte);
+        } else if self.frame.is_empty() {
+            if byte == ACK {
+                self.report_garbage();
+                self.events.push_back(Event::Ack);
+            } else {
+                self.garbage.push(byte);
+            }
+        } else if byte == ACK {
+            self.end_frame_early();
+            self.events.push_back(Event::Ack);
+        } else {
+            self.frame.push(byte);
+            if byte == STOP {
+                let bytes = std::mem::take(&mut self.frame);
+                self.events
+                    .push_back(match Frame::decode_with_limit(&bytes, self.max_len) {
+                        Ok(frame) => Event::Frame(frame),
+                        Err(error) => Event::Malformed { error, bytes },
+                    });
+            } else if self.frame.len() >= self.max_len {
+                // Even a stop byte now would make the frame too long: give up
+                // on it and treat what follows as garbage until the next start.
+                let bytes = std::mem::take(&mut self.frame);
+                self.events.push_back(Event::Malformed {
+                    error: FrameError::TooLong { max: self.max_len },
+                    bytes,
+                });
+            }
+        }
+    }
+
+    fn end_frame_early(&mut self) {
+        if !self.frame.is_empty() {
+            let bytes = std::mem::take(&mut self.frame);
+            let error = FrameError::Truncated { len: bytes.len() };
+            self.events.push_back(Event::Malformed { error, bytes });
+        }
+    }
+
+    fn report_garbage(&mut self) {
+        if !self.garbage.is_empty() {
+            self.events
+                .push_back(Event::Garbage(std::mem::take(&mut self.garbage)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERIAL_REPLY: [u8; 10] = [0x40, 0x3F, 0x02, 0x01, 0x23, 0x45, 0x67, 0xE9, 0x56, 0x0D];
+
+    fn serial_reply_frame() -> Frame {
+        Frame::decode(&SERIAL_REPLY).unwrap()
+    }
+
+    fn split_all(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut splitter = Splitter::new();
+        let mut events = Vec::new();
+        for chunk in chunks {
+            events.extend(splitter.feed(chunk));
+        }
+        events.extend(splitter.finish());
+        events
+    }
+
+    #[test]
+    fn frame_split_byte_by_byte() {
+        let chunks: Vec<&[u8]> = SERIAL_REPLY.chunks(1).collect();
+        assert_eq!(split_all(&chunks), [Event::Frame(serial_reply_frame())]);
+    }
+
+    #[test]
+    fn garbage_before_and_between_frames_is_reported_then_skipped() {
+        let stream = [
+            &[0xFF, 0x00, 0x0D][..],
+            &SERIAL_REPLY,
+            &[0x55],
+            &[0x06],
+            &SERIAL_REPLY,
+        ]
+        .concat();
+        assert_eq!(
+            split_all(&[&stream]),
+            [
+                Event::Garbage(vec![0xFF, 0x00, 0x0D]),
+                Event::Frame(serial_reply_frame()),
+                Event::Garbage(vec![0x55]),
+                Event::Ack,
+                Event::Frame(serial_reply_frame()),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_frame_is_reported_and_the_next_start_resynchronises() {
+        let stream = [&SERIAL_REPLY[..5], &SERIAL_REPLY].concat();
+        assert_eq!(
+            split_all(&[&stream]),
+            [
+                Event::Malformed {
+                    error: FrameError::Truncated { len: 5 },
+                    bytes: SERIAL_REPLY[..5].to_vec()
+                },
+                Event::Frame(serial_reply_frame()),
+            ]
+        );
+    }
+
+    #[test]
+    fn ack_inside_a_frame_cuts_it_short() {
+        let stream = [&SERIAL_REPLY[..3], &[0x06]].concat();
+        assert_eq!(
+            split_all(&[&stream]),
+            [
+                Event::Malformed {
+                    error: FrameError::Truncated { len: 3 },
+                    bytes: SERIAL_REPLY[..3].to_vec()
+                },
+                Event::Ack,
+            ]
+        );
+    }
+
+    #[test]
+    fn over_long_frame_is_bounded_then_the_stream_recovers() {
+        let mut splitter = Splitter::with_max_len(16);
+        let mut stream = vec![0x40];
+        stream.extend([0x11; 40]);
+        stream.push(0x0D);
+        stream.extend(SERIAL_REPLY);
+        let events: Vec<Event> = splitter.feed(&stream).collect();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(
+            matches!(&events[0], Event::Malformed { error: FrameError::TooLong { max: 16 }, bytes } if bytes.len() == 16)
+        );
+        assert_eq!(
+            events[1],
+            Event::Garbage([vec![0x11; 25], vec![0x0D]].concat())
+        );
+        assert_eq!(events[2], Event::Frame(serial_reply_frame()));
+    }
+
+    #[test]
+    fn unfinished_frame_at_end_of_stream_is_reported_by_finish() {
+        let mut splitter = Splitter::new();
+        assert_eq!(splitter.feed(&SERIAL_REPLY[..4]).count(), 0);
+        assert!(splitter.in_frame());
+        let events: Vec<Event> = splitter.finish().collect();
+        assert_eq!(
+            events,
+            [Event::Malformed {
+                error: FrameError::Truncated { len: 4 },
+                bytes: SERIAL_REPLY[..4].to_vec()
+            }]
+        );
+    }
+}

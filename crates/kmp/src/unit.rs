@@ -1,0 +1,197 @@
+//! KMP unit codes: the byte each register value carries to say what it
+//! measures. The table is the one in `kmp-protocol.md` §4; an unknown code is
+//! kept and shown as `unit 0xNN`, never guessed.
+
+use std::fmt;
+
+/// A KMP unit code. Every byte value is a valid `Unit`; only some are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit(pub u8);
+
+/// What kind of quantity a unit measures, for sinks that classify values
+/// (Home Assistant device classes, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quantity {
+    /// A plain number without a unit.
+    Number,
+    /// Active energy (Wh, J, cal and their multiples).
+    Energy,
+    /// Reactive energy (varh).
+    ReactiveEnergy,
+    /// Apparent energy (VAh).
+    ApparentEnergy,
+    /// Active power (W).
+    Power,
+    /// Reactive power (var).
+    ReactivePower,
+    /// Apparent power (VA).
+    ApparentPower,
+    /// Voltage.
+    Voltage,
+    /// Current.
+    Current,
+    /// Temperature in °C.
+    Temperature,
+    /// Temperature difference in K.
+    TemperatureDifference,
+    /// Volume.
+    Volume,
+    /// Volume per time.
+    VolumeFlow,
+    /// Volume times temperature (m³·°C), used for average temperatures.
+    VolumeTemperature,
+    /// Mass.
+    Mass,
+    /// Mass per time.
+    MassFlow,
+    /// Pressure.
+    Pressure,
+    /// A duration (hours, minutes, seconds, days).
+    Duration,
+    /// A calendar date.
+    Date,
+    /// A time of day.
+    TimeOfDay,
+    /// A date and time, or a real-time clock value.
+    DateTime,
+    /// Text.
+    Ascii,
+    /// A set of flags.
+    BitField,
+    /// A code this table does not know.
+    Unknown,
+}
+
+/// Symbol and quantity of each known code, indexed by code.
+const TABLE: [(&str, Quantity); 0x41] = {
+    use Quantity::*;
+    [
+        ("", Number),                 // 0x00
+        ("Wh", Energy),               // 0x01
+        ("kWh", Energy),              // 0x02
+        ("MWh", Energy),              // 0x03
+        ("GWh", Energy),              // 0x04
+        ("J", Energy),                // 0x05
+        ("kJ", Energy),               // 0x06
+        ("MJ", Energy),               // 0x07
+        ("GJ", Energy),               // 0x08
+        ("Cal", Energy),              // 0x09
+        ("kCal", Energy),             // 0x0A
+        ("Mcal", Energy),             // 0x0B
+        ("Gcal", Energy),             // 0x0C
+        ("varh", ReactiveEnergy),     // 0x0D
+        ("kvarh", ReactiveEnergy),    // 0x0E
+        ("Mvarh", ReactiveEnergy),    // 0x0F
+        ("Gvarh", ReactiveEnergy),    // 0x10: missing from kmp-protocol.md, Gvarh in PyKamstrup
+        ("VAh", ApparentEnergy),      // 0x11
+        ("kVAh", ApparentEnergy),     // 0x12
+        ("MVAh", ApparentEnergy),     // 0x13
+        ("GVAh", ApparentEnergy),     // 0x14
+        ("kW", Power),                // 0x15
+        ("kW", Power),                // 0x16
+        ("MW", Power),                // 0x17
+        ("GW", Power),                // 0x18
+        ("kvar", ReactivePower),      // 0x19
+        ("kvar", ReactivePower),      // 0x1A
+        ("Mvar", ReactivePower),      // 0x1B
+        ("Gvar", ReactivePower),      // 0x1C
+        ("VA", ApparentPower),        // 0x1D
+        ("kVA", ApparentPower),       // 0x1E
+        ("MVA", ApparentPower),       // 0x1F
+        ("GVA", ApparentPower),       // 0x20
+        ("V", Voltage),               // 0x21
+        ("A", Current),               // 0x22
+        ("kV", Voltage),              // 0x23
+        ("kA", Current),              // 0x24
+        ("°C", Temperature),          // 0x25
+        ("K", TemperatureDifference), // 0x26
+        ("l", Volume),                // 0x27
+        ("m³", Volume),               // 0x28
+        ("l/h", VolumeFlow),          // 0x29
+        ("m³/h", VolumeFlow),         // 0x2A
+        ("m³·°C", VolumeTemperature), // 0x2B
+        ("ton", Mass),                // 0x2C
+        ("ton/h", MassFlow),          // 0x2D
+        ("h", Duration),              // 0x2E
+        ("hh:mm:ss", TimeOfDay),      // 0x2F
+        ("yy:mm:dd", Date),           // 0x30
+        ("yyyy:mm:dd", Date),         // 0x31
+        ("mm:dd", Date),              // 0x32
+        ("", Number),                 // 0x33
+        ("bar", Pressure),            // 0x34
+        ("RTC", DateTime),            // 0x35
+        ("ASCII", Ascii),             // 0x36
+        ("m³ ×10", Volume),           // 0x37
+        ("ton ×10", Mass),            // 0x38
+        ("GJ ×10", Energy),           // 0x39
+        ("min", Duration),            // 0x3A
+        ("bit field", BitField),      // 0x3B
+        ("s", Duration),              // 0x3C
+        ("ms", Duration),             // 0x3D
+        ("days", Duration),           // 0x3E
+        ("RTC-Q", DateTime),          // 0x3F
+        ("date-time", DateTime),      // 0x40
+    ]
+};
+
+impl Unit {
+    /// The unit code as on the wire.
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the code is in the table.
+    pub fn is_known(self) -> bool {
+        usize::from(self.0) < TABLE.len()
+    }
+
+    /// The symbol (`"GJ"`, `"°C"`), empty for a plain number; `None` for an
+    /// unknown code.
+    pub fn symbol(self) -> Option<&'static str> {
+        TABLE.get(usize::from(self.0)).map(|(symbol, _)| *symbol)
+    }
+
+    /// What the unit measures.
+    pub fn quantity(self) -> Quantity {
+        TABLE
+            .get(usize::from(self.0))
+            .map_or(Quantity::Unknown, |(_, quantity)| *quantity)
+    }
+}
+
+impl fmt::Display for Unit {
+    /// The symbol, or `unit 0xNN` for a code outside the table.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.symbol() {
+            Some(symbol) => f.write_str(symbol),
+            None => write!(f, "unit 0x{:02X}", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_of_common_units() {
+        for (code, symbol) in [
+            (0x08, "GJ"),
+            (0x16, "kW"),
+            (0x25, "°C"),
+            (0x28, "m³"),
+            (0x29, "l/h"),
+            (0x00, ""),
+            (0x40, "date-time"),
+        ] {
+            assert_eq!(Unit(code).to_string(), symbol, "code 0x{code:02X}");
+        }
+    }
+
+    #[test]
+    fn unknown_code_is_shown_not_guessed() {
+        assert_eq!(Unit(0x41).to_string(), "unit 0x41");
+        assert_eq!(Unit(0xFF).quantity(), Quantity::Unknown);
+        assert!(!Unit(0x41).is_known());
+    }
+}

@@ -1,0 +1,415 @@
+//! Register values kept exactly: sign, integer mantissa and decimal exponent,
+//! as the meter sent them. The exponent is the precision: mantissa 3400 with
+//! exponent -2 prints `34.00`, never `34` and never `33.99999`.
+//!
+//! On the wire a value is `L | sigEx | mantissa (L bytes, big-endian)`, where
+//! sigEx bit 7 is the sign of the mantissa, bit 6 the sign of the exponent and
+//! bits 0..5 the exponent's magnitude.
+
+use std::fmt;
+
+use crate::unit::{Quantity, Unit};
+
+/// The widest mantissa accepted, in bytes. Meters send 1 to 8; a wider field
+/// is a line fault.
+pub const MAX_MANTISSA_LEN: usize = 16;
+
+/// Largest exponent magnitude sigEx can carry.
+pub const MAX_EXPONENT: i8 = 63;
+
+/// An exact decimal value: `(-1)^negative × mantissa × 10^exponent`, with the
+/// mantissa width it had on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Value {
+    negative: bool,
+    mantissa: u128,
+    exponent: i8,
+    width: u8,
+}
+
+/// A value field that cannot be decoded or a value that cannot be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// The length byte is 0.
+    #[error("value length is 0; a value needs at least 1 mantissa byte")]
+    ZeroLength,
+    /// The length byte is larger than any meter sends.
+    #[error("value length {len} is larger than {MAX_MANTISSA_LEN} bytes")]
+    TooWide {
+        /// The length found.
+        len: usize,
+    },
+    /// The field ends before its mantissa does.
+    #[error("value field truncated: {needed} bytes needed, {available} available")]
+    Truncated {
+        /// Bytes the field announces (length and sigEx included).
+        needed: usize,
+        /// Bytes there are.
+        available: usize,
+    },
+    /// The exponent is beyond ±63.
+    #[error("exponent {exponent} is outside -63..=63")]
+    ExponentOutOfRange {
+        /// The exponent asked for.
+        exponent: i32,
+    },
+    /// The mantissa does not fit the width asked for.
+    #[error("mantissa {mantissa} does not fit in {width} bytes")]
+    MantissaTooLarge {
+        /// The mantissa.
+        mantissa: u128,
+        /// The width asked for.
+        width: usize,
+    },
+}
+
+impl Value {
+    /// A value with an explicit mantissa width in bytes (1..=16).
+    pub fn from_parts(
+        negative: bool,
+        mantissa: u128,
+        exponent: i8,
+        width: usize,
+    ) -> Result<Value, ValueError> {
+        if width == 0 {
+            return Err(ValueError::ZeroLength);
+        }
+        if width > MAX_MANTISSA_LEN {
+            return Err(ValueError::TooWide { len: width });
+        }
+        if !(-MAX_EXPONENT..=MAX_EXPONENT).contains(&exponent) {
+            return Err(ValueError::ExponentOutOfRange {
+                exponent: exponent.into(),
+            });
+        }
+        if byte_len(mantissa) > width {
+            return Err(ValueError::MantissaTooLarge { mantissa, width });
+        }
+        let width = u8::try_from(width).map_err(|_| ValueError::TooWide { len: width })?;
+        Ok(Value {
+            negative,
+            mantissa,
+            exponent,
+            width,
+        })
+    }
+
+    /// `mantissa × 10^exponent` in the 4-byte width meters commonly use, wider
+    /// when the mantissa needs it. `Value::new(6344, -2)` is `63.44`.
+    pub fn new(mantissa: i128, exponent: i8) -> Result<Value, ValueError> {
+        let magnitude = mantissa.unsigned_abs();
+        Value::from_parts(
+            mantissa < 0,
+            magnitude,
+            exponent,
+            byte_len(magnitude).max(4),
+        )
+    }
+
+    /// Whether the sign bit is set (a negative zero keeps it).
+    pub fn is_negative(&self) -> bool {
+        self.negative
+    }
+
+    /// The mantissa's magnitude.
+    pub fn mantissa(&self) -> u128 {
+        self.mantissa
+    }
+
+    /// The decimal exponent: the value's precision.
+    pub fn exponent(&self) -> i8 {
+        self.exponent
+    }
+
+    /// Mantissa width on the wire, in bytes.
+    pub fn width(&self) -> usize {
+        usize::from(self.width)
+    }
+
+    /// The value as a float, for sinks that can only take floats. Loses the
+    /// exactness this type exists for; use [`fmt::Display`] where text will do.
+    pub fn to_f64(&self) -> f64 {
+        // Going through the exact decimal text gives the float nearest to the
+        // true value, which mantissa × powi(10, e) does not.
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+
+    /// Decodes a value field `L | sigEx | mantissa` at the start of `field`;
+    /// returns the value and the number of bytes it took.
+    pub fn decode_field(field: &[u8]) -> Result<(Value, usize), ValueError> {
+        let Some((&len, rest)) = field.split_first() else {
+            return Err(ValueError::Truncated {
+                needed: 2,
+                available: 0,
+            });
+        };
+        let len = usize::from(len);
+        if len == 0 {
+            return Err(ValueError::ZeroLength);
+        }
+        if len > MAX_MANTISSA_LEN {
+            return Err(ValueError::TooWide { len });
+        }
+        let needed = len + 2;
+        let Some((&sig_ex, mantissa_bytes)) = rest.split_first() else {
+            return Err(ValueError::Truncated {
+                needed,
+                available: field.len(),
+            });
+        };
+        let Some(mantissa_bytes) = mantissa_bytes.get(..len) else {
+            return Err(ValueError::Truncated {
+                needed,
+                available: field.len(),
+            });
+        };
+        let mantissa = mantissa_bytes
+            .iter()
+            .fold(0u128, |acc, &byte| (acc << 8) | u128::from(byte));
+        let magnitude = (sig_ex & 0x3F) as i8;
+        let exponent = if sig_ex & 0x40 != 0 {
+            -magnitude
+        } else {
+            magnitude
+        };
+        let value = Value::from_parts(sig_ex & 0x80 != 0, mantissa, exponent, len)?;
+        Ok((value, needed))
+    }
+
+    /// Appends the value field `L | sigEx | mantissa` to `out`.
+    pub fn encode_field(&self, out: &mut Vec<u8>) {
+        let mut sig_ex = self.exponent.unsigned_abs() & 0x3F;
+        if self.exponent < 0 {
+            sig_ex |= 0x40;
+        }
+        if self.negative {
+            sig_ex |= 0x80;
+        }
+        out.extend_from_slice(&[self.width, sig_ex]);
+        let bytes = self.mantissa.to_be_bytes();
+        out.extend(bytes.iter().skip(bytes.len().saturating_sub(self.width())));
+    }
+
+    /// The mantissa's bytes as on the wire (for ASCII and bit-field units).
+    fn mantissa_bytes(&self) -> Vec<u8> {
+        let bytes = self.mantissa.to_be_bytes();
+        bytes
+            .iter()
+            .skip(bytes.len().saturating_sub(self.width()))
+            .copied()
+            .collect()
+    }
+}
+
+/// Bytes needed to hold `mantissa` (at least 1).
+fn byte_len(mantissa: u128) -> usize {
+    let bits = 128 - mantissa.leading_zeros() as usize;
+    bits.div_ceil(8).max(1)
+}
+
+impl fmt::Display for Value {
+    /// The exact decimal: `34.00`, `0.251`, `-123.45`, `255000`. A negative
+    /// zero prints without its sign.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.mantissa.to_string();
+        if self.negative && self.mantissa != 0 {
+            f.write_str("-")?;
+        }
+        let exponent = usize::from(self.exponent.unsigned_abs());
+        if self.exponent >= 0 {
+            f.write_str(&digits)?;
+            if self.mantissa != 0 {
+                for _ in 0..exponent {
+                    f.write_str("0")?;
+                }
+            }
+            return Ok(());
+        }
+        let padded = format!("{digits:0>width$}", width = exponent + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - exponent);
+        write!(f, "{whole}.{fraction}")
+    }
+}
+
+/// One register as a meter reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegisterValue {
+    /// The register ID.
+    pub register: u16,
+    /// The unit the meter gave.
+    pub unit: Unit,
+    /// The exact value.
+    pub value: Value,
+}
+
+impl RegisterValue {
+    /// The value in its natural form where the unit calls for one (a date,
+    /// a time, text, flags); `None` for plain quantities, and for a value that
+    /// does not fit its unit's form (the exact value then stands alone).
+    pub fn natural(&self) -> Option<String> {
+        let whole =
+            (self.value.exponent == 0 && !self.value.negative).then_some(self.value.mantissa);
+        match (self.unit.code(), self.unit.quantity()) {
+            (0x2F, _) => whole.and_then(|hhmmss| time_of_day(hhmmss)),
+            (0x30, _) => whole
+                .and_then(|yymmdd| date(2000 + yymmdd / 10_000, yymmdd / 100 % 100, yymmdd % 100)),
+            (0x31, _) => whole
+                .and_then(|yyyymmdd| date(yyyymmdd / 10_000, yyyymmdd / 100 % 100, yyyymmdd % 100)),
+            (0x32, _) => whole.and_then(|mmdd| {
+                let (month, day) = (mmdd / 100, mmdd % 100);
+                valid_date(2000, month, day).then(|| format!("--{month:02}-{day:02}"))
+            }),
+            (0x40, _) => whole.and_then(|stamp| {
+                let (day, time) = (stamp / 1_000_000, stamp % 1_000_000);
+                let date = date(2000 + day / 10_000, day / 100 % 100, day % 100)?;
+                Some(format!("{date}T{}", time_of_day(time)?))
+            }),
+            (_, Quantity::Ascii) => {
+                let text: String = self
+                    .value
+                    .mantissa_bytes()
+                    .iter()
+                    .map(|&byte| char::from(byte))
+                    .collect();
+                let text = text.trim_start_matches('\0');
+                text.chars()
+                    .all(|c| c.is_ascii_graphic() || c == ' ')
+                    .then(|| text.to_owned())
+            }
+            (_, Quantity::BitField) => {
+                whole.map(|bits| format!("0b{bits:0width$b}", width = self.value.width() * 8))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn time_of_day(hhmmss: u128) -> Option<String> {
+    let (hour, minute, second) = (hhmmss / 10_000, hhmmss / 100 % 100, hhmmss % 100);
+    (hour < 24 && minute < 60 && second < 60).then(|| format!("{hour:02}:{minute:02}:{second:02}"))
+}
+
+fn date(year: u128, month: u128, day: u128) -> Option<String> {
+    valid_date(year, month, day).then(|| format!("{year:04}-{month:02}-{day:02}"))
+}
+
+fn valid_date(year: u128, month: u128, day: u128) -> bool {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    year <= 9999 && (1..=days_in_month).contains(&day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_exactly_with_the_meters_precision() {
+        for (mantissa, exponent, text) in [
+            (3400, -2, "34.00"),
+            (251, -3, "0.251"),
+            (-12345, -2, "-123.45"),
+            (255, 3, "255000"),
+            (6344, -2, "63.44"),
+            (0, -2, "0.00"),
+            (0, 3, "0"),
+            (5, -6, "0.000005"),
+            (1, 0, "1"),
+        ] {
+            assert_eq!(
+                Value::new(mantissa, exponent).unwrap().to_string(),
+                text,
+                "{mantissa}e{exponent}"
+            );
+        }
+    }
+
+    #[test]
+    fn float_conversion_is_the_nearest_float() {
+        assert_eq!(Value::new(6344, -2).unwrap().to_f64(), 63.44);
+    }
+
+    #[test]
+    fn field_round_trip_keeps_width() {
+        let (value, used) =
+            Value::decode_field(&[0x04, 0x42, 0x00, 0x00, 0x18, 0xC8, 0xEE]).unwrap();
+        assert_eq!(
+            (value.to_string(), used, value.width()),
+            ("63.44".to_owned(), 6, 4)
+        );
+        let mut out = Vec::new();
+        value.encode_field(&mut out);
+        assert_eq!(out, [0x04, 0x42, 0x00, 0x00, 0x18, 0xC8]);
+    }
+
+    #[test]
+    fn bad_fields_are_errors() {
+        assert_eq!(
+            Value::decode_field(&[]),
+            Err(ValueError::Truncated {
+                needed: 2,
+                available: 0
+            })
+        );
+        assert_eq!(
+            Value::decode_field(&[0x00, 0x00]),
+            Err(ValueError::ZeroLength)
+        );
+        assert_eq!(
+            Value::decode_field(&[0x11, 0x00]),
+            Err(ValueError::TooWide { len: 17 })
+        );
+        assert_eq!(
+            Value::decode_field(&[0x04, 0x42, 0x00]),
+            Err(ValueError::Truncated {
+                needed: 6,
+                available: 3
+            })
+        );
+        assert_eq!(
+            Value::new(1, 64),
+            Err(ValueError::ExponentOutOfRange { exponent: 64 })
+        );
+        assert_eq!(
+            Value::from_parts(false, 256, 0, 1),
+            Err(ValueError::MantissaTooLarge {
+                mantissa: 256,
+                width: 1
+            })
+        );
+    }
+
+    #[test]
+    fn natural_forms() {
+        let check = |unit: u8, mantissa: i128, width: usize, expected: Option<&str>| {
+            let value = Value::from_parts(mantissa < 0, mantissa.unsigned_abs(), 0, width).unwrap();
+            let register = RegisterValue {
+                register: 1,
+                unit: Unit(unit),
+                value,
+            };
+            assert_eq!(
+                register.natural().as_deref(),
+                expected,
+                "unit 0x{unit:02X} mantissa {mantissa}"
+            );
+        };
+        check(0x30, 251124, 4, Some("2025-11-24"));
+        check(0x30, 251324, 4, None);
+        check(0x31, 20240229, 4, Some("2024-02-29"));
+        check(0x31, 20230229, 4, None);
+        check(0x32, 1124, 4, Some("--11-24"));
+        check(0x2F, 235959, 4, Some("23:59:59"));
+        check(0x2F, 246000, 4, None);
+        check(0x40, 251124153000, 8, Some("2025-11-24T15:30:00"));
+        check(0x36, 0x4B414D, 4, Some("KAM"));
+        check(0x3B, 0b101, 1, Some("0b00000101"));
+        check(0x08, 1234, 4, None);
+    }
+}

@@ -9,7 +9,7 @@
 //! - [`frame`]: one frame on the wire (start byte, address, CID, data, CRC, stop);
 //! - [`splitter`]: cuts an arbitrary byte stream into frames and ACKs, skipping garbage;
 //! - [`message`]: the commands (GetType, GetRegister, ...) in both directions;
-//! - [`value`] and [`unit`]: register values kept exactly, with their unit;
+//! - [`value`](mod@value) and [`unit`](mod@unit): register values kept exactly, with their unit;
 //! - [`catalogue`]: the registers each meter model is known to have.
 //!
 //! ```
@@ -46,4 +46,4 @@ pub use frame::{Direction, Frame, FrameError};
 pub use message::{Command, MessageError, Request, Response};
 pub use splitter::{Event, Splitter};
 pub use unit::Unit;
-pub use value::{RegisterValue, Value};
+pub use value::{ParseValueError, RegisterValue, Value};

@@ -6,7 +6,9 @@
 //! sigEx bit 7 is the sign of the mantissa, bit 6 the sign of the exponent and
 //! bits 0..5 the exponent's magnitude.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::str::FromStr;
 
 use crate::unit::{Quantity, Unit};
 
@@ -201,6 +203,95 @@ impl Value {
     }
 }
 
+impl Value {
+    /// Compares two values exactly, whatever their precision: `34.00` equals
+    /// `34`, `-0.5` is below `0.01`. Thresholds use this, never floats.
+    pub fn compare(&self, other: &Value) -> Ordering {
+        let sign = |value: &Value| {
+            if value.mantissa == 0 {
+                0
+            } else if value.negative {
+                -1
+            } else {
+                1
+            }
+        };
+        let (left_sign, right_sign) = (sign(self), sign(other));
+        if left_sign != right_sign || left_sign == 0 {
+            return left_sign.cmp(&right_sign);
+        }
+        let magnitudes =
+            compare_magnitudes(self.mantissa, self.exponent, other.mantissa, other.exponent);
+        if left_sign < 0 {
+            magnitudes.reverse()
+        } else {
+            magnitudes
+        }
+    }
+}
+
+/// Compares `a × 10^ea` with `b × 10^eb` without overflow: bring both to the
+/// smaller exponent while the scaled mantissa fits, else compare digit counts.
+fn compare_magnitudes(a: u128, ea: i8, b: u128, eb: i8) -> Ordering {
+    let (scaled, exact, flip) = if ea >= eb {
+        (a, b, false)
+    } else {
+        (b, a, true)
+    };
+    let shift = u32::from(ea.abs_diff(eb));
+    let ordering = match 10u128
+        .checked_pow(shift)
+        .and_then(|factor| scaled.checked_mul(factor))
+    {
+        Some(scaled) => scaled.cmp(&exact),
+        // The scaled side has more than 38 digits: larger than any u128,
+        // unless it is zero, which `compare` has ruled out.
+        None => Ordering::Greater,
+    };
+    if flip { ordering.reverse() } else { ordering }
+}
+
+impl FromStr for Value {
+    type Err = ParseValueError;
+
+    /// Parses an exact decimal such as `63.44`, `-0.5` or `1200`; the number of
+    /// decimals becomes the exponent, so `34.00` keeps its precision.
+    fn from_str(text: &str) -> Result<Value, ParseValueError> {
+        let invalid = || ParseValueError {
+            text: text.to_owned(),
+        };
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        if whole.is_empty() && fraction.is_empty()
+            || !whole
+                .chars()
+                .chain(fraction.chars())
+                .all(|c| c.is_ascii_digit())
+        {
+            return Err(invalid());
+        }
+        let exponent = i8::try_from(fraction.len())
+            .ok()
+            .filter(|&len| len <= MAX_EXPONENT)
+            .ok_or_else(invalid)?;
+        let mantissa: u128 = format!("{whole}{fraction}")
+            .parse()
+            .map_err(|_| invalid())?;
+        let width = byte_len(mantissa).max(4);
+        Value::from_parts(negative, mantissa, -exponent, width).map_err(|_| invalid())
+    }
+}
+
+/// Text that is not an exact decimal number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{text}' is not a decimal number such as 63.44, -0.5 or 1200")]
+pub struct ParseValueError {
+    text: String,
+}
+
 /// Bytes needed to hold `mantissa` (at least 1).
 fn byte_len(mantissa: u128) -> usize {
     let bits = 128 - mantissa.leading_zeros() as usize;
@@ -250,7 +341,7 @@ impl RegisterValue {
         let whole =
             (self.value.exponent == 0 && !self.value.negative).then_some(self.value.mantissa);
         match (self.unit.code(), self.unit.quantity()) {
-            (0x2F, _) => whole.and_then(|hhmmss| time_of_day(hhmmss)),
+            (0x2F, _) => whole.and_then(time_of_day),
             (0x30, _) => whole
                 .and_then(|yymmdd| date(2000 + yymmdd / 10_000, yymmdd / 100 % 100, yymmdd % 100)),
             (0x31, _) => whole
@@ -294,7 +385,7 @@ fn date(year: u128, month: u128, day: u128) -> Option<String> {
 }
 
 fn valid_date(year: u128, month: u128, day: u128) -> bool {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
     let days_in_month = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -328,6 +419,51 @@ mod tests {
                 "{mantissa}e{exponent}"
             );
         }
+    }
+
+    #[test]
+    fn parses_exact_decimals() {
+        for (text, shown) in [
+            ("63.44", "63.44"),
+            ("-0.5", "-0.5"),
+            ("1200", "1200"),
+            ("+7", "7"),
+            ("34.00", "34.00"),
+            (".5", "0.5"),
+        ] {
+            assert_eq!(text.parse::<Value>().unwrap().to_string(), shown, "{text}");
+        }
+        for bad in ["", "-", ".", "1.2.3", "1e5", "12a", " 1"] {
+            assert!(bad.parse::<Value>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn compares_exactly_across_precisions() {
+        let value = |text: &str| text.parse::<Value>().unwrap();
+        for (left, right, expected) in [
+            ("34.00", "34", Ordering::Equal),
+            ("-0.5", "0.01", Ordering::Less),
+            ("0.00", "-0", Ordering::Equal),
+            ("90.01", "90", Ordering::Greater),
+            ("-90.01", "-90", Ordering::Less),
+            ("0.000001", "0", Ordering::Greater),
+        ] {
+            assert_eq!(
+                value(left).compare(&value(right)),
+                expected,
+                "{left} vs {right}"
+            );
+        }
+        let huge = Value::new(1, 63).unwrap();
+        assert_eq!(
+            huge.compare(&Value::new(i128::MAX, 0).unwrap()),
+            Ordering::Greater
+        );
+        assert_eq!(
+            Value::new(i128::MAX, 0).unwrap().compare(&huge),
+            Ordering::Less
+        );
     }
 
     #[test]

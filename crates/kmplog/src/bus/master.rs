@@ -1,0 +1,559 @@
+//! The master transaction: send one request and read until the reply frame
+//! from the addressed meter arrives or the timeout passes.
+//!
+//! On the way it ignores our own echo, garbage, frames for other addresses and
+//! frames of another master, and records each as a [`LineFault`] so callers can
+//! count line trouble. What the meter did (answered, answered badly, kept
+//! silent) is an [`Outcome`], never an error; only a failing line is an `Err`.
+
+use std::fmt;
+use std::time::Duration;
+
+use kmp::frame::{Direction, FrameError};
+use kmp::message::{MessageError, Request, Response, cid_name};
+use kmp::splitter::{Event, Splitter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::transport::{Line, TransportError};
+
+/// How to treat our own request coming back, as optical heads send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EchoMode {
+    /// Recognise our own request among the received frames and drop it.
+    #[default]
+    Auto,
+    /// The line echoes: drop as many received bytes as were sent, as long
+    /// as they are the bytes sent.
+    On,
+    /// The line does not echo: a request frame seen is another master's.
+    Off,
+}
+
+/// Timing and retries of the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterSettings {
+    /// How long to wait for the reply after the request has been sent.
+    pub timeout: Duration,
+    /// Further attempts after a silent or corrupt reply.
+    pub retries: u32,
+    /// Pause before a retry: a sleeping optical port needs a moment after
+    /// the frame that woke it.
+    pub retry_pause: Duration,
+    /// Echo handling.
+    pub echo: EchoMode,
+    /// Time one byte takes on the line (11 bit times at 8N2), added to the
+    /// timeout for each byte of the request, which the port still has to
+    /// send when the write returns. Zero for TCP.
+    pub byte_time: Duration,
+}
+
+impl Default for MasterSettings {
+    /// 1600 ms timeout, one retry after 200 ms, echo auto.
+    fn default() -> Self {
+        MasterSettings {
+            timeout: Duration::from_millis(1600),
+            retries: 1,
+            retry_pause: Duration::from_millis(200),
+            echo: EchoMode::Auto,
+            byte_time: Duration::ZERO,
+        }
+    }
+}
+
+/// What the meter did, after all attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A valid reply.
+    Response(Response),
+    /// A single ACK byte (the reply to SetClock).
+    Ack,
+    /// Nothing from the addressed meter within the timeout.
+    NoReply,
+    /// A reply frame from the meter that could not be decoded (CRC error,
+    /// truncated, bad stuffing).
+    BadFrame(FrameError),
+    /// A valid frame whose content does not fit the command.
+    BadMessage(MessageError),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Response(_) => f.write_str("reply"),
+            Outcome::Ack => f.write_str("ACK"),
+            Outcome::NoReply => f.write_str("no reply"),
+            Outcome::BadFrame(error) => write!(f, "invalid reply frame: {error}"),
+            Outcome::BadMessage(error) => write!(f, "invalid reply: {error}"),
+        }
+    }
+}
+
+/// Something on the line that was not the awaited reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineFault {
+    /// Bytes outside any frame.
+    Garbage(usize),
+    /// A frame that could not be decoded.
+    Malformed(FrameError),
+    /// A reply from another address.
+    WrongAddress(u8),
+    /// A reply from the addressed meter to another command.
+    WrongCommand(u8),
+    /// A request frame that is not our echo: another master on the line.
+    ForeignRequest(u8),
+    /// An ACK where a frame was awaited.
+    UnexpectedAck,
+    /// Bytes or frames left from before this transaction.
+    Stale,
+}
+
+impl fmt::Display for LineFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineFault::Garbage(count) => write!(f, "{count} bytes of garbage"),
+            LineFault::Malformed(error) => write!(f, "invalid frame: {error}"),
+            LineFault::WrongAddress(address) => write!(f, "reply from address {address}"),
+            LineFault::WrongCommand(cid) => write!(f, "reply to {}", cid_name(*cid)),
+            LineFault::ForeignRequest(address) => {
+                write!(f, "request to address {address} from another master")
+            }
+            LineFault::UnexpectedAck => f.write_str("unexpected ACK"),
+            LineFault::Stale => f.write_str("data left over from an earlier transaction"),
+        }
+    }
+}
+
+/// The result of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// What the meter did.
+    pub outcome: Outcome,
+    /// Requests sent (1 plus retries used).
+    pub attempts: u32,
+    /// Everything else seen on the line meanwhile.
+    pub faults: Vec<LineFault>,
+}
+
+/// Runs transactions on one line. It owns the line: nothing else may read or
+/// write it, so at most one request is ever in flight.
+pub struct Master<L> {
+    line: L,
+    name: String,
+    settings: MasterSettings,
+    splitter: Splitter,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Done(Outcome),
+    /// Nothing usable; `Some` when the meter sent a corrupt reply.
+    Failed(Option<Outcome>),
+}
+
+impl<L: Line> Master<L> {
+    /// A master on `line`; `name` says which line in errors.
+    pub fn new(line: L, name: impl Into<String>, settings: MasterSettings) -> Self {
+        Master {
+            line,
+            name: name.into(),
+            settings,
+            splitter: Splitter::new(),
+        }
+    }
+
+    /// Changes timeout, retries and echo handling for the next transactions
+    /// (each request of a queue has its own).
+    pub fn set_settings(&mut self, settings: MasterSettings) {
+        self.settings = settings;
+    }
+
+    /// Sends `request` to the meter at `address` and waits for its reply,
+    /// retrying as configured.
+    pub async fn transact(
+        &mut self,
+        address: u8,
+        request: &Request,
+    ) -> Result<Exchange, TransportError> {
+        let wire = request.to_frame(address).encode();
+        let mut faults = Vec::new();
+        let mut last_failure = None;
+        for attempt in 1..=self.settings.retries.saturating_add(1) {
+            if attempt > 1 {
+                tokio::time::sleep(self.settings.retry_pause).await;
+            }
+            match self.attempt(address, request, &wire, &mut faults).await? {
+                Attempt::Done(outcome) => {
+                    return Ok(Exchange {
+                        outcome,
+                        attempts: attempt,
+                        faults,
+                    });
+                }
+                Attempt::Failed(failure) => last_failure = failure.or(last_failure),
+            }
+        }
+        let attempts = self.settings.retries.saturating_add(1);
+        Ok(Exchange {
+            outcome: last_failure.unwrap_or(Outcome::NoReply),
+            attempts,
+            faults,
+        })
+    }
+
+    async fn attempt(
+        &mut self,
+        address: u8,
+        request: &Request,
+        wire: &[u8],
+        faults: &mut Vec<LineFault>,
+    ) -> Result<Attempt, TransportError> {
+        self.drop_stale_input(faults);
+        self.line
+            .write_all(wire)
+            .await
+            .map_err(|source| self.io_error(source))?;
+        self.line
+            .flush()
+            .await
+            .map_err(|source| self.io_error(source))?;
+        let sending = self
+            .settings
+            .byte_time
+            .saturating_mul(u32::try_from(wire.len()).unwrap_or(u32::MAX));
+        let deadline = Instant::now() + sending + self.settings.timeout;
+        let mut echo_left = if self.settings.echo == EchoMode::On {
+            wire
+        } else {
+            &[][..]
+        };
+        let mut buffer = [0u8; 512];
+        loop {
+            let received =
+                match tokio::time::timeout_at(deadline, self.line.read(&mut buffer)).await {
+                    Err(_elapsed) => {
+                        // A reply cut short shows only now, when no stop byte came.
+                        let events: Vec<Event> = self.splitter.finish().collect();
+                        let ended = events.into_iter().find_map(|event| {
+                            judge(event, address, request, wire, self.settings.echo, faults)
+                        });
+                        return Ok(ended.unwrap_or(Attempt::Failed(None)));
+                    }
+                    Ok(Err(source)) => return Err(self.io_error(source)),
+                    Ok(Ok(0)) => {
+                        return Err(TransportError::Closed {
+                            endpoint: self.name.clone(),
+                        });
+                    }
+                    Ok(Ok(count)) => buffer.get(..count).unwrap_or_default(),
+                };
+            let echoed = received
+                .iter()
+                .zip(echo_left)
+                .take_while(|(got, sent)| got == sent)
+                .count();
+            echo_left = if echoed == received.len() {
+                echo_left.get(echoed..).unwrap_or_default()
+            } else {
+                &[]
+            };
+            self.splitter
+                .push(received.get(echoed..).unwrap_or_default());
+            while let Some(event) = self.splitter.next_event() {
+                if let Some(attempt) =
+                    judge(event, address, request, wire, self.settings.echo, faults)
+                {
+                    return Ok(attempt);
+                }
+            }
+        }
+    }
+
+    /// Bytes that arrived between transactions (a late reply, noise) belong
+    /// to no request: report them instead of mistaking them for the answer.
+    fn drop_stale_input(&mut self, faults: &mut Vec<LineFault>) {
+        if self.splitter.finish().count() > 0 {
+            faults.push(LineFault::Stale);
+        }
+    }
+
+    fn io_error(&self, source: std::io::Error) -> TransportError {
+        TransportError::Io {
+            endpoint: self.name.clone(),
+            source,
+        }
+    }
+}
+
+/// Decides what one event means for the transaction: `Some` ends the attempt.
+fn judge(
+    event: Event,
+    address: u8,
+    request: &Request,
+    wire: &[u8],
+    echo: EchoMode,
+    faults: &mut Vec<LineFault>,
+) -> Option<Attempt> {
+    match event {
+        Event::Frame(frame) if frame.direction == Direction::ToMeter => {
+            let is_echo = echo != EchoMode::Off && frame.encode() == wire;
+            if !is_echo {
+                faults.push(LineFault::ForeignRequest(frame.address));
+            }
+            None
+        }
+        Event::Frame(frame) if frame.address != address => {
+            faults.push(LineFault::WrongAddress(frame.address));
+            None
+        }
+        Event::Frame(frame) if frame.cid != request.cid() => {
+            faults.push(LineFault::WrongCommand(frame.cid));
+            None
+        }
+        Event::Frame(frame) => Some(match Response::decode(&frame) {
+            Ok(response) => Attempt::Done(Outcome::Response(response)),
+            Err(error) => Attempt::Failed(Some(Outcome::BadMessage(error))),
+        }),
+        Event::Ack if request.cid() == kmp::Command::SetClock.cid() => {
+            Some(Attempt::Done(Outcome::Ack))
+        }
+        Event::Ack => {
+            faults.push(LineFault::UnexpectedAck);
+            None
+        }
+        Event::Garbage(bytes) => {
+            faults.push(LineFault::Garbage(bytes.len()));
+            None
+        }
+        // A corrupt reply ends the attempt at once: the meter has spoken and
+        // will not speak again, so waiting out the timeout gains nothing.
+        Event::Malformed { error, bytes } if is_reply_from(&bytes, address) => {
+            faults.push(LineFault::Malformed(error.clone()));
+            Some(Attempt::Failed(Some(Outcome::BadFrame(error))))
+        }
+        Event::Malformed { error, .. } => {
+            faults.push(LineFault::Malformed(error));
+            None
+        }
+    }
+}
+
+/// Whether raw frame bytes start like a reply from `address` (unstuffed
+/// address byte, or the stuffed form of an address that needs escaping).
+fn is_reply_from(bytes: &[u8], address: u8) -> bool {
+    match bytes {
+        [
+            kmp::frame::START_FROM_METER,
+            kmp::frame::ESCAPE,
+            escaped,
+            ..,
+        ] => escaped ^ 0xFF == address,
+        [kmp::frame::START_FROM_METER, first, ..] => *first == address,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmp::Frame;
+    use kmp::unit::Unit;
+    use kmp::value::{RegisterValue, Value};
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    const ADDRESS: u8 = 63;
+
+    fn settings(retries: u32, echo: EchoMode) -> MasterSettings {
+        MasterSettings {
+            retries,
+            echo,
+            ..MasterSettings::default()
+        }
+    }
+
+    fn registers_reply(address: u8) -> Vec<u8> {
+        let value = RegisterValue {
+            register: 60,
+            unit: Unit(8),
+            value: Value::new(123_456, -3).unwrap(),
+        };
+        Response::Registers(vec![value]).to_frame(address).encode()
+    }
+
+    /// Plays a line: waits for each request, then writes the scripted bytes
+    /// (`None` = stay silent for that attempt).
+    async fn meter(mut line: DuplexStream, script: Vec<Option<Vec<u8>>>) {
+        let mut splitter = Splitter::new();
+        let mut buffer = [0u8; 256];
+        for reply in script {
+            'request: loop {
+                let count = line.read(&mut buffer).await.unwrap();
+                for event in splitter.feed(&buffer[..count]) {
+                    if matches!(event, Event::Frame(_)) {
+                        break 'request;
+                    }
+                }
+            }
+            if let Some(bytes) = reply {
+                line.write_all(&bytes).await.unwrap();
+            }
+        }
+        // Keep the line open so the master times out instead of seeing EOF.
+        let _ = line.read(&mut buffer).await;
+    }
+
+    async fn run(script: Vec<Option<Vec<u8>>>, settings: MasterSettings) -> Exchange {
+        let (logger_end, meter_end) = tokio::io::duplex(1024);
+        tokio::spawn(meter(meter_end, script));
+        let mut master = Master::new(logger_end, "test line", settings);
+        let request = Request::get_register(&[60]).unwrap();
+        master.transact(ADDRESS, &request).await.unwrap()
+    }
+
+    fn expected_registers() -> Outcome {
+        Outcome::Response(
+            Response::decode(&Frame::decode(&registers_reply(ADDRESS)).unwrap()).unwrap(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reply_after_noise_echo_and_other_meters() {
+        let echo = Request::get_register(&[60])
+            .unwrap()
+            .to_frame(ADDRESS)
+            .encode();
+        let noisy = [
+            vec![0xFF, 0x00],
+            echo,
+            registers_reply(17),
+            registers_reply(ADDRESS),
+        ]
+        .concat();
+        let exchange = run(vec![Some(noisy)], settings(0, EchoMode::Auto)).await;
+        assert_eq!(exchange.outcome, expected_registers());
+        assert_eq!(
+            exchange.faults,
+            [LineFault::Garbage(2), LineFault::WrongAddress(17)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn echo_on_strips_the_request_bytes() {
+        let echo = Request::get_register(&[60])
+            .unwrap()
+            .to_frame(ADDRESS)
+            .encode();
+        let exchange = run(
+            vec![Some([echo, registers_reply(ADDRESS)].concat())],
+            settings(0, EchoMode::On),
+        )
+        .await;
+        assert_eq!(
+            (exchange.outcome, exchange.faults),
+            (expected_registers(), vec![])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn echo_off_counts_a_request_frame_as_another_masters() {
+        let echo = Request::get_register(&[60])
+            .unwrap()
+            .to_frame(ADDRESS)
+            .encode();
+        let exchange = run(
+            vec![Some([echo, registers_reply(ADDRESS)].concat())],
+            settings(0, EchoMode::Off),
+        )
+        .await;
+        assert_eq!(
+            (exchange.outcome, exchange.faults),
+            (
+                expected_registers(),
+                vec![LineFault::ForeignRequest(ADDRESS)]
+            )
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_meter_is_no_reply_after_every_attempt() {
+        let exchange = run(vec![None, None], settings(1, EchoMode::Auto)).await;
+        assert_eq!((exchange.outcome, exchange.attempts), (Outcome::NoReply, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wake_up_retry_gets_the_reply() {
+        let exchange = run(
+            vec![None, Some(registers_reply(ADDRESS))],
+            settings(1, EchoMode::Auto),
+        )
+        .await;
+        assert_eq!(
+            (exchange.outcome, exchange.attempts),
+            (expected_registers(), 2)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn corrupt_reply_is_retried_then_reported() {
+        let mut corrupt = registers_reply(ADDRESS);
+        // The unit byte (0x08 → 0x09): the CRC no longer matches.
+        assert_eq!(corrupt[5], 0x08);
+        corrupt[5] = 0x09;
+        let exchange = run(
+            vec![Some(corrupt.clone()), Some(corrupt)],
+            settings(1, EchoMode::Auto),
+        )
+        .await;
+        assert!(
+            matches!(exchange.outcome, Outcome::BadFrame(FrameError::Crc { .. })),
+            "{exchange:?}"
+        );
+        assert_eq!(exchange.attempts, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn truncated_reply_is_reported_at_the_timeout() {
+        let reply = registers_reply(ADDRESS);
+        let exchange = run(vec![Some(reply[..6].to_vec())], settings(0, EchoMode::Auto)).await;
+        assert_eq!(
+            exchange.outcome,
+            Outcome::BadFrame(FrameError::Truncated { len: 6 })
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reply_with_bad_content_is_a_bad_message() {
+        let reply = Frame::new(Direction::FromMeter, ADDRESS, 0x10, vec![0x00, 0x3C]).encode();
+        let exchange = run(vec![Some(reply)], settings(0, EchoMode::Auto)).await;
+        assert!(matches!(
+            exchange.outcome,
+            Outcome::BadMessage(MessageError::RegisterEntryTruncated { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_line_is_an_error_not_an_outcome() {
+        let (logger_end, meter_end) = tokio::io::duplex(64);
+        drop(meter_end);
+        let mut master = Master::new(logger_end, "test line", settings(0, EchoMode::Auto));
+        let error = master
+            .transact(ADDRESS, &Request::GetSerialNo)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TransportError::Io { .. } | TransportError::Closed { .. }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn reply_address_is_recognised_even_when_stuffed() {
+        assert!(is_reply_from(&[0x40, 0x3F, 0x10], 0x3F));
+        assert!(is_reply_from(&[0x40, 0x1B, 0x7F, 0x10], 0x80));
+        assert!(!is_reply_from(&[0x40, 0x11], 0x3F));
+        assert!(!is_reply_from(&[0x80, 0x3F], 0x3F));
+    }
+}

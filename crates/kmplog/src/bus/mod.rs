@@ -1,0 +1,10 @@
+//! A bus is one half-duplex line of meters. The [`master`] runs KMP
+//! transactions on it, one at a time: send a request, wait for the reply of
+//! the addressed meter or the timeout, and turn what happened into data.
+
+pub mod master;
+pub mod passive;
+pub mod state;
+pub mod task;
+
+pub use master::{EchoMode, Exchange, LineFault, Master, MasterSettings, Outcome};

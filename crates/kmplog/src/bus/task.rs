@@ -1,0 +1,403 @@
+//! The task that owns one bus: it runs the bus's queue on its schedules, one
+//! request at a time, addresses in turn, and turns every attempt into
+//! readings.
+//!
+//! Due requests run in queue order; a request that falls due while the bus is
+//! busy waits, and the ticks it missed are merged into one run (the next fire
+//! time is always computed strictly after the moment the run ends). A line
+//! that fails is reopened with back-off while the schedule goes on; requests
+//! that fall due meanwhile end as `line_down` readings.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use kmp::message::{Request, Response};
+use kmp_schedule::{Method, Schedule};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::master::{Master, MasterSettings, Outcome};
+use super::state::{BusState, RequestState, SharedState};
+use crate::clock::Clock;
+use crate::config::{BusConfig, BusEndpoint, RequestConfig};
+use crate::reading::{CounterGuard, Reading, Status};
+use crate::transport::{BoxedLine, Endpoint};
+
+/// First pause before reopening a failed line; doubles up to [`MAX_BACKOFF`].
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest pause between attempts to reopen a line.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What a bus task needs from the rest of the logger.
+#[derive(Clone)]
+pub struct BusContext {
+    /// Time source.
+    pub clock: Clock,
+    /// Time zone of the schedules.
+    pub zone: TimeZone,
+    /// Named events: the task listens for its event requests and fires
+    /// completion, failure and threshold events.
+    pub events: broadcast::Sender<String>,
+    /// Where readings go.
+    pub readings: mpsc::UnboundedSender<Vec<Reading>>,
+    /// Stops the task.
+    pub shutdown: CancellationToken,
+}
+
+/// One request with its schedule.
+struct Planned {
+    config: RequestConfig,
+    schedule: Schedule,
+    next: Option<Timestamp>,
+    triggered: bool,
+}
+
+/// Which side of a threshold a value was on, to fire on crossings only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Inside,
+    Beyond,
+}
+
+/// The line and what it takes to reopen it.
+struct Connection {
+    endpoint: Endpoint,
+    master: Option<Master<BoxedLine>>,
+    opened_before: bool,
+    backoff: Duration,
+    retry_at: Option<Timestamp>,
+}
+
+/// Runs one bus until shutdown.
+pub async fn run_bus(config: BusConfig, state: SharedState, context: BusContext) {
+    let start = context.clock.now().to_zoned_datetime(context.zone.clone());
+    let mut planned: Vec<Planned> = config
+        .requests
+        .iter()
+        .filter(|request| request.send)
+        .map(|request| {
+            let schedule = Schedule::new(request.method.clone(), &start);
+            let next = schedule.first().map(|zoned| zoned.timestamp());
+            Planned {
+                config: request.clone(),
+                schedule,
+                next,
+                triggered: false,
+            }
+        })
+        .collect();
+    let mut connection = Connection {
+        endpoint: endpoint_of(&config.endpoint),
+        master: None,
+        opened_before: false,
+        backoff: MIN_BACKOFF,
+        retry_at: None,
+    };
+    let mut events = context.events.subscribe();
+    let mut guard = CounterGuard::default();
+    let mut sides: HashMap<(usize, u8, usize), Side> = HashMap::new();
+    publish_plan(&state, &planned);
+
+    loop {
+        let now = context.clock.now();
+        let due: Vec<usize> = planned
+            .iter()
+            .enumerate()
+            .filter(|(_, plan)| plan.triggered || plan.next.is_some_and(|next| next <= now))
+            .map(|(index, _)| index)
+            .collect();
+        if !due.is_empty() {
+            for index in due {
+                if context.shutdown.is_cancelled() {
+                    return;
+                }
+                let Some(plan) = planned.get_mut(index) else {
+                    continue;
+                };
+                plan.triggered = false;
+                let readings =
+                    run_request(&config, &plan.config, &mut connection, &state, &context).await;
+                let ended = context.clock.now();
+                // Strictly after the end of the run: ticks missed while the
+                // bus was busy are merged into the run that just happened.
+                plan.next = plan
+                    .schedule
+                    .next_after(&ended.to_zoned_datetime(context.zone.clone()))
+                    .map(|zoned| zoned.timestamp());
+                fire_events(index, &plan.config, &readings, &mut sides, &context.events);
+                let mut readings = readings;
+                for reading in &mut readings {
+                    guard.check(reading);
+                }
+                {
+                    let mut state = state.lock();
+                    if let Some(request) = state.requests.get_mut(index) {
+                        request.last_run = Some(ended);
+                        request.next_run = plan.next;
+                        request.last_result = Some(summarize(&readings));
+                    }
+                }
+                let _ = context.readings.send(readings);
+            }
+            continue;
+        }
+        let wake = planned.iter().filter_map(|plan| plan.next).min();
+        tokio::select! {
+            () = context.shutdown.cancelled() => return,
+            () = sleep_until_option(&context.clock, wake) => {}
+            event = events.recv() => match event {
+                Ok(name) => {
+                    for plan in &mut planned {
+                        if matches!(&plan.config.method, Method::Event(wanted) if *wanted == name) {
+                            plan.triggered = true;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+async fn sleep_until_option(clock: &Clock, when: Option<Timestamp>) {
+    match when {
+        Some(when) => clock.sleep_until(when).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) fn endpoint_of(endpoint: &BusEndpoint) -> Endpoint {
+    match endpoint {
+        BusEndpoint::Serial(settings) => Endpoint::Serial(settings.clone()),
+        BusEndpoint::Tcp(settings) => Endpoint::Tcp(settings.clone()),
+        BusEndpoint::Udp { address } => Endpoint::Udp(address.clone()),
+    }
+}
+
+fn publish_plan(state: &SharedState, planned: &[Planned]) {
+    let mut state = state.lock();
+    state.requests = planned
+        .iter()
+        .map(|plan| RequestState {
+            description: plan.config.description.clone(),
+            method: plan.config.method.to_string(),
+            last_run: None,
+            next_run: plan.next,
+            last_result: None,
+        })
+        .collect();
+}
+
+/// Runs one request on every address in turn.
+async fn run_request(
+    bus: &BusConfig,
+    request: &RequestConfig,
+    connection: &mut Connection,
+    state: &SharedState,
+    context: &BusContext,
+) -> Vec<Reading> {
+    let registers: Vec<u16> = request.items.iter().map(|item| item.register).collect();
+    let Ok(get_register) = Request::get_register(&registers) else {
+        // The configuration check guarantees 1 to 8 registers, none 0.
+        return Vec::new();
+    };
+    let settings = MasterSettings {
+        timeout: request.timeout,
+        retries: request.retries,
+        retry_pause: bus.retry_pause,
+        echo: bus.echo,
+        byte_time: connection.endpoint.byte_time(),
+    };
+    let mut readings = Vec::new();
+    for &address in &request.addresses {
+        let outcome = match connection.master(&context.clock, state).await {
+            Some(master) => {
+                master.set_settings(settings.clone());
+                match master.transact(address, &get_register).await {
+                    Ok(exchange) => {
+                        record_exchange(state, &exchange.outcome, exchange.faults.len());
+                        Ok(exchange.outcome)
+                    }
+                    Err(error) => {
+                        connection.failed(&context.clock, state, error.to_string());
+                        Err(())
+                    }
+                }
+            }
+            None => Err(()),
+        };
+        let time = context.clock.now();
+        readings.extend(request.items.iter().map(|item| {
+            let (value, status) = match &outcome {
+                Ok(Outcome::Response(Response::Registers(values))) => {
+                    match values.iter().find(|value| value.register == item.register) {
+                        Some(found) => (Some((found.value, found.unit)), Status::Ok),
+                        None => (None, Status::NotAnswered),
+                    }
+                }
+                Ok(other) => (None, Status::of_failed(other)),
+                Err(()) => (None, Status::LineDown),
+            };
+            Reading {
+                time,
+                bus: bus.name.clone(),
+                address,
+                request: request.description.clone(),
+                register: item.register,
+                name: item.export_name.clone(),
+                value,
+                status,
+            }
+        }));
+    }
+    readings
+}
+
+fn record_exchange(state: &SharedState, outcome: &Outcome, faults: usize) {
+    let mut state = state.lock();
+    state.polls += 1;
+    state.faults += faults as u64;
+    if *outcome == Outcome::NoReply {
+        state.timeouts += 1;
+    }
+}
+
+impl Connection {
+    /// The open line, opening it if it is closed and its back-off has passed.
+    async fn master(
+        &mut self,
+        clock: &Clock,
+        state: &SharedState,
+    ) -> Option<&mut Master<BoxedLine>> {
+        if self.master.is_none() {
+            if self.retry_at.is_some_and(|at| clock.now() < at) {
+                return None;
+            }
+            match self.endpoint.open().await {
+                Ok(line) => {
+                    self.master = Some(Master::new(
+                        line,
+                        self.endpoint.to_string(),
+                        MasterSettings::default(),
+                    ));
+                    self.backoff = MIN_BACKOFF;
+                    self.retry_at = None;
+                    let mut state = state.lock();
+                    state.connected = true;
+                    if self.opened_before {
+                        state.reconnects += 1;
+                    }
+                    self.opened_before = true;
+                }
+                Err(error) => {
+                    self.failed(clock, state, error.to_string());
+                    return None;
+                }
+            }
+        }
+        self.master.as_mut()
+    }
+
+    /// Drops the line and schedules the next attempt to open it.
+    fn failed(&mut self, clock: &Clock, state: &SharedState, error: String) {
+        self.master = None;
+        let backoff =
+            jiff::SignedDuration::try_from(self.backoff).unwrap_or(jiff::SignedDuration::MAX);
+        self.retry_at = clock.now().checked_add(backoff).ok();
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        line_failed(clock, state, error);
+    }
+}
+
+/// Records in the bus state that its line failed.
+pub(crate) fn line_failed(clock: &Clock, state: &SharedState, error: String) {
+    let mut state = state.lock();
+    state.connected = false;
+    state.last_error = Some((clock.now(), error));
+}
+
+/// Fires the request's completion or failure event and its threshold
+/// crossings.
+fn fire_events(
+    index: usize,
+    request: &RequestConfig,
+    readings: &[Reading],
+    sides: &mut HashMap<(usize, u8, usize), Side>,
+    events: &broadcast::Sender<String>,
+) {
+    let failed = readings.iter().any(|reading| {
+        matches!(
+            reading.status,
+            Status::Timeout
+                | Status::CrcError
+                | Status::BadFrame
+                | Status::BadReply
+                | Status::LineDown
+        )
+    });
+    let outcome_event = if failed {
+        &request.on_failure
+    } else {
+        &request.on_complete
+    };
+    if let Some(name) = outcome_event {
+        let _ = events.send(name.clone());
+    }
+    for (number, threshold) in request.thresholds.iter().enumerate() {
+        for reading in readings
+            .iter()
+            .filter(|reading| reading.name == threshold.export_name)
+        {
+            let Some((value, _)) = reading.value else {
+                continue;
+            };
+            let beyond = threshold
+                .above
+                .is_some_and(|limit| value.compare(&limit).is_gt())
+                || threshold
+                    .below
+                    .is_some_and(|limit| value.compare(&limit).is_lt());
+            let side = if beyond { Side::Beyond } else { Side::Inside };
+            let before = sides.insert((index, reading.address, number), side);
+            if side == Side::Beyond && before != Some(Side::Beyond) {
+                let _ = events.send(threshold.event.clone());
+            }
+        }
+    }
+}
+
+/// `ok`, or how many meters answered.
+fn summarize(readings: &[Reading]) -> String {
+    let mut meters: Vec<(u8, bool)> = Vec::new();
+    for reading in readings {
+        let answered = matches!(
+            reading.status,
+            Status::Ok | Status::Suspect | Status::NotAnswered
+        );
+        match meters
+            .iter_mut()
+            .find(|(address, _)| *address == reading.address)
+        {
+            Some((_, ok)) => *ok &= answered,
+            None => meters.push((reading.address, answered)),
+        }
+    }
+    let answered = meters.iter().filter(|(_, ok)| *ok).count();
+    if answered == meters.len() {
+        "ok".to_owned()
+    } else {
+        format!("{answered} of {} meters answered", meters.len())
+    }
+}
+
+/// The state a bus starts with.
+pub fn initial_state(config: &BusConfig) -> BusState {
+    BusState {
+        name: config.name.clone(),
+        endpoint: endpoint_of(&config.endpoint).to_string(),
+        ..BusState::default()
+    }
+}

@@ -1,0 +1,51 @@
+//! `kmplog check`: validate a configuration file and point at the line and
+//! column of every mistake, like a compiler.
+
+use std::path::PathBuf;
+
+use super::{Failure, Outcome};
+use crate::config::{self, Diagnostics, Severity};
+
+/// Options of `kmplog check`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  kmplog check examples/kmplog.toml\n\nPrints `FILE: OK (N buses, M requests)` and any warnings and exits 0, or prints every mistake with its line and column and exits 1."
+)]
+pub struct Args {
+    /// The configuration file, such as kmplog.toml.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Runs `kmplog check`.
+pub fn run(args: Args) -> Outcome {
+    let file_name = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|error| Failure::failed(format!("cannot read {file_name}: {error}")))?;
+    match config::parse(&text, &file_name) {
+        Ok((config, remarks)) => {
+            println!(
+                "{file_name}: OK ({}, {})",
+                plural(config.buses.len(), "bus", "buses"),
+                plural(config.request_count(), "request", "requests")
+            );
+            if !remarks.is_empty() {
+                eprintln!("{}", Diagnostics::new(file_name.as_str(), text, remarks));
+            }
+            Ok(())
+        }
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}\n");
+            let errors = diagnostics.count(Severity::Error);
+            Err(Failure::failed(format!(
+                "{file_name}: {}",
+                plural(errors, "mistake", "mistakes")
+            )))
+        }
+    }
+}
+
+/// `1 bus`, `2 buses`.
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}

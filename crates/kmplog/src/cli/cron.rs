@@ -1,0 +1,84 @@
+//! `kmplog cron`: the next fire times of a cron expression, to check a
+//! schedule before putting it in the configuration.
+
+use jiff::ZonedDateTime;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use kmp_schedule::{Cron, Method, Schedule};
+
+use super::{Failure, Outcome};
+
+/// Options of `kmplog cron`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kmplog cron '0 */15 * * * *' --count 4\n  kmplog cron '0 9 1-7 * Mon' --start 2026-11-01T00:00:00 --tz Europe/Copenhagen\n  kmplog cron '? ? * * *' --start 2026-11-25T08:25:00 --count 2"
+)]
+pub struct Args {
+    /// The expression: `second minute hour day-of-month month weekday`, or
+    /// five fields without the second. Quote it.
+    #[arg(value_name = "EXPR")]
+    expression: String,
+    /// Start time: RFC 3339 with offset (2026-03-29T01:00:00+01:00) or a
+    /// local date and time in --tz (2026-03-29T01:00:00); default now.
+    #[arg(long, value_name = "DATETIME")]
+    start: Option<String>,
+    /// How many fire times to print.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    count: u32,
+    /// Time zone (IANA name such as Europe/Copenhagen); default the system's.
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+}
+
+/// Runs `kmplog cron`.
+pub fn run(args: Args) -> Outcome {
+    let cron = Cron::parse(&args.expression).map_err(|error| {
+        let caret = format!("{}^", " ".repeat(error.position));
+        Failure::usage(format!(
+            "invalid cron expression: {error}\n  {}\n  {caret}",
+            args.expression
+        ))
+    })?;
+    let zone = match &args.tz {
+        Some(name) => {
+            TimeZone::get(name).map_err(|error| Failure::usage(format!("--tz {name}: {error}")))?
+        }
+        None => TimeZone::system(),
+    };
+    let start = match &args.start {
+        Some(text) => parse_start(text, &zone).map_err(Failure::usage)?,
+        None => jiff::Timestamp::now().to_zoned_datetime(zone),
+    };
+    let schedule = Schedule::new(Method::Cron(cron), &start);
+    let mut next = schedule.first();
+    let mut lines = Vec::new();
+    for _ in 0..args.count {
+        let Some(fire) = next else { break };
+        lines.push(fire.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string());
+        next = schedule.next_after(&fire);
+    }
+    if lines.is_empty() {
+        return Err(Failure::failed(format!(
+            "'{}' never fires within {} years of {}",
+            args.expression,
+            kmp_schedule::SEARCH_YEARS,
+            start.strftime("%Y-%m-%dT%H:%M:%S%:z")
+        )));
+    }
+    println!("{}", lines.join("\n"));
+    Ok(())
+}
+
+/// RFC 3339 with an offset (its instant, shown in `zone`), or a civil date
+/// and time taken in `zone`.
+fn parse_start(text: &str, zone: &TimeZone) -> Result<ZonedDateTime, String> {
+    if let Ok(instant) = text.parse::<jiff::Timestamp>() {
+        return Ok(instant.to_zoned_datetime(zone.clone()));
+    }
+    let civil: DateTime = text.parse().map_err(|_| {
+        format!("--start '{text}' is not a date and time; examples: 2026-03-29T01:00:00+01:00 or 2026-03-29T01:00:00")
+    })?;
+    civil
+        .to_zoned_datetime(zone.clone())
+        .map_err(|error| format!("--start '{text}': {error}"))
+}

@@ -1,0 +1,131 @@
+//! Options shared by the commands that talk to meters: which line, its
+//! settings, and the transaction's timeout, retries and echo handling.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kmp::message::Request;
+
+use crate::bus::{EchoMode, Exchange, Master, MasterSettings, Outcome};
+use crate::transport::serial::Framing;
+use crate::transport::{BoxedLine, Endpoint, SerialSettings, TcpSettings};
+
+use super::Failure;
+
+/// How to reach the meters.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LineArgs {
+    /// Serial port of the line, such as /dev/ttyUSB0.
+    #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
+    serial: Option<PathBuf>,
+    /// TCP serial-to-Ethernet gateway, such as 192.168.1.50:4001.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    tcp: Option<String>,
+    /// Baud rate of the serial port.
+    #[arg(long, value_name = "N", default_value_t = 1200, value_parser = clap::value_parser!(u32).range(300..=115_200))]
+    baud: u32,
+    /// Data bits, parity and stop bits of the serial port, such as 8N2 or 8N1.
+    #[arg(long, value_name = "BITS", default_value = "8N2")]
+    framing: Framing,
+    /// Echo of our own request by an optical head: drop it when recognised
+    /// (auto), always expect it (on), or never (off).
+    #[arg(long, value_enum, default_value_t = EchoMode::Auto)]
+    echo: EchoMode,
+    /// How long to wait for a meter's reply, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1600, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    timeout: u64,
+    /// Further attempts when a meter does not answer (the first retry wakes a
+    /// sleeping optical port).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10))]
+    retries: u32,
+}
+
+fn parse_host_port(text: &str) -> Result<String, String> {
+    let hint = "expected HOST:PORT, such as 192.168.1.50:4001 or localhost:7063";
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{text}' has no port; {hint}"))?;
+    if host.is_empty() {
+        return Err(format!("'{text}' has no host; {hint}"));
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(text.to_owned()),
+        _ => Err(format!("'{port}' is not a port number 1 to 65535; {hint}")),
+    }
+}
+
+impl LineArgs {
+    /// The line these options name.
+    pub fn endpoint(&self) -> Result<Endpoint, Failure> {
+        match (&self.serial, &self.tcp) {
+            (Some(path), _) => Ok(Endpoint::Serial(SerialSettings {
+                baud: self.baud,
+                data_bits: self.framing.data_bits,
+                parity: self.framing.parity,
+                stop_bits: self.framing.stop_bits,
+                ..SerialSettings::new(path)
+            })),
+            (None, Some(address)) => Ok(Endpoint::Tcp(TcpSettings::new(address.clone()))),
+            (None, None) => Err(Failure::usage(
+                "name the line: --serial PATH (such as /dev/ttyUSB0) or --tcp HOST:PORT (such as 192.168.1.50:4001)",
+            )),
+        }
+    }
+
+    /// The timeout as given, for messages.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout)
+    }
+
+    /// Opens the line and puts a master on it.
+    pub async fn connect(&self) -> Result<MeterLine, Failure> {
+        let endpoint = self.endpoint()?;
+        let byte_time = endpoint.byte_time();
+        let settings = MasterSettings {
+            timeout: self.timeout(),
+            retries: self.retries,
+            echo: self.echo,
+            byte_time,
+            ..MasterSettings::default()
+        };
+        let line = endpoint
+            .open()
+            .await
+            .map_err(|error| Failure::failed(error.to_string()))?;
+        Ok(MeterLine {
+            master: Master::new(line, endpoint.to_string(), settings),
+            timeout: self.timeout(),
+        })
+    }
+}
+
+/// An open line with its master, for one-shot commands.
+pub struct MeterLine {
+    master: Master<BoxedLine>,
+    timeout: Duration,
+}
+
+impl MeterLine {
+    /// Runs one transaction; a failing line is a [`Failure`].
+    pub async fn transact(&mut self, address: u8, request: &Request) -> Result<Exchange, Failure> {
+        self.master
+            .transact(address, request)
+            .await
+            .map_err(|error| Failure::failed(error.to_string()))
+    }
+
+    /// Why a transaction gave no usable reply, for a person.
+    pub fn explain(&self, address: u8, exchange: &Exchange) -> String {
+        let attempts = match exchange.attempts {
+            1 => "1 attempt".to_owned(),
+            count => format!("{count} attempts"),
+        };
+        match &exchange.outcome {
+            Outcome::NoReply => format!(
+                "meter {address} did not answer within {} ms ({attempts}); check the address, the line settings and the cabling",
+                self.timeout.as_millis()
+            ),
+            other => format!("meter {address}: {other} ({attempts})"),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The command line: one file per command, each with its `Args` (clap) and a
+//! `run` that parses, calls the library and prints.
+
+mod cron;
+mod decode;
+mod demo;
+mod line;
+mod meter_info;
+mod output;
+mod read;
+mod registers;
+mod run;
+mod simulate;
+mod sniff;
+mod trigger;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status of a command that ran but failed (a meter did not answer, a
+/// frame was invalid).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status for bad input (arguments, hex text): the same as clap's.
+pub const EXIT_USAGE: u8 = 2;
+
+/// kmplog: reads Kamstrup meters over KMP (serial lines and TCP gateways).
+#[derive(Debug, Parser)]
+#[command(name = "kmplog", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Try it without hardware:\n  kmplog simulate &\n  kmplog read --tcp 127.0.0.1:7063 --address 63 --register E1 --register T1"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read registers from one or more meters once and print them.
+    Read(read::Args),
+    /// Read the meter type and software revision.
+    Type(meter_info::Args),
+    /// Read the serial number.
+    Serial(meter_info::Args),
+    /// Decode one KMP frame given in hex (either direction).
+    Decode(decode::Args),
+    /// List the register catalogue of each meter model.
+    Registers(registers::Args),
+    /// Run simulated meters on TCP ports and pseudo-terminals.
+    Simulate(simulate::Args),
+    /// Run the logger on a configuration file.
+    Run(run::Args),
+    /// Run the logger on simulated meters: no hardware, no set-up.
+    Demo(demo::Args),
+    /// Print the next fire times of a cron expression.
+    Cron(cron::Args),
+    /// Fire a named event in a running logger.
+    Trigger(trigger::Args),
+    /// Decode and print all KMP traffic on a line or in a recording.
+    Sniff(sniff::Args),
+}
+
+/// A failure to report: the message goes to stderr, the code is the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit status.
+    pub code: u8,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl Failure {
+    /// A command that ran but failed.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input from the user.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+/// What each command's `run` returns.
+pub type Outcome = Result<(), Failure>;
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kmplog: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Read(args) => read::run(args).await,
+            Command::Type(args) => meter_info::run_type(args).await,
+            Command::Serial(args) => meter_info::run_serial(args).await,
+            Command::Decode(args) => decode::run(args),
+            Command::Registers(args) => registers::run(args),
+            Command::Simulate(args) => simulate::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Cron(args) => cron::run(args),
+            Command::Trigger(args) => trigger::run(args).await,
+            Command::Sniff(args) => sniff::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("kmplog: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,235 @@
+//! The configuration file: buses, their request queues and the sinks, read
+//! from TOML in two stages. [`raw`] parses the text into a tree that keeps
+//! the span of every key and value; [`validate`] turns that tree into a
+//! [`Config`] whose values are all checked, or into [`Diagnostics`] listing
+//! every mistake with its line and column. [`edit`] changes the request queue
+//! of a file in place, keeping its comments and layout.
+//!
+//! `examples/kmplog.toml` at the top of the repository documents every key.
+
+mod diagnostic;
+pub mod edit;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kmp::Value;
+use kmp::catalogue::Model;
+use kmp_schedule::Method;
+use toml::de::DeTable;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
+
+use crate::bus::EchoMode;
+use crate::transport::{SerialSettings, TcpSettings};
+
+/// The SQLite database written when the file says nothing about it.
+pub const DEFAULT_SQLITE: &str = "kmplog.db";
+
+/// A whole, valid configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// IANA name of the time zone of all schedules; `None` for the system's.
+    pub time_zone: Option<String>,
+    /// Where readings go.
+    pub sinks: SinksConfig,
+    /// The lines of meters, in the order of the file.
+    pub buses: Vec<BusConfig>,
+}
+
+impl Config {
+    /// How many requests all buses hold together.
+    pub fn request_count(&self) -> usize {
+        self.buses.iter().map(|bus| bus.requests.len()).sum()
+    }
+}
+
+/// Where readings go. Relative paths are taken from the directory kmplog
+/// runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinksConfig {
+    /// The SQLite database file; `None` when disabled.
+    pub sqlite: Option<PathBuf>,
+    /// Directory of the daily CSV files; `None` when off.
+    pub csv: Option<PathBuf>,
+    /// Directory of the daily JSON-lines files; `None` when off.
+    pub jsonl: Option<PathBuf>,
+    /// What goes to the terminal.
+    pub terminal: TerminalMode,
+}
+
+impl Default for SinksConfig {
+    /// SQLite in [`DEFAULT_SQLITE`], no files, the terminal in auto mode.
+    fn default() -> Self {
+        SinksConfig {
+            sqlite: Some(PathBuf::from(DEFAULT_SQLITE)),
+            csv: None,
+            jsonl: None,
+            terminal: TerminalMode::Auto,
+        }
+    }
+}
+
+/// What the logger prints on its standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TerminalMode {
+    /// A live table on a terminal, JSON lines otherwise.
+    #[default]
+    Auto,
+    /// Always the live table.
+    Table,
+    /// Always JSON lines.
+    Json,
+    /// Nothing.
+    Off,
+}
+
+/// One line of meters and its request queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusConfig {
+    /// Unique name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// How to reach the line.
+    pub endpoint: BusEndpoint,
+    /// Echo handling.
+    pub echo: EchoMode,
+    /// Pause before a retry (it wakes a sleeping optical port).
+    pub retry_pause: Duration,
+    /// The queue, in order.
+    pub requests: Vec<RequestConfig>,
+}
+
+/// How a bus reaches its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEndpoint {
+    /// A local serial port.
+    Serial(SerialSettings),
+    /// A TCP serial-to-Ethernet gateway.
+    Tcp(TcpSettings),
+    /// A gateway that carries one frame per UDP datagram.
+    Udp {
+        /// `host:port` of the gateway.
+        address: String,
+    },
+}
+
+impl fmt::Display for BusEndpoint {
+    /// `serial /dev/ttyUSB0 1200 8N2`, `tcp 10.0.0.5:4001`, `udp 10.0.0.6:4001`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BusEndpoint::Serial(settings) => write!(f, "serial {settings}"),
+            BusEndpoint::Tcp(settings) => write!(f, "tcp {}", settings.address),
+            BusEndpoint::Udp { address } => write!(f, "udp {address}"),
+        }
+    }
+}
+
+/// One request of a bus queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestConfig {
+    /// Free text, unique within the bus.
+    pub description: String,
+    /// `true`: kmplog sends the request; `false`: it only listens to another
+    /// master's traffic and exports the matching values.
+    pub send: bool,
+    /// Meter addresses, polled one after another.
+    pub addresses: Vec<u8>,
+    /// The model whose catalogue resolved item names; `None` for any.
+    pub model: Option<Model>,
+    /// How long to wait for a reply.
+    pub timeout: Duration,
+    /// Further attempts after a silent or corrupt reply.
+    pub retries: u32,
+    /// The registers read, 1 to 8.
+    pub items: Vec<Item>,
+    /// When the request runs.
+    pub method: Method,
+    /// Event fired after a run in which every address answered.
+    pub on_complete: Option<String>,
+    /// Event fired after a run in which some address failed.
+    pub on_failure: Option<String>,
+    /// Events fired when a value crosses a limit.
+    pub thresholds: Vec<Threshold>,
+    /// Reads per meter per day that the schedule should stay within.
+    pub reads_per_day: Option<u32>,
+}
+
+/// A register read by a request, with the name its values are exported under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The register ID, 1 to 65535.
+    pub register: u16,
+    /// Latin letters and digits, unique within the request.
+    pub export_name: String,
+}
+
+/// An event fired when a value goes above or below a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The export name of the watched item.
+    pub export_name: String,
+    /// Fire when the value goes above this.
+    pub above: Option<Value>,
+    /// Fire when the value goes below this.
+    pub below: Option<Value>,
+    /// The event fired.
+    pub event: String,
+}
+
+/// Reads and validates the configuration file at `path`. Warnings and notes
+/// are dropped; `kmplog check` shows them.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let file_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        let diagnostic = Diagnostic {
+            severity: Severity::Error,
+            location: None,
+            message: format!("cannot read {file_name}: {error}"),
+            hint: "give the path of a kmplog configuration file, such as examples/kmplog.toml"
+                .to_owned(),
+        };
+        Diagnostics::new(file_name.as_str(), "", vec![diagnostic])
+    })?;
+    parse(&text, &file_name).map(|(config, _)| config)
+}
+
+/// Validates the configuration in `text` (read from `file_name`, for
+/// messages): the configuration and its warnings and notes, or every
+/// mistake found.
+pub fn parse(text: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>), Diagnostics> {
+    let mut context = raw::Context::new(text);
+    let (document, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // The tree of a text with syntax errors is a guess: report the
+        // syntax alone rather than mistakes that may not be there.
+        for error in syntax_errors {
+            let span = error.span().unwrap_or(0..0);
+            let message = error.message().trim().replace('\n', "; ");
+            context.error(
+                span,
+                format!("TOML syntax: {message}"),
+                "write `key = value`, strings in quotes, tables as [sinks] and [[bus]], for example: name = \"boiler-room\"",
+            );
+        }
+        return Err(Diagnostics::new(
+            file_name,
+            text,
+            context.into_diagnostics(),
+        ));
+    }
+    let config = validate::config(&mut context, &document);
+    match config {
+        Some(config) if !context.has_errors() => Ok((config, context.into_diagnostics())),
+        _ => Err(Diagnostics::new(
+            file_name,
+            text,
+            context.into_diagnostics(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! A [`Reading`]: one register of one meter at one moment, with its exact
+//! value and unit, or the status that says why there is no value.
+//!
+//! Every attempt ends as readings (DESIGN invariant 3): a silent meter gives
+//! readings with status `timeout`, a register the meter left out one with
+//! status `not_answered`, so sinks and dashboards see gaps for what they are.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use kmp::unit::{Quantity, Unit};
+use kmp::value::{RegisterValue, Value};
+use serde_json::{Value as Json, json};
+
+use crate::bus::Outcome;
+
+/// Why a reading has the value it has, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// The meter answered with this value.
+    Ok,
+    /// A running total went down or dropped to zero: kept, but flagged.
+    Suspect,
+    /// The meter answered but left this register out.
+    NotAnswered,
+    /// The meter did not answer within the timeout, retries included.
+    Timeout,
+    /// The reply failed its CRC check.
+    CrcError,
+    /// The reply frame was truncated, badly stuffed or too long.
+    BadFrame,
+    /// The reply frame was valid but its content did not fit the command.
+    BadReply,
+    /// The line could not be opened or failed during the request.
+    LineDown,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 8] = [
+        Status::Ok,
+        Status::Suspect,
+        Status::NotAnswered,
+        Status::Timeout,
+        Status::CrcError,
+        Status::BadFrame,
+        Status::BadReply,
+        Status::LineDown,
+    ];
+
+    /// The status as stored and printed: `ok`, `timeout`, `crc_error`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Suspect => "suspect",
+            Status::NotAnswered => "not_answered",
+            Status::Timeout => "timeout",
+            Status::CrcError => "crc_error",
+            Status::BadFrame => "bad_frame",
+            Status::BadReply => "bad_reply",
+            Status::LineDown => "line_down",
+        }
+    }
+
+    /// The status of every register of a transaction that gave no registers.
+    pub fn of_failed(outcome: &Outcome) -> Status {
+        match outcome {
+            Outcome::Response(_) | Outcome::Ack => Status::BadReply,
+            Outcome::NoReply => Status::Timeout,
+            Outcome::BadFrame(kmp::FrameError::Crc { .. }) => Status::CrcError,
+            Outcome::BadFrame(_) => Status::BadFrame,
+            Outcome::BadMessage(_) => Status::BadReply,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One register of one meter at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// When the reply arrived (or the attempt ended).
+    pub time: Timestamp,
+    /// The bus name.
+    pub bus: String,
+    /// The meter address.
+    pub address: u8,
+    /// The request's description.
+    pub request: String,
+    /// The register ID.
+    pub register: u16,
+    /// The export name.
+    pub name: String,
+    /// The exact value and unit, when the meter gave one.
+    pub value: Option<(Value, Unit)>,
+    /// What happened.
+    pub status: Status,
+}
+
+impl Reading {
+    /// The value as exact decimal text, empty when there is none.
+    pub fn value_text(&self) -> String {
+        self.value
+            .map(|(value, _)| value.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The unit symbol, empty when there is no value.
+    pub fn unit_text(&self) -> String {
+        self.value
+            .map(|(_, unit)| unit.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The natural form (date, time, text, flags) where the unit has one.
+    pub fn natural_text(&self) -> Option<String> {
+        let (value, unit) = self.value?;
+        RegisterValue {
+            register: self.register,
+            unit,
+            value,
+        }
+        .natural()
+    }
+
+    /// The reading as one JSON object, as the JSON-lines outputs write it.
+    pub fn to_json(&self) -> Json {
+        let mut object = json!({
+            "ts": self.time.to_string(),
+            "bus": self.bus,
+            "address": self.address,
+            "request": self.request,
+            "register": self.register,
+            "name": self.name,
+            "value": self.value.map(|(value, _)| value.to_string()),
+            "unit": self.value.map(|(_, unit)| unit.to_string()),
+            "unit_code": self.value.map(|(_, unit)| unit.code()),
+            "status": self.status.as_str(),
+        });
+        if let (Some(text), Some(map)) = (self.natural_text(), object.as_object_mut()) {
+            map.insert("text".to_owned(), Json::String(text));
+        }
+        object
+    }
+}
+
+/// Flags running totals that go down or drop to zero (SPEC §4), so that a
+/// dashboard never sees a counter fall and jump back.
+#[derive(Debug, Default)]
+pub struct CounterGuard {
+    last: HashMap<(String, u8, u16), Value>,
+}
+
+impl CounterGuard {
+    /// Checks `reading` and marks it [`Status::Suspect`] when a running total
+    /// went backwards; the last good value stays the reference.
+    pub fn check(&mut self, reading: &mut Reading) {
+        let Some((value, unit)) = reading.value else {
+            return;
+        };
+        if reading.status != Status::Ok || !is_running_total(unit) {
+            return;
+        }
+        let key = (reading.bus.clone(), reading.address, reading.register);
+        match self.last.get(&key) {
+            Some(last)
+                if value.compare(last).is_lt()
+                    || (value.mantissa() == 0 && last.mantissa() != 0) =>
+            {
+                reading.status = Status::Suspect;
+            }
+            _ => {
+                self.last.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Units of registers that only grow: energy, volume, mass and hour counters.
+fn is_running_total(unit: Unit) -> bool {
+    const HOURS: u8 = 0x2E;
+    matches!(
+        unit.quantity(),
+        Quantity::Energy
+            | Quantity::ReactiveEnergy
+            | Quantity::ApparentEnergy
+            | Quantity::Volume
+            | Quantity::Mass
+    ) || unit.code() == HOURS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(register: u16, value: &str, unit: u8) -> Reading {
+        Reading {
+            time: Timestamp::UNIX_EPOCH,
+            bus: "heat".to_owned(),
+            address: 63,
+            request: "main".to_owned(),
+            register,
+            name: "E1".to_owned(),
+            value: Some((value.parse().unwrap(), Unit(unit))),
+            status: Status::Ok,
+        }
+    }
+
+    #[test]
+    fn running_totals_that_fall_are_suspect() {
+        let mut guard = CounterGuard::default();
+        for (value, expected) in [
+            ("100.000", Status::Ok),
+            ("100.5", Status::Ok),
+            ("0.000", Status::Suspect),
+            ("99.9", Status::Suspect),
+            ("100.50", Status::Ok),
+            ("101", Status::Ok),
+        ] {
+            let mut energy = reading(60, value, 0x08);
+            guard.check(&mut energy);
+            assert_eq!(energy.status, expected, "E1 = {value}");
+        }
+    }
+
+    #[test]
+    fn other_quantities_may_go_down() {
+        let mut guard = CounterGuard::default();
+        for value in ["70.00", "60.00", "0.00"] {
+            let mut temperature = reading(86, value, 0x25);
+            guard.check(&mut temperature);
+            assert_eq!(temperature.status, Status::Ok);
+        }
+    }
+
+    #[test]
+    fn json_form_keeps_the_exact_value() {
+        let json = reading(60, "34.00", 0x08).to_json();
+        assert_eq!(json["value"], "34.00");
+        assert_eq!(json["unit"], "GJ");
+        assert_eq!(json["status"], "ok");
+        assert_eq!(json["ts"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn failed_transactions_map_to_statuses() {
+        assert_eq!(Status::of_failed(&Outcome::NoReply), Status::Timeout);
+        assert_eq!(
+            Status::of_failed(&Outcome::BadFrame(kmp::FrameError::Crc {
+                expected: 1,
+                found: 2
+            })),
+            Status::CrcError
+        );
+        assert_eq!(
+            Status::of_failed(&Outcome::BadFrame(kmp::FrameError::Truncated { len: 3 })),
+            Status::BadFrame
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The meter simulator behind `kmplog simulate`: emulated Kamstrup meters on
+//! TCP ports and pseudo-terminals, speaking real KMP at serial-line speed, for
+//! the tests and the demo.
+//!
+//! The parts, pure ones first:
+//! - [`meter`]: one meter, its identity and its register values at a moment;
+//! - [`line`]: a line with several meters on it, bytes in and bytes out, with
+//!   echo, faults and sleeping optical ports;
+//! - [`pacing`]: serial-line timing of the bytes written;
+//! - [`session`]: drives one line over any byte stream;
+//! - [`tcp`] and [`pty`]: the front ends, one line per TCP connection and
+//!   per pseudo-terminal.
+//!
+//! Every line has all the meters on it. Their values are computed from the
+//! time since the [`Simulator`] started, so counters keep growing across lines
+//! and connections; fault dice and the sleep of optical ports are per line.
+
+pub mod line;
+pub mod meter;
+pub mod pacing;
+pub mod pty;
+pub mod session;
+pub mod tcp;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use line::{Line, LineConfig};
+use meter::{Meter, Moment};
+
+/// Everything a simulator is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The meters on every line; their addresses are distinct.
+    pub meters: Vec<Meter>,
+    /// How the lines behave.
+    pub line: LineConfig,
+    /// Seed of the fault dice: line `n` (counting from 0 in the order lines
+    /// open) uses `seed + n`. `None`: a random seed.
+    pub seed: Option<u64>,
+    /// Log nothing to stderr.
+    pub quiet: bool,
+}
+
+/// The state all lines share: the meters, the start time and the settings.
+#[derive(Debug)]
+pub struct Simulator {
+    meters: Arc<[Meter]>,
+    line: Arc<LineConfig>,
+    seed: u64,
+    lines_opened: AtomicU64,
+    start: Instant,
+    start_unix_seconds: i64,
+    quiet: bool,
+}
+
+impl Simulator {
+    /// A simulator whose clock starts now.
+    pub fn new(settings: Settings) -> Arc<Simulator> {
+        let start_unix_seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+            });
+        Arc::new(Simulator {
+            meters: settings.meters.into(),
+            line: Arc::new(settings.line),
+            seed: settings.seed.unwrap_or_else(|| fastrand::u64(..)),
+            lines_opened: AtomicU64::new(0),
+            start: Instant::now(),
+            start_unix_seconds,
+            quiet: settings.quiet,
+        })
+    }
+
+    /// The meters on every line.
+    pub fn meters(&self) -> &[Meter] {
+        &self.meters
+    }
+
+    /// A new line with all the meters on it and its own fault dice.
+    pub fn open_line(&self) -> Line {
+        let index = self.lines_opened.fetch_add(1, Ordering::Relaxed);
+        Line::new(
+            Arc::clone(&self.meters),
+            Arc::clone(&self.line),
+            self.seed.wrapping_add(index),
+        )
+    }
+
+    /// The current moment on the simulator's clock.
+    pub fn now(&self) -> Moment {
+        Moment::after(self.start_unix_seconds, self.start.elapsed())
+    }
+
+    /// Logs `what` happened on line `name` to stderr, unless quiet.
+    pub fn log(&self, name: &str, what: impl fmt::Display) {
+        if !self.quiet {
+            eprintln!("{name}: {what}");
+        }
+    }
+}
+
+/// Helpers for the front ends' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use kmp::{Event, Response, Splitter};
+    use tokio::io::{AsyncRead, AsyncReadExt};
+
+    use super::line::LineConfig;
+    use super::meter::Meter;
+    use super::{Settings, Simulator};
+
+    /// A quiet simulator with `meters`, default line behaviour and seed 1.
+    pub(crate) fn simulator(meters: Vec<Meter>) -> Arc<Simulator> {
+        Simulator::new(Settings {
+            meters,
+            line: LineConfig::default(),
+            seed: Some(1),
+            quiet: true,
+        })
+    }
+
+    /// Reads from `stream` until a whole frame has come, and decodes it.
+    pub(crate) async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> Response {
+        let mut splitter = Splitter::new();
+        let mut buffer = [0; 256];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("a reply within 10 s")
+                .unwrap();
+            assert_ne!(read, 0, "closed before a reply");
+            for event in splitter.feed(&buffer[..read]) {
+                if let Event::Frame(frame) = event {
+                    return Response::decode(&frame).unwrap();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The TCP front end: a listener whose every connection is one line with all
+//! the meters on it, as a serial-to-Ethernet gateway in front of a bus would
+//! be. Connections are served concurrently.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::Simulator;
+use super::pacing::Pacing;
+use super::session;
+
+/// Accepts connections on `listener` and serves each as a line, until the
+/// task is dropped. Only a failure of the listener itself ends it.
+pub async fn serve(
+    listener: TcpListener,
+    simulator: Arc<Simulator>,
+    pacing: Option<Pacing>,
+) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Running out of file descriptors passes; back off rather
+                // than spin or give up the port.
+                simulator.log(
+                    &format!("tcp {local}"),
+                    format_args!("accept failed: {error}"),
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let simulator = Arc::clone(&simulator);
+        tokio::spawn(async move {
+            let name = format!("tcp {local} from {peer}");
+            // Frames are small writes that must leave at once.
+            if let Err(error) = stream.set_nodelay(true) {
+                simulator.log(&name, format_args!("cannot turn Nagle off: {error}"));
+            }
+            simulator.log(&name, "connected");
+            match session::serve(&simulator, &name, stream, pacing).await {
+                Ok(()) => simulator.log(&name, "closed by the master"),
+                Err(error) => simulator.log(&name, format_args!("connection failed: {error}")),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kmp::catalogue::Model;
+    use kmp::{Request, Response};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::sim::meter::Meter;
+    use crate::sim::testing::{read_response, simulator};
+
+    #[tokio::test]
+    async fn answers_get_register_over_tcp_on_several_connections() {
+        let simulator = simulator(vec![
+            Meter::new(63, Model::Multical603),
+            Meter::new(5, Model::Kamstrup382),
+        ]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, simulator, None));
+        let mut streams = [
+            TcpStream::connect(address).await.unwrap(),
+            TcpStream::connect(address).await.unwrap(),
+        ];
+        for (connection, meter, ids) in [
+            (0, 63, vec![60, 68, 86]),
+            (1, 5, vec![1, 1054]),
+            (0, 5, vec![1]),
+        ] {
+            let stream = &mut streams[connection];
+            let request = Request::get_register(&ids)
+                .unwrap()
+                .to_frame(meter)
+                .encode();
+            stream.write_all(&request).await.unwrap();
+            let Response::Registers(values) = read_response(stream).await else {
+                panic!("not a register response");
+            };
+            let got: Vec<u16> = values.iter().map(|value| value.register).collect();
+            assert_eq!(got, ids);
+        }
+        server.abort();
+    }
+}

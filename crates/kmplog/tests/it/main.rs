@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `kmplog` binary against `kmplog simulate`,
+//! over TCP and over pseudo-terminals (the real serial code path).
+//!
+//! Every test starts its own simulator on port 0 or a fresh pty, so tests
+//! run in parallel without sharing state.
+
+mod harness;
+mod offline;
+mod one_shot;

@@ -43,7 +43,7 @@ pub mod unit;
 pub mod value;
 
 pub use frame::{Direction, Frame, FrameError};
-pub use message::{Command, MessageError, Request, Response};
+pub use message::{Command, MessageError, RegisterList, Request, Response};
 pub use splitter::{Event, Splitter};
 pub use unit::Unit;
 pub use value::{ParseValueError, RegisterValue, Value};

@@ -169,8 +169,8 @@ pub enum Request {
     GetType,
     /// Serial number.
     GetSerialNo,
-    /// Read registers: 1 to 8 IDs, none of them 0. Build with [`Request::get_register`].
-    GetRegister(Vec<u16>),
+    /// Read registers.
+    GetRegister(RegisterList),
     /// Any other command, with its data as sent (layout not public).
     Raw {
         /// The command identifier.
@@ -180,11 +180,38 @@ pub enum Request {
     },
 }
 
+/// The registers of one GetRegister request: 1 to 8 IDs, none of them 0.
+/// The checks are made on construction, so every list can be sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegisterList(Vec<u16>);
+
+impl RegisterList {
+    /// Checks and wraps `registers`.
+    pub fn new(registers: &[u16]) -> Result<RegisterList, MessageError> {
+        if !(1..=MAX_REGISTERS).contains(&registers.len()) {
+            return Err(MessageError::RegisterCount {
+                count: registers.len(),
+            });
+        }
+        if registers.contains(&0) {
+            return Err(MessageError::RegisterZero);
+        }
+        Ok(RegisterList(registers.to_vec()))
+    }
+}
+
+impl std::ops::Deref for RegisterList {
+    type Target = [u16];
+
+    fn deref(&self) -> &[u16] {
+        &self.0
+    }
+}
+
 impl Request {
     /// A GetRegister request, checked: 1 to 8 registers, none of them 0.
     pub fn get_register(registers: &[u16]) -> Result<Request, MessageError> {
-        check_register_list(registers)?;
-        Ok(Request::GetRegister(registers.to_vec()))
+        RegisterList::new(registers).map(Request::GetRegister)
     }
 
     /// The CID this request is sent with.
@@ -203,11 +230,9 @@ impl Request {
             Request::GetType | Request::GetSerialNo => Vec::new(),
             Request::GetRegister(registers) => {
                 let mut data = Vec::with_capacity(1 + 2 * registers.len());
-                // The list is checked on construction; a longer one is cut
-                // rather than sent with a count byte that lies.
-                let registers = registers.get(..MAX_REGISTERS).unwrap_or(registers);
+                // At most 8 registers: the count fits its byte.
                 data.push(registers.len() as u8);
-                for register in registers {
+                for register in registers.iter() {
                     data.extend_from_slice(&register.to_be_bytes());
                 }
                 data
@@ -255,18 +280,6 @@ impl Request {
             }),
         }
     }
-}
-
-fn check_register_list(registers: &[u16]) -> Result<(), MessageError> {
-    if !(1..=MAX_REGISTERS).contains(&registers.len()) {
-        return Err(MessageError::RegisterCount {
-            count: registers.len(),
-        });
-    }
-    if registers.contains(&0) {
-        return Err(MessageError::RegisterZero);
-    }
-    Ok(())
 }
 
 fn expect_len(

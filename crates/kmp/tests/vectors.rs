@@ -193,7 +193,7 @@ fn render_request(request: &Request, rendered: &mut Map<String, Json>) {
     match request {
         Request::GetType | Request::GetSerialNo => {}
         Request::GetRegister(registers) => {
-            rendered.insert("registers".into(), json!(registers));
+            rendered.insert("registers".into(), json!(registers.as_ref()));
         }
         Request::Raw { data, .. } => {
             rendered.insert("data".into(), json!(to_hex(data)));

@@ -237,6 +237,21 @@ impl fmt::Display for Model {
     }
 }
 
+/// The entry of register `id` in `model`'s catalogue, or in any catalogue
+/// when the model is not known.
+pub fn lookup(model: Option<Model>, id: u16) -> Option<&'static RegisterInfo> {
+    match model {
+        Some(model) => model.register(id),
+        None => any_register(id),
+    }
+}
+
+/// The export name of register `id`: the catalogue's (see [`lookup`]), else
+/// `R<id>`, which is also made of Latin letters and digits only.
+pub fn export_name(model: Option<Model>, id: u16) -> String {
+    lookup(model, id).map_or_else(|| format!("R{id}"), |info| info.export_name.to_owned())
+}
+
 /// The entry of register `id` in any model's catalogue, for when the model is
 /// not known: the first model that has it.
 pub fn any_register(id: u16) -> Option<&'static RegisterInfo> {

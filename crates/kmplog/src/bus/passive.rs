@@ -102,7 +102,7 @@ fn observe(
             if let Ok(Request::GetRegister(registers)) = Request::decode(&frame) {
                 *pending = Some(Pending {
                     address: frame.address,
-                    registers,
+                    registers: registers.to_vec(),
                 });
                 state.lock().polls += 1;
             }

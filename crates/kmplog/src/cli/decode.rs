@@ -96,7 +96,7 @@ pub(super) fn frame_json(frame: &Frame, message: &Message) -> Json {
     };
     match message {
         Message::Request(Request::GetRegister(registers)) => {
-            map.insert("registers".to_owned(), json!(registers));
+            map.insert("registers".to_owned(), json!(registers.as_ref()));
         }
         Message::Response(Response::Registers(values)) => {
             let values: Vec<Json> = values

@@ -41,17 +41,11 @@ pub struct LineArgs {
 }
 
 fn parse_host_port(text: &str) -> Result<String, String> {
-    let hint = "expected HOST:PORT, such as 192.168.1.50:4001 or localhost:7063";
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{text}' has no port; {hint}"))?;
-    if host.is_empty() {
-        return Err(format!("'{text}' has no host; {hint}"));
-    }
-    match port.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(text.to_owned()),
-        _ => Err(format!("'{port}' is not a port number 1 to 65535; {hint}")),
-    }
+    crate::transport::tcp::check_address(text)
+        .map(|()| text.to_owned())
+        .map_err(|problem| {
+            format!("{problem}; expected HOST:PORT, such as 192.168.1.50:4001 or localhost:7063")
+        })
 }
 
 impl LineArgs {

@@ -1,12 +1,14 @@
 //! The command line: one file per command, each with its `Args` (clap) and a
 //! `run` that parses, calls the library and prints.
 
+mod check;
 mod cron;
 mod decode;
 mod demo;
 mod line;
 mod meter_info;
 mod output;
+mod queue;
 mod read;
 mod registers;
 mod run;
@@ -53,6 +55,10 @@ enum Command {
     Run(run::Args),
     /// Run the logger on simulated meters: no hardware, no set-up.
     Demo(demo::Args),
+    /// Check a configuration file and point at every mistake.
+    Check(check::Args),
+    /// List and edit the request queues of a configuration file.
+    Queue(queue::Args),
     /// Print the next fire times of a cron expression.
     Cron(cron::Args),
     /// Fire a named event in a running logger.
@@ -114,6 +120,8 @@ pub fn main() -> ExitCode {
             Command::Simulate(args) => simulate::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Check(args) => check::run(args),
+            Command::Queue(args) => queue::run(args),
             Command::Cron(args) => cron::run(args),
             Command::Trigger(args) => trigger::run(args).await,
             Command::Sniff(args) => sniff::run(args).await,

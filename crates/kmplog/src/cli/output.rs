@@ -5,22 +5,11 @@ use kmp::catalogue::{self, Model};
 use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
 
-/// The export name of register `id`: from the model's catalogue, or from any
-/// catalogue when the model is not known, else `R<id>`.
-pub fn export_name(model: Option<Model>, id: u16) -> String {
-    lookup(model, id).map_or_else(|| format!("R{id}"), |info| info.export_name.to_owned())
-}
+pub use kmp::catalogue::export_name;
 
 /// What register `id` holds, in words; empty when no catalogue has it.
 pub fn description(model: Option<Model>, id: u16) -> &'static str {
-    lookup(model, id).map_or("", |info| info.name)
-}
-
-fn lookup(model: Option<Model>, id: u16) -> Option<&'static catalogue::RegisterInfo> {
-    match model {
-        Some(model) => model.register(id),
-        None => catalogue::any_register(id),
-    }
+    catalogue::lookup(model, id).map_or("", |info| info.name)
 }
 
 /// `{"register":60,"name":"E1","value":"1234.567","unit_code":8,"unit":"GJ"}`,

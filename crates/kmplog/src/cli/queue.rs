@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use kmp_schedule::Method;
 
 use super::{Failure, Outcome};
 use crate::config::edit::{Direction, EditError, NewRequest, QueueFile, RequestRef};
@@ -260,7 +259,7 @@ fn list(file: &Path, bus: Option<&str>) -> Outcome {
                 bus.name.clone(),
                 (index + 1).to_string(),
                 request.description.clone(),
-                method_text(&request.method),
+                request.method.to_string(),
                 addresses.join(";"),
                 items.join(", "),
             ]);
@@ -268,17 +267,6 @@ fn list(file: &Path, bus: Option<&str>) -> Outcome {
     }
     println!("{table}");
     Ok(())
-}
-
-/// A method as the file writes it, without quotes: `polling 30s`.
-fn method_text(method: &Method) -> String {
-    match method {
-        Method::Once => "once".to_owned(),
-        Method::Polling(interval) => format!("polling {interval}"),
-        Method::TimesOfDay(times) => format!("at {times}"),
-        Method::Cron(cron) => format!("cron {cron}"),
-        Method::Event(event) => format!("event {event}"),
-    }
 }
 
 fn read(file: &Path) -> Result<String, Failure> {

@@ -374,7 +374,7 @@ fn each_mistake_is_reported_where_it_is() {
             "invalid gateway address: `gateway` has no port",
         ),
         (
-            format!("[[bus]]\nname = \"heat room\"\ntcp = \"h:1\"\n"),
+            "[[bus]]\nname = \"heat room\"\ntcp = \"h:1\"\n".to_owned(),
             "2:13",
             "the bus name `heat room` holds ' '",
         ),
@@ -425,7 +425,7 @@ fn each_mistake_is_reported_where_it_is() {
             "`csv = true` names no directory",
         ),
         (
-            format!("[bus]\nname = \"b\"\n"),
+            "[bus]\nname = \"b\"\n".to_owned(),
             "1:1",
             "`bus` must be an array of tables, written [[bus]]",
         ),

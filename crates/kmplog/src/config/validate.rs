@@ -516,13 +516,8 @@ fn endpoint(cx: &mut Context<'_>, table: &Table<'_, '_>) -> Option<BusEndpoint> 
 fn host_port(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<String> {
     let example = format!("{} = \"192.168.1.50:4001\"", field.key);
     let text = cx.string(field, &example)?;
-    let problem = match text.rsplit_once(':') {
-        None => format!("`{text}` has no port"),
-        Some(("", _)) => format!("`{text}` has no host"),
-        Some((_, port)) => match port.parse::<u16>() {
-            Ok(1..) => return Some(text.to_owned()),
-            _ => format!("`{port}` is not a port number 1 to 65535"),
-        },
+    let Err(problem) = crate::transport::tcp::check_address(text) else {
+        return Some(text.to_owned());
     };
     cx.error(
         field.span(),
@@ -556,10 +551,7 @@ fn request(
     };
     let addresses = required(cx, table, "addresses", "addresses = \"1;2;17\"")
         .and_then(|field| addresses(cx, &field));
-    let model = match table.get("model") {
-        Some(field) => model(cx, &field).map(Some),
-        None => Some(None),
-    };
+    let model = optional(table, "model", |field| model(cx, field));
     let timeout = millis_or(cx, table, "timeout_ms", 1..=600_000, 1600);
     let retries =
         integer_or(cx, table, "retries", 0..=10, 1).and_then(|retries| u32::try_from(retries).ok());
@@ -592,13 +584,10 @@ fn request(
             thresholds.push(parsed);
         }
     }
-    let reads_per_day = match table.get("reads_per_day") {
-        Some(field) => cx
-            .integer_field(&field, 1..=i64::from(u32::MAX), "reads_per_day = 96")
+    let reads_per_day = optional(table, "reads_per_day", |field| {
+        cx.integer_field(field, 1..=i64::from(u32::MAX), "reads_per_day = 96")
             .and_then(|n| u32::try_from(n).ok())
-            .map(Some),
-        None => Some(None),
-    };
+    });
     if let Some(Method::Event(awaited)) = &method {
         for (_, span) in fired.iter().filter(|(event, _)| event == awaited) {
             cx.report(
@@ -936,16 +925,7 @@ fn item(cx: &mut Context<'_>, node: &Node<'_>, model: Option<Model>) -> Option<I
     };
     let export_name = name
         .or_else(|| catalogue_name.map(str::to_owned))
-        .unwrap_or_else(|| {
-            let info = match model {
-                Some(model) => model.register(register),
-                None => catalogue::any_register(register),
-            };
-            info.map_or_else(
-                || format!("R{register}"),
-                |info| info.export_name.to_owned(),
-            )
-        });
+        .unwrap_or_else(|| catalogue::export_name(model, register));
     Some(Item {
         register,
         export_name,

@@ -32,6 +32,19 @@ impl TcpSettings {
     }
 }
 
+/// Checks that `text` is `host:port` with a port 1 to 65535; the error says
+/// what is missing, as in "`x` has no port".
+pub fn check_address(text: &str) -> Result<(), String> {
+    match text.rsplit_once(':') {
+        None => Err(format!("`{text}` has no port")),
+        Some(("", _)) => Err(format!("`{text}` has no host")),
+        Some((_, port)) => match port.parse::<u16>() {
+            Ok(1..) => Ok(()),
+            _ => Err(format!("`{port}` is not a port number 1 to 65535")),
+        },
+    }
+}
+
 /// Connects to the gateway.
 pub async fn connect(settings: &TcpSettings) -> Result<TcpStream, TransportError> {
     let address = &settings.address;

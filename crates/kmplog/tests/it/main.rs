@@ -4,6 +4,7 @@
 //! Every test starts its own simulator on port 0 or a fresh pty, so tests
 //! run in parallel without sharing state.
 
+mod config;
 mod harness;
 mod offline;
 mod one_shot;

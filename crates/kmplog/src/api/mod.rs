@@ -81,6 +81,7 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
                 "timeouts": bus.timeouts,
                 "faults": bus.faults,
                 "reconnects": bus.reconnects,
+                "lateness_us": bus.lateness_us,
                 "last_error": bus.last_error.map(|(at, error)| json!({ "time": at.to_string(), "error": error })),
                 "requests": requests,
             })

@@ -3,6 +3,7 @@
 //! the live table (and later the web page) behind a mutex that is only held
 //! to copy or update a few fields.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
@@ -43,6 +44,23 @@ pub struct BusState {
     pub reconnects: u64,
     /// The last error, with its time.
     pub last_error: Option<(Timestamp, String)>,
+    /// How late the latest timed runs started, in microseconds, oldest
+    /// first; at most [`LATENESS_SAMPLES`].
+    pub lateness_us: VecDeque<u64>,
+}
+
+/// How many lateness samples a bus keeps.
+pub const LATENESS_SAMPLES: usize = 1024;
+
+impl BusState {
+    /// Records how late a timed run started (negative counts as on time).
+    pub fn record_lateness(&mut self, late: jiff::SignedDuration) {
+        if self.lateness_us.len() == LATENESS_SAMPLES {
+            self.lateness_us.pop_front();
+        }
+        let micros = u64::try_from(late.as_micros()).unwrap_or(0);
+        self.lateness_us.push_back(micros);
+    }
 }
 
 /// A bus state shared between its task and its viewers.

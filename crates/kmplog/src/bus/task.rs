@@ -116,6 +116,13 @@ pub async fn run_bus(config: BusConfig, state: SharedState, context: BusContext)
                 let Some(plan) = planned.get_mut(index) else {
                     continue;
                 };
+                // How late a timed run starts: the scheduler's own delay
+                // plus any wait behind earlier requests on the bus.
+                if !plan.triggered
+                    && let Some(due) = plan.next
+                {
+                    state.lock().record_lateness(context.clock.now().duration_since(due));
+                }
                 plan.triggered = false;
                 let readings =
                     run_request(&config, &plan.config, &mut connection, &state, &context).await;

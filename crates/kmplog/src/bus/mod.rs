@@ -7,4 +7,7 @@ pub mod passive;
 pub mod state;
 pub mod task;
 
+#[cfg(test)]
+mod schedule_tests;
+
 pub use master::{EchoMode, Exchange, LineFault, Master, MasterSettings, Outcome};

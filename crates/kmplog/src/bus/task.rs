@@ -23,7 +23,7 @@ use super::state::{BusState, RequestState, SharedState};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
 use crate::reading::{CounterGuard, Reading, Status};
-use crate::transport::{BoxedLine, Endpoint};
+use crate::transport::{BoxedLine, Endpoint, Opener};
 
 /// First pause before reopening a failed line; doubles up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -63,7 +63,7 @@ enum Side {
 
 /// The line and what it takes to reopen it.
 struct Connection {
-    endpoint: Endpoint,
+    opener: Box<dyn Opener>,
     master: Option<Master<BoxedLine>>,
     opened_before: bool,
     backoff: Duration,
@@ -72,6 +72,17 @@ struct Connection {
 
 /// Runs one bus until shutdown.
 pub async fn run_bus(config: BusConfig, state: SharedState, context: BusContext) {
+    let endpoint = endpoint_of(&config.endpoint);
+    run_bus_on(config, Box::new(endpoint), state, context).await;
+}
+
+/// Runs one bus on the line `opener` opens, until shutdown.
+pub async fn run_bus_on(
+    config: BusConfig,
+    opener: Box<dyn Opener>,
+    state: SharedState,
+    context: BusContext,
+) {
     let start = context.clock.now().to_zoned_datetime(context.zone.clone());
     let mut planned: Vec<Planned> = config
         .requests
@@ -89,7 +100,7 @@ pub async fn run_bus(config: BusConfig, state: SharedState, context: BusContext)
         })
         .collect();
     let mut connection = Connection {
-        endpoint: endpoint_of(&config.endpoint),
+        opener,
         master: None,
         opened_before: false,
         backoff: MIN_BACKOFF,
@@ -121,7 +132,9 @@ pub async fn run_bus(config: BusConfig, state: SharedState, context: BusContext)
                 if !plan.triggered
                     && let Some(due) = plan.next
                 {
-                    state.lock().record_lateness(context.clock.now().duration_since(due));
+                    state
+                        .lock()
+                        .record_lateness(context.clock.now().duration_since(due));
                 }
                 plan.triggered = false;
                 let readings =
@@ -216,7 +229,7 @@ async fn run_request(
         retries: request.retries,
         retry_pause: bus.retry_pause,
         echo: bus.echo,
-        byte_time: connection.endpoint.byte_time(),
+        byte_time: connection.opener.byte_time(),
     };
     let mut readings = Vec::new();
     for &address in &request.addresses {
@@ -283,11 +296,11 @@ impl Connection {
             if self.retry_at.is_some_and(|at| clock.now() < at) {
                 return None;
             }
-            match self.endpoint.open().await {
+            match self.opener.open().await {
                 Ok(line) => {
                     self.master = Some(Master::new(
                         line,
-                        self.endpoint.to_string(),
+                        self.opener.to_string(),
                         MasterSettings::default(),
                     ));
                     self.backoff = MIN_BACKOFF;

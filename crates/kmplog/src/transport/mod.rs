@@ -8,7 +8,9 @@ pub mod tcp;
 pub mod udp;
 
 use std::fmt;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,6 +25,31 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Line for T {}
 
 /// An open line.
 pub type BoxedLine = Box<dyn Line>;
+
+/// The future [`Opener::open`] returns.
+pub type OpenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<BoxedLine, TransportError>> + Send + 'a>>;
+
+/// Opens a line, again after each failure: an [`Endpoint`] in production; in
+/// tests, an in-memory line to a simulator, so that bus tasks can run on
+/// paused time.
+pub trait Opener: Send + Sync + fmt::Display {
+    /// Opens the line.
+    fn open(&self) -> OpenFuture<'_>;
+
+    /// Time one byte takes on the line (see [`Endpoint::byte_time`]).
+    fn byte_time(&self) -> Duration;
+}
+
+impl Opener for Endpoint {
+    fn open(&self) -> OpenFuture<'_> {
+        Box::pin(Endpoint::open(self))
+    }
+
+    fn byte_time(&self) -> Duration {
+        Endpoint::byte_time(self)
+    }
+}
 
 /// Where a line is and how to open it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,420 @@
+//! The bus task on paused time: each request method, queue order, merged
+//! ticks and reconnection, against the simulator over an in-memory line.
+//! Hours of schedule run in milliseconds, and every time stamp is exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use kmp::catalogue::Model;
+use kmp_schedule::{Cron, Interval, Method, TimesOfDay};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::EchoMode;
+use super::state::SharedState;
+use super::task::{BusContext, run_bus_on};
+use crate::clock::Clock;
+use crate::config::{BusConfig, BusEndpoint, Item, RequestConfig};
+use crate::reading::{Reading, Status};
+use crate::sim::line::LineConfig;
+use crate::sim::meter::Meter;
+use crate::sim::{Settings, Simulator, session};
+use crate::transport::{OpenFuture, Opener, TcpSettings, TransportError};
+
+/// Opens in-memory lines to a simulator; the first `failures` opens fail.
+struct SimulatedLine {
+    simulator: Arc<Simulator>,
+    failures: AtomicU32,
+    opens: AtomicU32,
+}
+
+/// The test keeps a handle to count the opens.
+impl Opener for Arc<SimulatedLine> {
+    fn open(&self) -> OpenFuture<'_> {
+        self.as_ref().open()
+    }
+
+    fn byte_time(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl std::fmt::Display for SimulatedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("simulated line")
+    }
+}
+
+impl Opener for SimulatedLine {
+    fn open(&self) -> OpenFuture<'_> {
+        Box::pin(async move {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                let source =
+                    std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "gateway down");
+                return Err(TransportError::Connect {
+                    address: "simulated".to_owned(),
+                    source,
+                });
+            }
+            let (logger_end, meter_end) = tokio::io::duplex(4096);
+            let simulator = Arc::clone(&self.simulator);
+            tokio::spawn(async move { session::serve(&simulator, "test", meter_end, None).await });
+            Ok(Box::new(logger_end) as crate::transport::BoxedLine)
+        })
+    }
+
+    fn byte_time(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+fn line(addresses: &[u8], failures: u32) -> Arc<SimulatedLine> {
+    let simulator = Simulator::new(Settings {
+        meters: addresses
+            .iter()
+            .map(|&address| Meter::new(address, Model::Multical603))
+            .collect(),
+        line: LineConfig::default(),
+        seed: Some(1),
+        quiet: true,
+    });
+    Arc::new(SimulatedLine {
+        simulator,
+        failures: AtomicU32::new(failures),
+        opens: AtomicU32::new(0),
+    })
+}
+
+fn request(description: &str, addresses: &[u8], method: Method) -> RequestConfig {
+    RequestConfig {
+        description: description.to_owned(),
+        send: true,
+        addresses: addresses.to_vec(),
+        model: None,
+        timeout: Duration::from_millis(1600),
+        retries: 0,
+        items: vec![Item {
+            register: 86,
+            export_name: "T1".to_owned(),
+        }],
+        method,
+        on_complete: None,
+        on_failure: None,
+        thresholds: Vec::new(),
+        reads_per_day: None,
+    }
+}
+
+fn polling(text: &str) -> Method {
+    Method::Polling(Interval::parse(text).unwrap())
+}
+
+/// The outcome of running a bus for a while.
+struct Run {
+    readings: Vec<Reading>,
+    origin: Timestamp,
+    state: SharedState,
+}
+
+impl Run {
+    /// Seconds after the origin at which `request` produced readings, one
+    /// entry per run (the first address's reading).
+    fn runs_of(&self, request: &str) -> Vec<f64> {
+        let mut seconds: Vec<f64> = Vec::new();
+        let first_address = self
+            .readings
+            .iter()
+            .find(|r| r.request == request)
+            .map(|r| r.address);
+        for reading in self
+            .readings
+            .iter()
+            .filter(|r| r.request == request && Some(r.address) == first_address)
+        {
+            seconds.push(self.origin.duration_until(reading.time).as_secs_f64());
+        }
+        seconds
+    }
+}
+
+/// Runs a bus with `requests` for `duration` of paused time from `origin`;
+/// `events` are fired at the given offsets.
+async fn run(
+    requests: Vec<RequestConfig>,
+    opener: Arc<SimulatedLine>,
+    origin: &str,
+    zone: TimeZone,
+    duration: Duration,
+    events: &[(Duration, &str)],
+) -> Run {
+    let origin: Timestamp = origin.parse().unwrap();
+    let config = BusConfig {
+        name: "test".to_owned(),
+        endpoint: BusEndpoint::Tcp(TcpSettings::new("unused:1")),
+        echo: EchoMode::Auto,
+        retry_pause: Duration::from_millis(200),
+        requests,
+    };
+    let (readings_sender, mut readings) = mpsc::unbounded_channel();
+    let (event_sender, _) = broadcast::channel(16);
+    let shutdown = CancellationToken::new();
+    let context = BusContext {
+        clock: Clock::tokio_from(origin),
+        zone,
+        events: event_sender.clone(),
+        readings: readings_sender,
+        shutdown: shutdown.clone(),
+    };
+    let state = SharedState::default();
+    let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));
+    let started = tokio::time::Instant::now();
+    for (at, name) in events {
+        tokio::time::sleep_until(started + *at).await;
+        event_sender.send((*name).to_owned()).unwrap();
+    }
+    tokio::time::sleep_until(started + duration).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    let mut all = Vec::new();
+    while let Ok(batch) = readings.try_recv() {
+        all.extend(batch);
+    }
+    Run {
+        readings: all,
+        origin,
+        state,
+    }
+}
+
+const ORIGIN: &str = "2026-11-25T00:00:00Z";
+
+/// Asserts that runs happened at `expected` seconds, each within the time a
+/// transaction takes (20 ms reply delay) plus a little.
+fn check_runs(actual: &[f64], expected: &[f64]) {
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "runs at {actual:?}, expected {expected:?}"
+    );
+    for (actual, expected) in actual.iter().zip(expected) {
+        assert!(
+            (expected..=&(expected + 0.1)).contains(&actual),
+            "run at {actual} s, expected {expected} s: {actual:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn polling_runs_on_its_grid() {
+    let run = run(
+        vec![request("poll", &[1], polling("10s"))],
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(35),
+        &[],
+    )
+    .await;
+    check_runs(&run.runs_of("poll"), &[0.0, 10.0, 20.0, 30.0]);
+    assert!(
+        run.readings
+            .iter()
+            .all(|reading| reading.status == Status::Ok)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_runs_at_start_only() {
+    let run = run(
+        vec![request("once", &[1], Method::Once)],
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(60),
+        &[],
+    )
+    .await;
+    check_runs(&run.runs_of("once"), &[0.0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn times_of_day_and_cron_fire_when_they_say() {
+    let requests = vec![
+        request(
+            "times",
+            &[1],
+            Method::TimesOfDay(TimesOfDay::parse("00:00:05;00:00:20").unwrap()),
+        ),
+        request(
+            "cron",
+            &[1],
+            Method::Cron(Cron::parse("*/15 * * * * *").unwrap()),
+        ),
+    ];
+    let run = run(
+        requests,
+        line(&[1], 0),
+        "2026-11-24T23:59:59Z",
+        TimeZone::UTC,
+        Duration::from_secs(40),
+        &[],
+    )
+    .await;
+    check_runs(&run.runs_of("times"), &[6.0, 21.0]);
+    check_runs(&run.runs_of("cron"), &[1.0, 16.0, 31.0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_in_the_spring_gap_fires_once_right_after_the_jump() {
+    // 00:59 UTC is 01:59 in Copenhagen; at 02:00 the clock jumps to 03:00.
+    let zone = TimeZone::get("Europe/Copenhagen").unwrap();
+    let requests = vec![request(
+        "gap",
+        &[1],
+        Method::Cron(Cron::parse("0 30 2 * * *").unwrap()),
+    )];
+    let run = run(
+        requests,
+        line(&[1], 0),
+        "2026-03-29T00:59:00Z",
+        zone,
+        Duration::from_secs(3 * 3600),
+        &[],
+    )
+    .await;
+    check_runs(&run.runs_of("gap"), &[60.0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_run_their_requests_only_when_fired() {
+    let requests = vec![request("on demand", &[1], Method::Event("go".to_owned()))];
+    let events = [
+        (Duration::from_secs(5), "go"),
+        (Duration::from_secs(12), "other"),
+        (Duration::from_secs(20), "go"),
+    ];
+    let run = run(
+        requests,
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(30),
+        &events,
+    )
+    .await;
+    check_runs(&run.runs_of("on demand"), &[5.0, 20.0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_requests_run_in_queue_order_one_at_a_time() {
+    let requests = vec![
+        request("first", &[1, 2], polling("10s")),
+        request("second", &[1, 2], polling("10s")),
+    ];
+    let run = run(
+        requests,
+        line(&[1, 2], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(25),
+        &[],
+    )
+    .await;
+    let order: Vec<(String, u8)> = run
+        .readings
+        .iter()
+        .map(|r| (r.request.clone(), r.address))
+        .collect();
+    let one_round =
+        [("first", 1), ("first", 2), ("second", 1), ("second", 2)].map(|(r, a)| (r.to_owned(), a));
+    assert_eq!(
+        order,
+        [one_round.clone(), one_round.clone(), one_round].concat()
+    );
+    let times: Vec<Timestamp> = run.readings.iter().map(|r| r.time).collect();
+    assert!(
+        times.windows(2).all(|pair| pair[0] < pair[1]),
+        "transactions overlap: {times:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticks_missed_while_the_bus_is_busy_are_merged() {
+    // "slow" asks three silent addresses with a 2 s timeout: 6 s of waiting,
+    // during which "fast" misses five ticks of its 1 s polling.
+    let mut slow = request("slow", &[5, 6, 7], polling("1min"));
+    slow.timeout = Duration::from_secs(2);
+    let requests = vec![request("fast", &[1], polling("1s")), slow];
+    let run = run(
+        requests,
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_millis(9_500),
+        &[],
+    )
+    .await;
+    let fast = run.runs_of("fast");
+    // 0, then once (not six times) when the bus is free again, then on the grid.
+    assert_eq!(fast.len(), 5, "fast ran at {fast:?}");
+    assert!((6.0..6.2).contains(&fast[1]), "fast ran at {fast:?}");
+    check_runs(&fast[2..], &[7.0, 8.0, 9.0]);
+    assert!(
+        run.readings
+            .iter()
+            .filter(|r| r.request == "slow")
+            .all(|r| r.status == Status::Timeout)
+    );
+    assert_eq!(run.state.snapshot().timeouts, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_line_is_reopened_with_back_off_while_the_schedule_goes_on() {
+    let opener = line(&[1], 3);
+    let run = run(
+        vec![request("poll", &[1], polling("1s"))],
+        Arc::clone(&opener),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_millis(9_500),
+        &[],
+    )
+    .await;
+    let statuses: Vec<(u64, Status)> = run
+        .readings
+        .iter()
+        .map(|r| {
+            (
+                run.origin.duration_until(r.time).as_secs_f64() as u64,
+                r.status,
+            )
+        })
+        .collect();
+    // Opens fail at 0 s, 1 s (back-off 1 s) and 3 s (2 s); the next try, at
+    // 7 s after 4 s of back-off, succeeds. Every tick still gives readings.
+    let expected: Vec<(u64, Status)> = (0..=9)
+        .map(|second| {
+            (
+                second,
+                if second < 7 {
+                    Status::LineDown
+                } else {
+                    Status::Ok
+                },
+            )
+        })
+        .collect();
+    assert_eq!(statuses, expected);
+    assert_eq!(opener.opens.load(Ordering::SeqCst), 4);
+    let state = run.state.snapshot();
+    assert!(state.connected);
+    assert_eq!(
+        state.last_error.map(|(_, error)| error),
+        Some("cannot connect to simulated: gateway down".to_owned())
+    );
+}

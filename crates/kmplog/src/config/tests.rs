@@ -35,6 +35,34 @@ fn valid(text: &str) -> Config {
     }
 }
 
+/// The demo's configuration (see `cli/demo.rs`) is valid as it stands, with
+/// its stand-in line addresses, and uses every kind of method the demo shows.
+#[test]
+fn the_demo_configuration_is_valid() {
+    let config = valid(include_str!("../../../../examples/demo.toml"));
+    assert_eq!(config.buses.len(), 2);
+    let methods: Vec<String> = config
+        .buses
+        .iter()
+        .flat_map(|bus| &bus.requests)
+        .map(|request| {
+            request
+                .method
+                .to_string()
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    for method in ["once", "polling", "at", "cron", "event"] {
+        assert!(
+            methods.iter().any(|m| m == method),
+            "demo lacks a {method} request: {methods:?}"
+        );
+    }
+}
+
 #[test]
 fn the_example_is_valid_and_quiet() {
     let (config, remarks) =

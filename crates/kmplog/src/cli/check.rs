@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::{Failure, Outcome};
-use crate::config::{self, Diagnostics, Severity};
+use crate::config::{self, Severity};
 
 /// Options of `kmplog check`.
 #[derive(Debug, clap::Args)]
@@ -20,17 +20,15 @@ pub struct Args {
 /// Runs `kmplog check`.
 pub fn run(args: Args) -> Outcome {
     let file_name = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|error| Failure::failed(format!("cannot read {file_name}: {error}")))?;
-    match config::parse(&text, &file_name) {
+    match config::load(&args.file) {
         Ok((config, remarks)) => {
             println!(
                 "{file_name}: OK ({}, {})",
                 plural(config.buses.len(), "bus", "buses"),
                 plural(config.request_count(), "request", "requests")
             );
-            if !remarks.is_empty() {
-                eprintln!("{}", Diagnostics::new(file_name.as_str(), text, remarks));
+            if !remarks.list().is_empty() {
+                eprintln!("{remarks}");
             }
             Ok(())
         }

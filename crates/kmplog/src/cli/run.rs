@@ -68,8 +68,11 @@ fn parse_api(text: &str) -> Result<ApiAddress, String> {
 
 /// Runs `kmplog run`.
 pub async fn run(args: Args) -> Outcome {
-    let config =
+    let (config, remarks) =
         config::load(&args.file).map_err(|diagnostics| Failure::failed(diagnostics.to_string()))?;
+    if !remarks.list().is_empty() {
+        eprintln!("{remarks}");
+    }
     serve(&config, &args.run, Clock::System).await
 }
 

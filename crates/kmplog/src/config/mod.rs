@@ -179,9 +179,10 @@ pub struct Threshold {
     pub event: String,
 }
 
-/// Reads and validates the configuration file at `path`. Warnings and notes
-/// are dropped; `kmplog check` shows them.
-pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+/// Reads and validates the configuration file at `path`: the configuration
+/// with its warnings and notes (an empty list when there are none), or every
+/// mistake found.
+pub fn load(path: &Path) -> Result<(Config, Diagnostics), Diagnostics> {
     let file_name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| {
         let diagnostic = Diagnostic {
@@ -193,7 +194,8 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         };
         Diagnostics::new(file_name.as_str(), "", vec![diagnostic])
     })?;
-    parse(&text, &file_name).map(|(config, _)| config)
+    let (config, remarks) = parse(&text, &file_name)?;
+    Ok((config, Diagnostics::new(file_name.as_str(), text, remarks)))
 }
 
 /// Validates the configuration in `text` (read from `file_name`, for

@@ -46,6 +46,9 @@ pub struct MasterSettings {
     /// timeout for each byte of the request, which the port still has to
     /// send when the write returns. Zero for TCP.
     pub byte_time: Duration,
+    /// A shorter wait for the first attempt, when the meter's optical port
+    /// is expected asleep and the first frame will only wake it.
+    pub wake_timeout: Option<Duration>,
 }
 
 impl Default for MasterSettings {
@@ -57,6 +60,7 @@ impl Default for MasterSettings {
             retry_pause: Duration::from_millis(200),
             echo: EchoMode::Auto,
             byte_time: Duration::ZERO,
+            wake_timeout: None,
         }
     }
 }
@@ -131,6 +135,9 @@ pub struct Exchange {
     pub outcome: Outcome,
     /// Requests sent (1 plus retries used).
     pub attempts: u32,
+    /// Whether the first attempt got nothing at all from the meter (as when
+    /// it only woke a sleeping optical port).
+    pub first_silent: bool,
     /// Everything else seen on the line meanwhile.
     pub faults: Vec<LineFault>,
 }
@@ -178,25 +185,37 @@ impl<L: Line> Master<L> {
         let wire = request.to_frame(address).encode();
         let mut faults = Vec::new();
         let mut last_failure = None;
+        let mut first_silent = false;
         for attempt in 1..=self.settings.retries.saturating_add(1) {
-            if attempt > 1 {
+            let timeout = if attempt == 1 {
+                self.settings.wake_timeout.unwrap_or(self.settings.timeout)
+            } else {
                 tokio::time::sleep(self.settings.retry_pause).await;
-            }
-            match self.attempt(address, request, &wire, &mut faults).await? {
+                self.settings.timeout
+            };
+            match self
+                .attempt(address, request, &wire, timeout, &mut faults)
+                .await?
+            {
                 Attempt::Done(outcome) => {
                     return Ok(Exchange {
                         outcome,
                         attempts: attempt,
+                        first_silent,
                         faults,
                     });
                 }
-                Attempt::Failed(failure) => last_failure = failure.or(last_failure),
+                Attempt::Failed(failure) => {
+                    first_silent |= attempt == 1 && failure.is_none();
+                    last_failure = failure.or(last_failure);
+                }
             }
         }
         let attempts = self.settings.retries.saturating_add(1);
         Ok(Exchange {
             outcome: last_failure.unwrap_or(Outcome::NoReply),
             attempts,
+            first_silent,
             faults,
         })
     }
@@ -206,6 +225,7 @@ impl<L: Line> Master<L> {
         address: u8,
         request: &Request,
         wire: &[u8],
+        timeout: Duration,
         faults: &mut Vec<LineFault>,
     ) -> Result<Attempt, TransportError> {
         self.drop_stale_input(faults);
@@ -221,7 +241,7 @@ impl<L: Line> Master<L> {
             .settings
             .byte_time
             .saturating_mul(u32::try_from(wire.len()).unwrap_or(u32::MAX));
-        let deadline = Instant::now() + sending + self.settings.timeout;
+        let deadline = Instant::now() + sending + timeout;
         let mut echo_left = if self.settings.echo == EchoMode::On {
             wire
         } else {

@@ -6,6 +6,7 @@ pub mod master;
 pub mod passive;
 pub mod state;
 pub mod task;
+pub mod wake;
 
 #[cfg(test)]
 mod schedule_tests;

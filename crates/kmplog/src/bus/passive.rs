@@ -2,14 +2,19 @@
 //! task pairs each GetRegister request it sees with the reply from the same
 //! address and exports the values that the bus's requests ask for.
 //!
-//! A request that gets no reply before the next request on the line ends as
-//! `timeout` readings, so a silent meter shows in passive mode too.
+//! A request that gets no reply within the listening request's timeout, or
+//! before the next request on the line, ends as `timeout` readings, so a
+//! silent meter shows in passive mode too, even when it was the last one
+//! polled. One still open when the line fails ends as `line_down`.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kmp::frame::{Direction, Frame};
 use kmp::message::{Request, Response};
 use kmp::splitter::{Event, Splitter};
 use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
 
 use super::state::SharedState;
 use super::task::{BusContext, endpoint_of, line_failed};
@@ -20,7 +25,14 @@ use crate::reading::{Reading, Status};
 struct Pending {
     address: u8,
     registers: Vec<u16>,
+    /// When the reply is overdue: the longest timeout of the listening
+    /// requests for this address.
+    deadline: Instant,
 }
+
+/// How long to wait for a reply to a request no listening request covers:
+/// its readings are not exported, the wait only keeps the pairing right.
+const UNWATCHED_TIMEOUT: Duration = Duration::from_millis(1600);
 
 /// Listens on the bus until shutdown.
 pub async fn run_passive(config: BusConfig, state: SharedState, context: BusContext) {
@@ -34,17 +46,14 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
     loop {
         let mut line = match endpoint.open().await {
             Ok(line) => {
-                backoff = super::task::MIN_BACKOFF;
                 state.lock().connected = true;
                 line
             }
             Err(error) => {
                 line_failed(&context.clock, &state, error.to_string());
-                tokio::select! {
-                    () = context.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                if wait(&context, &mut backoff).await.is_err() {
+                    return;
                 }
-                backoff = (backoff * 2).min(super::task::MAX_BACKOFF);
                 continue;
             }
         };
@@ -52,21 +61,50 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
         let mut pending: Option<Pending> = None;
         let mut buffer = [0u8; 1024];
         loop {
+            let deadline = pending.as_ref().map(|open| open.deadline);
             let received = tokio::select! {
                 () = context.shutdown.cancelled() => return,
+                () = sleep_until_option(deadline) => {
+                    let overdue = pending.take().map(|open| {
+                        readings_for(&config.name, &listeners, &open, None, context.clock.now())
+                    });
+                    send(&context, overdue.unwrap_or_default());
+                    continue;
+                }
                 received = line.read(&mut buffer) => received,
             };
+            let received = match received {
+                Ok(0) => Err("closed by the other end".to_owned()),
+                Ok(count) => Ok(count),
+                Err(error) => Err(error.to_string()),
+            };
             let count = match received {
-                Ok(0) => {
-                    line_failed(&context.clock, &state, "closed by the other end".to_owned());
-                    break;
-                }
                 Ok(count) => count,
                 Err(error) => {
-                    line_failed(&context.clock, &state, error.to_string());
+                    line_failed(&context.clock, &state, error);
+                    // The reply to an open request cannot come on this line any more.
+                    if let Some(open) = pending.take() {
+                        let readings = readings_for(
+                            &config.name,
+                            &listeners,
+                            &open,
+                            None,
+                            context.clock.now(),
+                        )
+                        .into_iter()
+                        .map(|reading| Reading {
+                            status: Status::LineDown,
+                            ..reading
+                        })
+                        .collect();
+                        send(&context, readings);
+                    }
                     break;
                 }
             };
+            // Traffic came: the line works, so a later failure starts the
+            // back-off afresh.
+            backoff = super::task::MIN_BACKOFF;
             for event in splitter.feed(buffer.get(..count).unwrap_or_default()) {
                 let readings = observe(
                     event,
@@ -76,11 +114,38 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                     &state,
                     context.clock.now(),
                 );
-                if !readings.is_empty() {
-                    let _ = context.readings.send(readings);
-                }
+                send(&context, readings);
             }
         }
+        // A gateway that accepts and closes at once (its serial port is
+        // taken) must not be reopened in a tight loop.
+        if wait(&context, &mut backoff).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits `backoff` before the line is reopened and doubles it for the next
+/// time; `Err` when the logger stops meanwhile.
+async fn wait(context: &BusContext, backoff: &mut Duration) -> Result<(), ()> {
+    tokio::select! {
+        () = context.shutdown.cancelled() => return Err(()),
+        () = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(super::task::MAX_BACKOFF);
+    Ok(())
+}
+
+fn send(context: &BusContext, readings: Vec<Reading>) {
+    if !readings.is_empty() {
+        let _ = context.readings.send(readings);
+    }
+}
+
+async fn sleep_until_option(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -100,9 +165,16 @@ fn observe(
                 .take()
                 .map(|open| readings_for(bus, listeners, &open, None, now));
             if let Ok(Request::GetRegister(registers)) = Request::decode(&frame) {
+                let timeout = listeners
+                    .iter()
+                    .filter(|request| request.addresses.contains(&frame.address))
+                    .map(|request| request.timeout)
+                    .max()
+                    .unwrap_or(UNWATCHED_TIMEOUT);
                 *pending = Some(Pending {
                     address: frame.address,
                     registers: registers.to_vec(),
+                    deadline: Instant::now() + timeout,
                 });
                 state.lock().polls += 1;
             }

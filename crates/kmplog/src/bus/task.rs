@@ -14,12 +14,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use kmp::message::{Request, Response};
-use kmp_schedule::{Method, Schedule};
+use kmp_schedule::Schedule;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::master::{Master, MasterSettings, Outcome};
 use super::state::{BusState, RequestState, SharedState};
+use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
 use crate::reading::{CounterGuard, Reading, Status};
@@ -64,6 +65,8 @@ enum Side {
 /// The line and what it takes to reopen it.
 struct Connection {
     opener: Box<dyn Opener>,
+    /// What is known of the meters' optical ports on this line.
+    wakefulness: Wakefulness,
     master: Option<Master<BoxedLine>>,
     opened_before: bool,
     backoff: Duration,
@@ -88,19 +91,22 @@ pub async fn run_bus_on(
         .requests
         .iter()
         .filter(|request| request.send)
-        .map(|request| {
-            let schedule = Schedule::new(request.method.clone(), &start);
+        // A request that sends always has a method (the configuration check
+        // sees to it); listening ones run in the passive task.
+        .filter_map(|request| {
+            let schedule = Schedule::new(request.method.clone()?, &start);
             let next = schedule.first().map(|zoned| zoned.timestamp());
-            Planned {
+            Some(Planned {
                 config: request.clone(),
                 schedule,
                 next,
                 triggered: false,
-            }
+            })
         })
         .collect();
     let mut connection = Connection {
         opener,
+        wakefulness: Wakefulness::default(),
         master: None,
         opened_before: false,
         backoff: MIN_BACKOFF,
@@ -169,15 +175,26 @@ pub async fn run_bus_on(
             () = sleep_until_option(&context.clock, wake) => {}
             event = events.recv() => match event {
                 Ok(name) => {
-                    for plan in &mut planned {
-                        if matches!(&plan.config.method, Method::Event(wanted) if *wanted == name) {
-                            plan.triggered = true;
-                        }
+                    trigger(&mut planned, &name);
+                    // Events that came together (two meters crossing a
+                    // threshold in one run) run their requests once, as
+                    // merged ticks do.
+                    while let Ok(name) = events.try_recv() {
+                        trigger(&mut planned, &name);
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+        }
+    }
+}
+
+/// Marks the requests that wait for event `name` to run.
+fn trigger(planned: &mut [Planned], name: &str) {
+    for plan in planned {
+        if plan.schedule.event() == Some(name) {
+            plan.triggered = true;
         }
     }
 }
@@ -203,7 +220,11 @@ fn publish_plan(state: &SharedState, planned: &[Planned]) {
         .iter()
         .map(|plan| RequestState {
             description: plan.config.description.clone(),
-            method: plan.config.method.to_string(),
+            method: plan
+                .config
+                .method
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
             last_run: None,
             next_run: plan.next,
             last_result: None,
@@ -230,15 +251,29 @@ async fn run_request(
         retry_pause: bus.retry_pause,
         echo: bus.echo,
         byte_time: connection.opener.byte_time(),
+        wake_timeout: None,
     };
     let mut readings = Vec::new();
     for &address in &request.addresses {
+        let start = context.clock.now();
+        let asleep = connection.wakefulness.expects_asleep(address, start);
         let outcome = match connection.master(&context.clock, state).await {
             Some(master) => {
-                master.set_settings(settings.clone());
+                master.set_settings(MasterSettings {
+                    wake_timeout: asleep.then_some(WAKE_TIMEOUT),
+                    ..settings.clone()
+                });
                 match master.transact(address, &get_register).await {
                     Ok(exchange) => {
                         record_exchange(state, &exchange.outcome, exchange.faults.len());
+                        let answer = match exchange.outcome {
+                            Outcome::Response(_) if exchange.first_silent => Answer::AfterWaking,
+                            Outcome::Response(_) => Answer::AtOnce,
+                            _ => Answer::None,
+                        };
+                        connection
+                            .wakefulness
+                            .record(address, start, context.clock.now(), answer);
                         Ok(exchange.outcome)
                     }
                     Err(error) => {
@@ -363,9 +398,8 @@ fn fire_events(
     } else {
         &request.on_complete
     };
-    if let Some(name) = outcome_event {
-        let _ = events.send(name.clone());
-    }
+    // Each event at most once per run, however many meters crossed.
+    let mut fired: Vec<&str> = outcome_event.iter().map(String::as_str).collect();
     for (number, threshold) in request.thresholds.iter().enumerate() {
         for reading in readings
             .iter()
@@ -382,10 +416,16 @@ fn fire_events(
                     .is_some_and(|limit| value.compare(&limit).is_lt());
             let side = if beyond { Side::Beyond } else { Side::Inside };
             let before = sides.insert((index, reading.address, number), side);
-            if side == Side::Beyond && before != Some(Side::Beyond) {
-                let _ = events.send(threshold.event.clone());
+            if side == Side::Beyond
+                && before != Some(Side::Beyond)
+                && !fired.contains(&threshold.event.as_str())
+            {
+                fired.push(&threshold.event);
             }
         }
+    }
+    for name in fired {
+        let _ = events.send(name.to_owned());
     }
 }
 

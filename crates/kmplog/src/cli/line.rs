@@ -16,11 +16,14 @@ use super::Failure;
 #[derive(Debug, Clone, clap::Args)]
 pub struct LineArgs {
     /// Serial port of the line, such as /dev/ttyUSB0.
-    #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["tcp", "udp"])]
     serial: Option<PathBuf>,
     /// TCP serial-to-Ethernet gateway, such as 192.168.1.50:4001.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port, conflicts_with = "udp")]
     tcp: Option<String>,
+    /// UDP gateway that carries one frame per datagram, such as 192.168.1.51:4001.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    udp: Option<String>,
     /// Baud rate of the serial port.
     #[arg(long, value_name = "N", default_value_t = 1200, value_parser = clap::value_parser!(u32).range(300..=115_200))]
     baud: u32,
@@ -51,17 +54,18 @@ fn parse_host_port(text: &str) -> Result<String, String> {
 impl LineArgs {
     /// The line these options name.
     pub fn endpoint(&self) -> Result<Endpoint, Failure> {
-        match (&self.serial, &self.tcp) {
-            (Some(path), _) => Ok(Endpoint::Serial(SerialSettings {
+        match (&self.serial, &self.tcp, &self.udp) {
+            (Some(path), _, _) => Ok(Endpoint::Serial(SerialSettings {
                 baud: self.baud,
                 data_bits: self.framing.data_bits,
                 parity: self.framing.parity,
                 stop_bits: self.framing.stop_bits,
                 ..SerialSettings::new(path)
             })),
-            (None, Some(address)) => Ok(Endpoint::Tcp(TcpSettings::new(address.clone()))),
-            (None, None) => Err(Failure::usage(
-                "name the line: --serial PATH (such as /dev/ttyUSB0) or --tcp HOST:PORT (such as 192.168.1.50:4001)",
+            (None, Some(address), _) => Ok(Endpoint::Tcp(TcpSettings::new(address.clone()))),
+            (None, None, Some(address)) => Ok(Endpoint::Udp(address.clone())),
+            (None, None, None) => Err(Failure::usage(
+                "name the line: --serial PATH (such as /dev/ttyUSB0), --tcp HOST:PORT (such as 192.168.1.50:4001) or --udp HOST:PORT",
             )),
         }
     }

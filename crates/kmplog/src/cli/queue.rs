@@ -259,7 +259,10 @@ fn list(file: &Path, bus: Option<&str>) -> Outcome {
                 bus.name.clone(),
                 (index + 1).to_string(),
                 request.description.clone(),
-                request.method.to_string(),
+                request
+                    .method
+                    .as_ref()
+                    .map_or_else(|| "listens".to_owned(), ToString::to_string),
                 addresses.join(";"),
                 items.join(", "),
             ]);

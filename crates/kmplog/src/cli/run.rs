@@ -90,14 +90,17 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
             events: logger.events.clone(),
             buses: logger.buses.clone(),
         };
-        let bound = api::serve(address, state, stop_api.clone())
-            .await
-            .map_err(|error| {
-                Failure::failed(format!(
+        match api::serve(address, state, stop_api.clone()).await {
+            Ok(bound) => eprintln!("kmplog: API on http://{bound}"),
+            Err(error) => {
+                // The buses have started: stop them so that the sinks keep
+                // what they have read already.
+                logger.stop().await;
+                return Err(Failure::failed(format!(
                     "cannot listen for the API on {address}: {error}; choose another with --api"
-                ))
-            })?;
-        eprintln!("kmplog: API on http://{bound}");
+                )));
+            }
+        }
     }
     logger.run_until_stopped(&options).await;
     stop_api.cancel();

@@ -4,7 +4,9 @@
 //! On start it prints one line per listener to stdout, in a form scripts and
 //! tests parse: `tcp 127.0.0.1:40123` (the port actually bound) and
 //! `pty /dev/pts/3` (the slave to open as a serial port). Then it logs each
-//! exchange to stderr until Ctrl-C or SIGTERM, and exits 0.
+//! exchange to stderr until Ctrl-C or SIGTERM, prints what the lines carried
+//! (`traffic in 230 out 830 bytes over 4.857123 s`, see
+//! [`Summary`](crate::sim::traffic::Summary)) and exits 0.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use kmp::catalogue::Model;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
 
 use super::read::{parse_address, parse_model};
@@ -187,6 +190,8 @@ impl Args {
 /// Runs the simulator until Ctrl-C or SIGTERM.
 pub async fn run(args: Args) -> Outcome {
     let simulator = Simulator::new(args.settings()?);
+    // Before the listener lines go out: whoever reads them may signal at once.
+    let mut shutdown = Shutdown::listen()?;
     let mut listeners = Vec::new();
     for address in args.tcp_addresses() {
         let listener = TcpListener::bind(&address)
@@ -217,7 +222,13 @@ pub async fn run(args: Args) -> Outcome {
     }
 
     tokio::select! {
-        signal = shutdown_signal() => signal,
+        () = shutdown.wait() => {
+            simulator.log("simulate", "stopped by a signal");
+            // On stdout, beside the listener lines, for benchmark scripts;
+            // a reader that has gone away is no reason to fail.
+            let _ = writeln!(std::io::stdout(), "{}", simulator.traffic().summary());
+            Ok(())
+        }
         Some(ended) = tasks.join_next() => Err(match ended {
             Ok((name, Err(error))) => Failure::failed(format!("{name}: {error}")),
             Ok((name, Ok(()))) => Failure::failed(format!("{name}: stopped")),
@@ -259,15 +270,29 @@ fn describe_meters(simulator: &Simulator) {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn shutdown_signal() -> Outcome {
-    let listen_failed =
-        |error: std::io::Error| Failure::failed(format!("cannot listen for signals: {error}"));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(listen_failed)?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.map_err(listen_failed),
-        _ = terminate.recv() => Ok(()),
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from creation on.
+struct Shutdown {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Shutdown {
+    fn listen() -> Result<Shutdown, Failure> {
+        let listen = |kind| {
+            signal(kind)
+                .map_err(|error| Failure::failed(format!("cannot listen for signals: {error}")))
+        };
+        Ok(Shutdown {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 

@@ -19,10 +19,10 @@ use super::{Failure, Outcome};
 )]
 pub struct Args {
     /// A recorded byte stream to decode, or `-` for standard input.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["serial", "tcp"])]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["serial", "tcp", "udp"])]
     file: Option<PathBuf>,
     /// Read standard input (same as --file -).
-    #[arg(value_name = "-", value_parser = clap::builder::PossibleValuesParser::new(["-"]), conflicts_with_all = ["serial", "tcp", "file"])]
+    #[arg(value_name = "-", value_parser = clap::builder::PossibleValuesParser::new(["-"]), conflicts_with_all = ["serial", "tcp", "udp", "file"])]
     stdin: Option<String>,
     #[command(flatten)]
     line: LineArgs,

@@ -145,8 +145,9 @@ pub struct RequestConfig {
     pub retries: u32,
     /// The registers read, 1 to 8.
     pub items: Vec<Item>,
-    /// When the request runs.
-    pub method: Method,
+    /// When the request runs; `None` for a listening request (`send =
+    /// false`), which runs whenever another master reads its meters.
+    pub method: Option<Method>,
     /// Event fired after a run in which every address answered.
     pub on_complete: Option<String>,
     /// Event fired after a run in which some address failed.

@@ -35,6 +35,16 @@ fn valid(text: &str) -> Config {
     }
 }
 
+/// A listening request has no schedule: the other master's traffic drives it.
+#[test]
+fn a_listening_request_needs_no_method() {
+    let config = valid(&format!(
+        "{P}send = false\naddresses = 1\nitems = [\"E1\"]\n"
+    ));
+    let request = &config.buses[0].requests[0];
+    assert_eq!((request.send, &request.method), (false, &None));
+}
+
 /// The demo's configuration (see `cli/demo.rs`) is valid as it stands, with
 /// its stand-in line addresses, and uses every kind of method the demo shows.
 #[test]
@@ -48,7 +58,8 @@ fn the_demo_configuration_is_valid() {
         .map(|request| {
             request
                 .method
-                .to_string()
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string)
                 .split(' ')
                 .next()
                 .unwrap_or_default()
@@ -93,7 +104,9 @@ fn the_example_is_valid_and_quiet() {
     );
     assert_eq!(
         main.method,
-        Method::Polling(kmp_schedule::Interval::parse("30s").unwrap())
+        Some(Method::Polling(
+            kmp_schedule::Interval::parse("30s").unwrap()
+        ))
     );
     assert_eq!(main.on_complete.as_deref(), Some("main-done"));
     assert_eq!(main.thresholds[0].export_name, "T1");
@@ -103,7 +116,7 @@ fn the_example_is_valid_and_quiet() {
     );
     assert_eq!(
         bus.requests[2].method,
-        Method::Event("main-done".to_owned())
+        Some(Method::Event("main-done".to_owned()))
     );
     assert_eq!(
         config.buses[1].endpoint.to_string(),
@@ -155,7 +168,7 @@ fn defaults_fill_what_is_left_out() {
         .map(|item| item.export_name.as_str())
         .collect();
     assert_eq!(names, ["T1", "R5000", "E1"]);
-    assert_eq!(request.method, Method::Once);
+    assert_eq!(request.method, Some(Method::Once));
 
     let tcp = valid(&format!(
         "[sinks]\nsqlite = false\nterminal = \"JSON\"\n{P}{REST}"
@@ -414,6 +427,13 @@ fn each_mistake_is_reported_where_it_is() {
             "bus name `b` is already used by bus 1",
         ),
         (
+            format!(
+                "{P}{REST}[[bus.request]]\ndescription = \"heard\"\nsend = false\naddresses = 1\nitems = [\"E1\"]\n"
+            ),
+            "11:8",
+            "request `r` sends and request `heard` only listens, on the same bus",
+        ),
+        (
             format!("{P}{REST}[[bus.request]]\ndescription = \"r\"\n{REST}"),
             "10:15",
             "description `r` is already used by request 1 of this bus",
@@ -570,6 +590,11 @@ fn warnings_and_notes_leave_the_file_valid() {
             format!("{P}addresses = 1\nitems = [\"E1\"]\nevent = \"go\"\n"),
             "8:9",
             "no request fires event `go`",
+        ),
+        (
+            format!("{P}send = false\naddresses = 1\nitems = [\"E1\"]\npolling = \"30s\"\n"),
+            "9:1",
+            "this request only listens (send = false): `polling` is never used",
         ),
         (
             format!("{P}addresses = 1\nitems = [\"E1\"]\nevent = \"go\"\non_complete = \"go\"\n"),

@@ -394,6 +394,29 @@ fn bus(cx: &mut Context<'_>, table: &Table<'_, '_>, events: &mut Events) -> Opti
                         format!("`kmplog queue` finds requests by description; make it unique, for example: description = \"{description} 2\""),
                     );
                 }
+                // kmplog is either the master of a line or a listener on it:
+                // with its own requests on the line there is no other master
+                // to listen to.
+                if let Some(this) = &parsed
+                    && let Some(other) = requests
+                        .iter()
+                        .flatten()
+                        .find(|other: &&RequestConfig| other.send != this.send)
+                {
+                    let span = request_table
+                        .get("send")
+                        .map_or_else(|| request_table.span.clone(), |field| field.span());
+                    let (sender, listener) = if this.send {
+                        (&this.description, &other.description)
+                    } else {
+                        (&other.description, &this.description)
+                    };
+                    cx.error(
+                        span,
+                        format!("request `{sender}` sends and request `{listener}` only listens, on the same bus"),
+                        "a bus either polls its meters or listens to another master; put the listening requests on a bus of their own",
+                    );
+                }
                 requests.push(parsed);
             }
         }
@@ -555,7 +578,26 @@ fn request(
     let timeout = millis_or(cx, table, "timeout_ms", 1..=600_000, 1600);
     let retries =
         integer_or(cx, table, "retries", 0..=10, 1).and_then(|retries| u32::try_from(retries).ok());
-    let method = method(cx, table, events);
+    // A listening request runs when another master reads the meters: it has
+    // no schedule of its own.
+    let listening = send == Some(false);
+    let given_method = METHOD_KEYS.iter().find_map(|key| table.get(key));
+    let method = match (&given_method, listening) {
+        (None, true) => None,
+        (Some(field), true) => {
+            cx.report(
+                Severity::Warning,
+                field.key_span.clone(),
+                format!(
+                    "this request only listens (send = false): `{}` is never used",
+                    field.key
+                ),
+                "remove it: the other master on the line decides when the meters are read",
+            );
+            None
+        }
+        (_, false) => method(cx, table, events),
+    };
     let items = required(cx, table, "items", "items = [\"E1\", \"V1\", 86]")
         .and_then(|field| items(cx, &field, model.flatten()));
     let mut fired = Vec::new();
@@ -616,7 +658,7 @@ fn request(
         timeout: timeout?,
         retries: retries?,
         items: items?,
-        method: method?,
+        method: if listening { None } else { Some(method?) },
         on_complete: on_complete?,
         on_failure: on_failure?,
         thresholds: thresholds.into_iter().collect::<Option<_>>()?,

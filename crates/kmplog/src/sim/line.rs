@@ -14,7 +14,7 @@
 //! port.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kmp::frame::{ACK, Direction, Frame, STOP};
@@ -222,28 +222,61 @@ pub struct Output {
     pub exchanges: Vec<Exchange>,
 }
 
-/// One line: its meters, its frame splitter, its fault dice and the sleep
-/// state of each meter's optical port.
+/// The optical ports of the meters: when each (by index in the meter list)
+/// last received a frame, as time since start. An optical port belongs to its
+/// meter, not to a connection, so all lines share one `Ports`.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    last_heard: Arc<Mutex<Vec<Option<Duration>>>>,
+}
+
+impl Ports {
+    /// The ports of `count` meters, all asleep.
+    pub fn new(count: usize) -> Ports {
+        Ports {
+            last_heard: Arc::new(Mutex::new(vec![None; count])),
+        }
+    }
+
+    /// Whether port `index` is awake for a frame at `now`, given that ports
+    /// sleep after `sleep_after` idle; notes the frame either way.
+    fn wake(&self, index: usize, now: Duration, sleep_after: Duration) -> bool {
+        // The state is a list of instants, valid whatever a panicking holder
+        // left half done.
+        let mut last_heard = self
+            .last_heard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(last_heard) = last_heard.get_mut(index) else {
+            return true;
+        };
+        let awake = matches!(*last_heard, Some(last) if now.saturating_sub(last) <= sleep_after);
+        *last_heard = Some(now);
+        awake
+    }
+}
+
+/// One line: its meters, their optical ports, its frame splitter and its
+/// fault dice.
 #[derive(Debug)]
 pub struct Line {
     meters: Arc<[Meter]>,
+    ports: Ports,
     config: Arc<LineConfig>,
     splitter: Splitter,
     rng: fastrand::Rng,
-    /// When each meter (by index) last received a frame, as time since start.
-    last_heard: Vec<Option<Duration>>,
 }
 
 impl Line {
-    /// A line with `meters` on it; `seed` makes its faults reproducible.
-    pub fn new(meters: Arc<[Meter]>, config: Arc<LineConfig>, seed: u64) -> Line {
-        let last_heard = vec![None; meters.len()];
+    /// A line with `meters` on it, whose optical ports are `ports`; `seed`
+    /// makes its faults reproducible.
+    pub fn new(meters: Arc<[Meter]>, ports: Ports, config: Arc<LineConfig>, seed: u64) -> Line {
         Line {
             meters,
+            ports,
             config,
             splitter: Splitter::new(),
             rng: fastrand::Rng::with_seed(seed),
-            last_heard,
         }
     }
 
@@ -313,16 +346,10 @@ impl Line {
     }
 
     /// Whether meter `index` is awake for a frame at `now`; notes the frame.
-    fn wake(&mut self, index: usize, now: Duration) -> bool {
-        let Some(sleep_after) = self.config.sleep_after else {
-            return true;
-        };
-        let Some(last_heard) = self.last_heard.get_mut(index) else {
-            return true;
-        };
-        let awake = matches!(*last_heard, Some(last) if now.saturating_sub(last) <= sleep_after);
-        *last_heard = Some(now);
-        awake
+    fn wake(&self, index: usize, now: Duration) -> bool {
+        self.config
+            .sleep_after
+            .is_none_or(|sleep_after| self.ports.wake(index, now, sleep_after))
     }
 
     /// The reply for `answer`, with the faults drawn for it. An ACK can be
@@ -381,9 +408,16 @@ impl Line {
             wire.splice(at..at, garbage);
             applied.push(fault);
         }
-        if self.draw(faults.truncate) && wire.len() > 1 {
+        // Keep at least the start byte and the (possibly escaped) address,
+        // so that the master can tell whose reply was cut short.
+        let named = if wire.get(1) == Some(&kmp::frame::ESCAPE) {
+            3
+        } else {
+            2
+        };
+        if self.draw(faults.truncate) && wire.len() > named {
             // The stop byte stands only at the end, so any cut loses it.
-            let keep = self.rng.usize(1..wire.len());
+            let keep = self.rng.usize(named..wire.len());
             wire.truncate(keep);
             applied.push(Fault::Truncated);
         }
@@ -443,7 +477,11 @@ mod tests {
     }
 
     fn line(config: LineConfig) -> Line {
-        Line::new(meters(), Arc::new(config), 7)
+        seeded(config, 7)
+    }
+
+    fn seeded(config: LineConfig, seed: u64) -> Line {
+        Line::new(meters(), Ports::new(3), Arc::new(config), seed)
     }
 
     fn moment(millis: u64) -> Moment {
@@ -616,30 +654,18 @@ mod tests {
         assert_eq!(replied_bytes(&late), clean);
 
         for seed in 0..50 {
-            let mut line = Line::new(
-                meters(),
-                Arc::new(faults(always(|f| f.bad_crc = 1.0))),
-                seed,
-            );
+            let mut line = seeded(faults(always(|f| f.bad_crc = 1.0)), seed);
             let exchange = line.receive(&ask, moment(0)).exchanges.remove(0);
             let bytes = replied_bytes(&exchange);
             assert!(fails_crc(&bytes), "{bytes:02X?}");
 
-            let mut line = Line::new(
-                meters(),
-                Arc::new(faults(always(|f| f.truncate = 1.0))),
-                seed,
-            );
+            let mut line = seeded(faults(always(|f| f.truncate = 1.0)), seed);
             let bytes = replied_bytes(&line.receive(&ask, moment(0)).exchanges.remove(0));
             assert!(!bytes.is_empty() && bytes.len() < clean.len());
             assert!(!bytes.contains(&STOP), "{bytes:02X?}");
             assert_eq!(bytes, clean[..bytes.len()]);
 
-            let mut line = Line::new(
-                meters(),
-                Arc::new(faults(always(|f| f.garbage = 1.0))),
-                seed,
-            );
+            let mut line = seeded(faults(always(|f| f.garbage = 1.0)), seed);
             let exchange = line.receive(&ask, moment(0)).exchanges.remove(0);
             let bytes = replied_bytes(&exchange);
             assert!(bytes.len() > clean.len());
@@ -695,7 +721,7 @@ mod tests {
             ..Faults::default()
         };
         let run = |seed| {
-            let mut line = Line::new(meters(), Arc::new(faults(half)), seed);
+            let mut line = seeded(faults(half), seed);
             (0..40)
                 .map(|i| line.receive(&get_register(1, &[60, 86]), moment(i * 1000)))
                 .collect::<Vec<_>>()
@@ -728,6 +754,29 @@ mod tests {
         );
         assert_eq!(ask(&mut line, 63, 30_000), asleep, "idle past 10 s");
         assert!(matches!(ask(&mut line, 63, 31_000), Outcome::Reply { .. }));
+    }
+
+    #[test]
+    fn lines_share_the_optical_ports() {
+        let config = Arc::new(LineConfig {
+            sleep_after: Some(Duration::from_secs(10)),
+            ..LineConfig::default()
+        });
+        let ports = Ports::new(3);
+        let mut lines =
+            [1, 2].map(|seed| Line::new(meters(), ports.clone(), Arc::clone(&config), seed));
+        let get_type = request(63, &Request::GetType);
+        let outcome = |line: &mut Line, millis| {
+            line.receive(&get_type, moment(millis))
+                .exchanges
+                .remove(0)
+                .outcome
+        };
+        assert_eq!(outcome(&mut lines[0], 0), Outcome::Silent(Silence::Asleep));
+        assert!(
+            matches!(outcome(&mut lines[1], 1_000), Outcome::Reply { .. }),
+            "woken on the other line"
+        );
     }
 
     #[test]

@@ -628,11 +628,21 @@ mod tests {
     }
 
     #[test]
-    fn every_catalogued_register_is_answered() {
+    fn every_catalogued_register_is_answered_and_survives_the_wire() {
         for model in Model::ALL {
             let meter = Meter::new(5, model);
-            for info in model.registers() {
-                assert!(meter.read(info.id, at(10)).is_some(), "{model} {}", info.id);
+            let ids: Vec<u16> = model.registers().iter().map(|info| info.id).collect();
+            for chunk in ids.chunks(kmp::message::MAX_REGISTERS) {
+                let request = Request::get_register(chunk).unwrap();
+                let Some(Answer::Response(response)) = meter.answer(&request, at(10)) else {
+                    panic!("{model}: no answer to {chunk:?}");
+                };
+                let frame = kmp::Frame::decode(&response.to_frame(5).encode()).unwrap();
+                let Ok(Response::Registers(values)) = Response::decode(&frame) else {
+                    panic!("{model}: {chunk:?} does not decode");
+                };
+                let got: Vec<u16> = values.iter().map(|value| value.register).collect();
+                assert_eq!(got, chunk, "{model}");
             }
         }
     }

@@ -9,11 +9,14 @@
 //! - [`pacing`]: serial-line timing of the bytes written;
 //! - [`session`]: drives one line over any byte stream;
 //! - [`tcp`] and [`pty`]: the front ends, one line per TCP connection and
-//!   per pseudo-terminal.
+//!   per pseudo-terminal;
+//! - [`traffic`]: bytes carried and for how long, printed on exit for
+//!   benchmarks.
 //!
 //! Every line has all the meters on it. Their values are computed from the
 //! time since the [`Simulator`] started, so counters keep growing across lines
-//! and connections; fault dice and the sleep of optical ports are per line.
+//! and connections, and the meters' optical ports fall asleep and wake up
+//! whichever line talks to them; only the fault dice are per line.
 
 pub mod line;
 pub mod meter;
@@ -21,13 +24,15 @@ pub mod pacing;
 pub mod pty;
 pub mod session;
 pub mod tcp;
+pub mod traffic;
+pub mod udp;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use line::{Line, LineConfig};
+use line::{Line, LineConfig, Ports};
 use meter::{Meter, Moment};
 
 /// Everything a simulator is configured with.
@@ -48,10 +53,14 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Simulator {
     meters: Arc<[Meter]>,
+    ports: Ports,
     line: Arc<LineConfig>,
     seed: u64,
     lines_opened: AtomicU64,
-    start: Instant,
+    /// The simulator's clock for values and sleeping ports: tokio's, so that
+    /// tests on paused time see meters age and optical ports fall asleep.
+    clock_start: tokio::time::Instant,
+    traffic: traffic::Traffic,
     start_unix_seconds: i64,
     quiet: bool,
 }
@@ -59,17 +68,20 @@ pub struct Simulator {
 impl Simulator {
     /// A simulator whose clock starts now.
     pub fn new(settings: Settings) -> Arc<Simulator> {
+        let start = Instant::now();
         let start_unix_seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {
                 i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
             });
         Arc::new(Simulator {
+            ports: Ports::new(settings.meters.len()),
             meters: settings.meters.into(),
             line: Arc::new(settings.line),
             seed: settings.seed.unwrap_or_else(|| fastrand::u64(..)),
             lines_opened: AtomicU64::new(0),
-            start: Instant::now(),
+            clock_start: tokio::time::Instant::now(),
+            traffic: traffic::Traffic::new(start),
             start_unix_seconds,
             quiet: settings.quiet,
         })
@@ -85,14 +97,20 @@ impl Simulator {
         let index = self.lines_opened.fetch_add(1, Ordering::Relaxed);
         Line::new(
             Arc::clone(&self.meters),
+            self.ports.clone(),
             Arc::clone(&self.line),
             self.seed.wrapping_add(index),
         )
     }
 
+    /// The bytes all lines carried so far.
+    pub fn traffic(&self) -> &traffic::Traffic {
+        &self.traffic
+    }
+
     /// The current moment on the simulator's clock.
     pub fn now(&self) -> Moment {
-        Moment::after(self.start_unix_seconds, self.start.elapsed())
+        Moment::after(self.start_unix_seconds, self.clock_start.elapsed())
     }
 
     /// Logs `what` happened on line `name` to stderr, unless quiet.
@@ -116,11 +134,11 @@ pub(crate) mod testing {
     use super::meter::Meter;
     use super::{Settings, Simulator};
 
-    /// A quiet simulator with `meters`, default line behaviour and seed 1.
-    pub(crate) fn simulator(meters: Vec<Meter>) -> Arc<Simulator> {
+    /// A quiet simulator with `meters` on lines that behave as `line` says.
+    pub(crate) fn simulator(meters: Vec<Meter>, line: LineConfig) -> Arc<Simulator> {
         Simulator::new(Settings {
             meters,
-            line: LineConfig::default(),
+            line,
             seed: Some(1),
             quiet: true,
         })

@@ -32,11 +32,6 @@ impl Pacing {
         Pacing { baud: baud.max(1) }
     }
 
-    /// The baud rate.
-    pub fn baud(self) -> u32 {
-        self.baud
-    }
-
     /// How long `bytes` bytes take on the line, rounded up to the next
     /// nanosecond so that they are all through by then.
     pub fn duration(self, bytes: usize) -> Duration {
@@ -114,7 +109,7 @@ mod tests {
         // counts from the start, so byte 1000 is due at exactly 11000/baud s.
         let pacing = Pacing::new(1_200);
         assert_eq!(pacing.duration(1_000), Duration::from_nanos(9_166_666_667));
-        assert_eq!(Pacing::new(0).baud(), 1);
+        assert_eq!(Pacing::new(0).duration(1), Duration::from_secs(11));
     }
 
     #[tokio::test(start_paused = true)]

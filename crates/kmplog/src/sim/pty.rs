@@ -111,9 +111,10 @@ pub async fn serve(pty: Pty, simulator: Arc<Simulator>, pacing: Option<Pacing>) 
     let name = format!("pty {}", pty.path().display());
     simulator.log(&name, "ready");
     session::serve(&simulator, &name, pty, pacing).await?;
+    // The simulator holds a slave open, so the master never sees an end.
     Err(io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        format!("{name}: the pseudo-terminal closed"),
+        "the pseudo-terminal closed",
     ))
 }
 
@@ -125,12 +126,16 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::sim::line::LineConfig;
     use crate::sim::meter::Meter;
     use crate::sim::testing::{read_response, simulator};
 
     #[tokio::test]
     async fn replies_through_a_pty_at_1200_baud() {
-        let simulator = simulator(vec![Meter::new(63, Model::Multical603)]);
+        let simulator = simulator(
+            vec![Meter::new(63, Model::Multical603)],
+            LineConfig::default(),
+        );
         let pty = Pty::open().unwrap();
         let path = pty.path().to_owned();
         let pacing = Pacing::new(1_200);

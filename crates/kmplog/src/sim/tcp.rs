@@ -54,19 +54,21 @@ pub async fn serve(
 mod tests {
     use kmp::catalogue::Model;
     use kmp::{Request, Response};
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
     use super::*;
+    use crate::sim::line::LineConfig;
     use crate::sim::meter::Meter;
     use crate::sim::testing::{read_response, simulator};
 
     #[tokio::test]
     async fn answers_get_register_over_tcp_on_several_connections() {
-        let simulator = simulator(vec![
+        let meters = vec![
             Meter::new(63, Model::Multical603),
             Meter::new(5, Model::Kamstrup382),
-        ]);
+        ];
+        let simulator = simulator(meters, LineConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(serve(listener, simulator, None));
@@ -91,6 +93,32 @@ mod tests {
             let got: Vec<u16> = values.iter().map(|value| value.register).collect();
             assert_eq!(got, ids);
         }
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn echoes_the_request_then_replies_at_the_pace_of_the_line() {
+        let line = LineConfig {
+            echo: true,
+            ..LineConfig::default()
+        };
+        let simulator = simulator(vec![Meter::new(63, Model::Multical603)], line);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let pacing = Pacing::new(9_600);
+        let server = tokio::spawn(serve(listener, simulator, Some(pacing)));
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let request = Request::GetSerialNo.to_frame(63).encode();
+        let start = tokio::time::Instant::now();
+        stream.write_all(&request).await.unwrap();
+        let mut echo = vec![0; request.len()];
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(echo, request);
+        let Response::SerialNo { .. } = read_response(&mut stream).await else {
+            panic!("not a serial number");
+        };
+        let reply_len = Response::SerialNo { serial: 0 }.to_frame(63).encode().len();
+        assert!(start.elapsed() >= pacing.duration(request.len() + reply_len));
         server.abort();
     }
 }

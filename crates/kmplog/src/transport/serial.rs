@@ -186,10 +186,15 @@ pub fn open(settings: &SerialSettings) -> Result<SerialPort, TransportError> {
         port.set_flow_control(FlowControl::None);
         Ok(port)
     };
-    SerialPort::open(&settings.path, configure).map_err(|source| TransportError::OpenSerial {
+    let fail = |source| TransportError::OpenSerial {
         path: settings.path.display().to_string(),
         source,
-    })
+    };
+    let port = SerialPort::open(&settings.path, configure).map_err(fail)?;
+    // Bytes that arrived while nobody had the port open (a late reply to an
+    // earlier session) answer no request of ours.
+    port.discard_input_buffer().map_err(fail)?;
+    Ok(port)
 }
 
 #[cfg(test)]

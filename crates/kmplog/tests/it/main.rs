@@ -6,5 +6,6 @@
 
 mod config;
 mod harness;
+mod logger;
 mod offline;
 mod one_shot;

@@ -14,6 +14,7 @@ use kmp::value::{RegisterValue, Value};
 use serde_json::{Value as Json, json};
 
 use crate::bus::Outcome;
+use crate::config::Item;
 
 /// Why a reading has the value it has, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +147,48 @@ impl Reading {
             map.insert("text".to_owned(), Json::String(text));
         }
         object
+    }
+}
+
+/// What one transaction gave a meter's registers.
+#[derive(Debug, Clone, Copy)]
+pub enum Reply<'a> {
+    /// The registers the meter sent (those it left out are `not_answered`).
+    Registers(&'a [RegisterValue]),
+    /// No registers, for this reason.
+    Failed(Status),
+}
+
+impl Reading {
+    /// The reading of `item`, read by `request` from the meter at `address`
+    /// on `bus`, as `reply` left it.
+    pub fn of_item(
+        time: Timestamp,
+        bus: &str,
+        address: u8,
+        request: &str,
+        item: &Item,
+        reply: Reply<'_>,
+    ) -> Reading {
+        let (value, status) = match reply {
+            Reply::Registers(values) => {
+                match values.iter().find(|value| value.register == item.register) {
+                    Some(found) => (Some((found.value, found.unit)), Status::Ok),
+                    None => (None, Status::NotAnswered),
+                }
+            }
+            Reply::Failed(status) => (None, status),
+        };
+        Reading {
+            time,
+            bus: bus.to_owned(),
+            address,
+            request: request.to_owned(),
+            register: item.register,
+            name: item.export_name.clone(),
+            value,
+            status,
+        }
     }
 }
 

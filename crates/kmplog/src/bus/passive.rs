@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::state::SharedState;
 use super::task::{BusContext, endpoint_of, line_failed};
 use crate::config::{BusConfig, RequestConfig};
-use crate::reading::{Reading, Status};
+use crate::reading::{Reading, Reply, Status};
 
 /// A request seen on the line, waiting for its reply.
 struct Pending {
@@ -66,7 +66,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                 () = context.shutdown.cancelled() => return,
                 () = sleep_until_option(deadline) => {
                     let overdue = pending.take().map(|open| {
-                        readings_for(&config.name, &listeners, &open, None, context.clock.now())
+                        readings_for(&config.name, &listeners, &open, Reply::Failed(Status::Timeout), context.clock.now())
                     });
                     send(&context, overdue.unwrap_or_default());
                     continue;
@@ -88,15 +88,9 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                             &config.name,
                             &listeners,
                             &open,
-                            None,
+                            Reply::Failed(Status::LineDown),
                             context.clock.now(),
-                        )
-                        .into_iter()
-                        .map(|reading| Reading {
-                            status: Status::LineDown,
-                            ..reading
-                        })
-                        .collect();
+                        );
                         send(&context, readings);
                     }
                     break;
@@ -161,9 +155,9 @@ fn observe(
     match event {
         Event::Frame(frame) if frame.direction == Direction::ToMeter => {
             // A new request: the previous one, if still open, got no reply.
-            let unanswered = pending
-                .take()
-                .map(|open| readings_for(bus, listeners, &open, None, now));
+            let unanswered = pending.take().map(|open| {
+                readings_for(bus, listeners, &open, Reply::Failed(Status::Timeout), now)
+            });
             if let Ok(Request::GetRegister(registers)) = Request::decode(&frame) {
                 let timeout = listeners
                     .iter()
@@ -208,54 +202,33 @@ fn reply_readings(
     now: Timestamp,
 ) -> Vec<Reading> {
     match Response::decode(frame) {
-        Ok(Response::Registers(values)) => readings_for(bus, listeners, open, Some(&values), now),
-        _ => readings_for(bus, listeners, open, None, now)
-            .into_iter()
-            .map(|r| Reading {
-                status: Status::BadReply,
-                ..r
-            })
-            .collect(),
+        Ok(Response::Registers(values)) => {
+            readings_for(bus, listeners, open, Reply::Registers(&values), now)
+        }
+        _ => readings_for(bus, listeners, open, Reply::Failed(Status::BadReply), now),
     }
 }
 
 /// Readings for every item of the listening requests that covers the
-/// request seen: values from `reply`, or `timeout` without one.
+/// request seen, as `reply` left them.
 fn readings_for(
     bus: &str,
     listeners: &[&RequestConfig],
     open: &Pending,
-    reply: Option<&[kmp::RegisterValue]>,
+    reply: Reply<'_>,
     now: Timestamp,
 ) -> Vec<Reading> {
-    let mut readings = Vec::new();
-    for request in listeners
+    listeners
         .iter()
         .filter(|request| request.addresses.contains(&open.address))
-    {
-        for item in request
-            .items
-            .iter()
-            .filter(|item| open.registers.contains(&item.register))
-        {
-            let (value, status) = match reply {
-                None => (None, Status::Timeout),
-                Some(values) => match values.iter().find(|value| value.register == item.register) {
-                    Some(found) => (Some((found.value, found.unit)), Status::Ok),
-                    None => (None, Status::NotAnswered),
-                },
-            };
-            readings.push(Reading {
-                time: now,
-                bus: bus.to_owned(),
-                address: open.address,
-                request: request.description.clone(),
-                register: item.register,
-                name: item.export_name.clone(),
-                value,
-                status,
-            });
-        }
-    }
-    readings
+        .flat_map(|request| {
+            request
+                .items
+                .iter()
+                .filter(|item| open.registers.contains(&item.register))
+                .map(move |item| {
+                    Reading::of_item(now, bus, open.address, &request.description, item, reply)
+                })
+        })
+        .collect()
 }

@@ -23,7 +23,7 @@ use super::state::{BusState, RequestState, SharedState};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
-use crate::reading::{CounterGuard, Reading, Status};
+use crate::reading::{CounterGuard, Reading, Reply, Status};
 use crate::transport::{BoxedLine, Endpoint, Opener};
 
 /// First pause before reopening a failed line; doubles up to [`MAX_BACKOFF`].
@@ -284,28 +284,14 @@ async fn run_request(
             }
             None => Err(()),
         };
+        let reply = match &outcome {
+            Ok(Outcome::Response(Response::Registers(values))) => Reply::Registers(values),
+            Ok(other) => Reply::Failed(Status::of_failed(other)),
+            Err(()) => Reply::Failed(Status::LineDown),
+        };
         let time = context.clock.now();
         readings.extend(request.items.iter().map(|item| {
-            let (value, status) = match &outcome {
-                Ok(Outcome::Response(Response::Registers(values))) => {
-                    match values.iter().find(|value| value.register == item.register) {
-                        Some(found) => (Some((found.value, found.unit)), Status::Ok),
-                        None => (None, Status::NotAnswered),
-                    }
-                }
-                Ok(other) => (None, Status::of_failed(other)),
-                Err(()) => (None, Status::LineDown),
-            };
-            Reading {
-                time,
-                bus: bus.name.clone(),
-                address,
-                request: request.description.clone(),
-                register: item.register,
-                name: item.export_name.clone(),
-                value,
-                status,
-            }
+            Reading::of_item(time, &bus.name, address, &request.description, item, reply)
         }));
     }
     readings

@@ -27,6 +27,9 @@ pub struct Value {
     mantissa: u128,
     exponent: i8,
     width: u8,
+    /// The exponent's sign bit when the exponent is 0: meters may send
+    /// "minus zero", and the value is kept as sent.
+    negative_zero_exponent: bool,
 }
 
 /// A value field that cannot be decoded or a value that cannot be encoded.
@@ -93,6 +96,7 @@ impl Value {
             mantissa,
             exponent,
             width,
+            negative_zero_exponent: false,
         })
     }
 
@@ -174,14 +178,15 @@ impl Value {
         } else {
             magnitude
         };
-        let value = Value::from_parts(sig_ex & 0x80 != 0, mantissa, exponent, len)?;
+        let mut value = Value::from_parts(sig_ex & 0x80 != 0, mantissa, exponent, len)?;
+        value.negative_zero_exponent = magnitude == 0 && sig_ex & 0x40 != 0;
         Ok((value, needed))
     }
 
     /// Appends the value field `L | sigEx | mantissa` to `out`.
     pub fn encode_field(&self, out: &mut Vec<u8>) {
         let mut sig_ex = self.exponent.unsigned_abs() & 0x3F;
-        if self.exponent < 0 {
+        if self.exponent < 0 || self.negative_zero_exponent {
             sig_ex |= 0x40;
         }
         if self.negative {
@@ -482,6 +487,16 @@ mod tests {
         let mut out = Vec::new();
         value.encode_field(&mut out);
         assert_eq!(out, [0x04, 0x42, 0x00, 0x00, 0x18, 0xC8]);
+    }
+
+    #[test]
+    fn a_minus_zero_exponent_is_kept_as_sent() {
+        let (value, _) = Value::decode_field(&[0x01, 0x40, 0x05]).unwrap();
+        assert_eq!((value.to_string(), value.exponent()), ("5".to_owned(), 0));
+        let mut out = Vec::new();
+        value.encode_field(&mut out);
+        assert_eq!(out, [0x01, 0x40, 0x05]);
+        assert_eq!(value.compare(&Value::new(5, 0).unwrap()), Ordering::Equal);
     }
 
     #[test]

@@ -454,3 +454,23 @@ async fn a_port_learned_to_sleep_gets_a_short_wake_up_frame() {
     // Each adds the 0.2 s retry pause and the 20 ms reply delay.
     check_runs(&run.runs_of("poll"), &[1.82, 61.82, 120.47, 180.47]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_slower_than_its_interval_runs_back_to_back() {
+    // Meter 9 is silent: each run waits 2 s for it, then reads meter 1; the
+    // ticks every second that fall during a run make one run right after it.
+    let mut slow = request("slow", &[9, 1], polling("1s"));
+    slow.timeout = Duration::from_secs(2);
+    let run = run(
+        vec![slow],
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_millis(6_500),
+        &[],
+    )
+    .await;
+    // Readings of meter 9 end each run's wait, 2.02 s after the run before
+    // (the last run starts at 6.06 s, before the stop, and is finished).
+    check_runs(&run.runs_of("slow"), &[2.0, 4.02, 6.04, 8.06]);
+}

@@ -133,24 +133,26 @@ pub async fn run_bus_on(
                 let Some(plan) = planned.get_mut(index) else {
                     continue;
                 };
+                let started = context.clock.now();
                 // How late a timed run starts: the scheduler's own delay
                 // plus any wait behind earlier requests on the bus.
                 if !plan.triggered
                     && let Some(due) = plan.next
                 {
-                    state
-                        .lock()
-                        .record_lateness(context.clock.now().duration_since(due));
+                    state.lock().record_lateness(started.duration_since(due));
                 }
                 plan.triggered = false;
                 let readings =
                     run_request(&config, &plan.config, &mut connection, &state, &context).await;
                 let ended = context.clock.now();
-                // Strictly after the end of the run: ticks missed while the
-                // bus was busy are merged into the run that just happened.
+                // The next fire strictly after this run started: the ticks
+                // that fell while the bus was busy before it are merged into
+                // this run; those that fell during it into one run right
+                // after it (so a request slower than its interval runs back
+                // to back, never in a burst).
                 plan.next = plan
                     .schedule
-                    .next_after(&ended.to_zoned_datetime(context.zone.clone()))
+                    .next_after(&started.to_zoned_datetime(context.zone.clone()))
                     .map(|zoned| zoned.timestamp());
                 fire_events(index, &plan.config, &readings, &mut sides, &context.events);
                 let mut readings = readings;

@@ -1,5 +1,7 @@
-//! Options shared by the commands that talk to meters: which line, its
-//! settings, and the transaction's timeout, retries and echo handling.
+//! Options shared by the commands that use a line: which line and its
+//! settings ([`LineArgs`], also for `sniff`), and for the commands that talk
+//! to meters the transaction's timeout, retries and echo handling
+//! ([`MeterArgs`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +32,13 @@ pub struct LineArgs {
     /// Data bits, parity and stop bits of the serial port, such as 8N2 or 8N1.
     #[arg(long, value_name = "BITS", default_value = "8N2")]
     framing: Framing,
+}
+
+/// A line, and how to hold a conversation with the meters on it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MeterArgs {
+    #[command(flatten)]
+    line: LineArgs,
     /// Echo of our own request by an optical head: drop it when recognised
     /// (auto), always expect it (on), or never (off).
     #[arg(long, value_enum, default_value_t = EchoMode::Auto)]
@@ -69,7 +78,9 @@ impl LineArgs {
             )),
         }
     }
+}
 
+impl MeterArgs {
     /// The timeout as given, for messages.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout)
@@ -77,7 +88,7 @@ impl LineArgs {
 
     /// Opens the line and puts a master on it.
     pub async fn connect(&self) -> Result<MeterLine, Failure> {
-        let endpoint = self.endpoint()?;
+        let endpoint = self.line.endpoint()?;
         let byte_time = endpoint.byte_time();
         let settings = MasterSettings {
             timeout: self.timeout(),

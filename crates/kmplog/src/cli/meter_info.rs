@@ -5,7 +5,7 @@ use kmp::catalogue::Model;
 use kmp::message::{Request, Response};
 use serde_json::json;
 
-use super::line::LineArgs;
+use super::line::MeterArgs;
 use super::read::parse_address;
 use super::{Failure, Outcome};
 use crate::bus::Outcome as MeterOutcome;
@@ -15,7 +15,7 @@ use crate::bus::Outcome as MeterOutcome;
 #[command(after_help = "Example:\n  kmplog type --tcp 127.0.0.1:7063 --address 63")]
 pub struct Args {
     #[command(flatten)]
-    line: LineArgs,
+    line: MeterArgs,
     /// Meter address 1 to 255; repeat it or separate with ';' for several.
     #[arg(long, short, value_name = "A", default_value = "63", value_delimiter = ';', value_parser = parse_address)]
     address: Vec<u8>,

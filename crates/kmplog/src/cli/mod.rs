@@ -30,7 +30,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "kmplog", version, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Try it without hardware:\n  kmplog simulate &\n  kmplog read --tcp 127.0.0.1:7063 --address 63 --register E1 --register T1"
+    after_help = "Try it without hardware:\n  kmplog demo\n\nOr read a simulated meter once:\n  kmplog simulate &\n  kmplog read --tcp 127.0.0.1:7063 --address 63 --register E1 --register T1"
 )]
 struct Cli {
     #[command(subcommand)]

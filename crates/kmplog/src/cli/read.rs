@@ -9,7 +9,7 @@ use kmp::message::{MAX_REGISTERS, Request, Response};
 use kmp::value::RegisterValue;
 use serde_json::json;
 
-use super::line::LineArgs;
+use super::line::MeterArgs;
 use super::output::{description, display_value, export_name, register_json};
 use super::{Failure, Outcome};
 use crate::bus::Outcome as MeterOutcome;
@@ -21,7 +21,7 @@ use crate::bus::Outcome as MeterOutcome;
 )]
 pub struct Args {
     #[command(flatten)]
-    line: LineArgs,
+    line: MeterArgs,
     /// Meter address 1 to 255; repeat it or separate with ';' to read several
     /// meters one after the other.
     #[arg(long, short, value_name = "A", required = true, value_delimiter = ';', value_parser = parse_address)]

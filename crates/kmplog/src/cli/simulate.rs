@@ -2,8 +2,9 @@
 //! tests and demos without hardware.
 //!
 //! On start it prints one line per listener to stdout, in a form scripts and
-//! tests parse: `tcp 127.0.0.1:40123` (the port actually bound) and
-//! `pty /dev/pts/3` (the slave to open as a serial port). Then it logs each
+//! tests parse: `tcp 127.0.0.1:40123` (the port actually bound),
+//! `udp 127.0.0.1:40124` and `pty /dev/pts/3` (the slave to open as a serial
+//! port). Then it logs each
 //! exchange to stderr until Ctrl-C or SIGTERM, prints what the lines carried
 //! (`traffic in 230 out 830 bytes over 4.857123 s`, see
 //! [`Summary`](crate::sim::traffic::Summary)) and exits 0.
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kmp::catalogue::Model;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
 
@@ -23,7 +24,7 @@ use crate::sim::line::{Faults, LineConfig};
 use crate::sim::meter::Meter;
 use crate::sim::pacing::Pacing;
 use crate::sim::pty::{self, Pty};
-use crate::sim::{Settings, Simulator, tcp};
+use crate::sim::{Settings, Simulator, tcp, udp};
 
 /// Where the simulator listens when neither `--tcp` nor `--pty` is given.
 const DEFAULT_TCP: &str = "127.0.0.1:7063";
@@ -47,6 +48,10 @@ pub struct Args {
     /// neither --tcp nor --pty is given.
     #[arg(long, value_name = "HOST:PORT")]
     tcp: Vec<String>,
+    /// Listen for UDP datagrams on HOST:PORT, one frame each; every peer is
+    /// a line with all the meters on it. Repeatable; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT")]
+    udp: Vec<String>,
     /// Create a pseudo-terminal whose slave the logger opens as a serial
     /// port; repeat for more.
     #[arg(long, action = clap::ArgAction::Count)]
@@ -179,7 +184,7 @@ impl Args {
     }
 
     fn tcp_addresses(&self) -> Vec<String> {
-        if self.tcp.is_empty() && self.pty == 0 {
+        if self.tcp.is_empty() && self.udp.is_empty() && self.pty == 0 {
             vec![DEFAULT_TCP.to_owned()]
         } else {
             self.tcp.clone()
@@ -199,16 +204,30 @@ pub async fn run(args: Args) -> Outcome {
             .map_err(|error| Failure::failed(format!("cannot listen on {address}: {error}")))?;
         listeners.push(listener);
     }
+    let mut sockets = Vec::new();
+    for address in &args.udp {
+        let socket = UdpSocket::bind(address)
+            .await
+            .map_err(|error| Failure::failed(format!("cannot listen on udp {address}: {error}")))?;
+        sockets.push(socket);
+    }
     let ptys = (0..args.pty)
         .map(|_| Pty::open())
         .collect::<Result<Vec<Pty>, _>>()
         .map_err(|error| Failure::failed(format!("cannot create a pseudo-terminal: {error}")))?;
-    announce(&listeners, &ptys)
+    announce(&listeners, &sockets, &ptys)
         .map_err(|error| Failure::failed(format!("cannot write to stdout: {error}")))?;
     describe_meters(&simulator);
 
     let mut tasks = JoinSet::new();
     let tcp_pacing = args.baud.map(Pacing::new);
+    for socket in sockets {
+        let name = socket
+            .local_addr()
+            .map_or_else(|_| "udp".to_owned(), |address| format!("udp {address}"));
+        let served = udp::serve(socket, Arc::clone(&simulator));
+        tasks.spawn(async move { (name, served.await) });
+    }
     for listener in listeners {
         let name = listener_name(&listener);
         let served = tcp::serve(listener, Arc::clone(&simulator), tcp_pacing);
@@ -245,10 +264,13 @@ fn listener_name(listener: &TcpListener) -> String {
 
 /// Prints the machine-readable listener lines and flushes them, so that a
 /// script waiting for them sees them at once.
-fn announce(listeners: &[TcpListener], ptys: &[Pty]) -> std::io::Result<()> {
+fn announce(listeners: &[TcpListener], sockets: &[UdpSocket], ptys: &[Pty]) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     for listener in listeners {
         writeln!(stdout, "tcp {}", listener.local_addr()?)?;
+    }
+    for socket in sockets {
+        writeln!(stdout, "udp {}", socket.local_addr()?)?;
     }
     for pty in ptys {
         writeln!(stdout, "pty {}", pty.path().display())?;

@@ -22,6 +22,11 @@ impl Simulator {
         Self::start(&["--pty"], extra)
     }
 
+    /// Starts a simulator on UDP port 0 with `extra` options.
+    pub fn udp(extra: &[&str]) -> Simulator {
+        Self::start(&["--udp", "127.0.0.1:0"], extra)
+    }
+
     fn start(listen: &[&str], extra: &[&str]) -> Simulator {
         let mut child = Command::new(kmplog())
             .arg("simulate")
@@ -42,6 +47,7 @@ impl Simulator {
         let line_args = match first.trim().split_once(' ') {
             Some(("tcp", address)) => vec!["--tcp".to_owned(), address.to_owned()],
             Some(("pty", path)) => vec!["--serial".to_owned(), path.to_owned()],
+            Some(("udp", address)) => vec!["--udp".to_owned(), address.to_owned()],
             _ => panic!("unexpected first line from the simulator: {first:?}"),
         };
         Simulator { child, line_args }

@@ -1137,3 +1137,45 @@ fn a_listening_request_needs_no_method() {
     );
     workdir.run(&["check", config.to_str().unwrap()]).ok();
 }
+
+#[test]
+fn a_udp_bus_is_polled_one_frame_a_datagram() {
+    let gateway = Simulator::udp(&["--meter", "1", "--meter", "2"]);
+    let workdir = Workdir::new();
+    let config = workdir.write(
+        "kmplog.toml",
+        &format!(
+            r#"
+[[bus]]
+name = "datagrams"
+udp = "{udp}"
+
+[[bus.request]]
+description = "Over UDP"
+addresses = "1;2"
+polling = "500ms"
+items = ["SERIALNO", "T1"]
+"#,
+            udp = gateway.line_args[1]
+        ),
+    );
+    let run = Logger::run(&workdir, &config, "2s").finish().ok();
+    let rows = readings(&run);
+    assert!(rows.len() >= 4, "{run:#?}");
+    for row in &rows {
+        assert_eq!(
+            (row.status.as_str(), row.bus.as_str()),
+            ("ok", "datagrams"),
+            "{row:?}"
+        );
+    }
+    for address in [1, 2] {
+        let serial = rows
+            .iter()
+            .find(|row| row.address == address && row.name == "SERIALNO");
+        assert_eq!(
+            serial.and_then(|row| row.value.as_deref()),
+            Some(&*serial_of(address))
+        );
+    }
+}

@@ -81,6 +81,20 @@ fn read_over_tcp_gives_exact_values_with_units() {
 }
 
 #[test]
+fn read_type_and_serial_over_udp_one_frame_a_datagram() {
+    let simulator = Simulator::udp(&["--meter", "63:603", "--meter", "17:403"]);
+    let run = read_json(&simulator, "63;17", &HEAT_REGISTERS, &[]).ok();
+    let meters = run.json_lines();
+    check_heat_meter(&meters[0], 63);
+    check_heat_meter(&meters[1], 17);
+    let serial = simulator
+        .run("serial", &["--address", "17", "--json"])
+        .ok()
+        .json_lines();
+    assert!(serial[0]["serial"].as_u64().unwrap() > 0, "{}", serial[0]);
+}
+
+#[test]
 fn read_over_a_pseudo_terminal_uses_the_serial_code_path() {
     let simulator = Simulator::pty(&["--baud", "1200"]);
     let run = read_json(&simulator, "63", &HEAT_REGISTERS, &["--baud", "1200"]).ok();

@@ -1,11 +1,19 @@
-//! The logger: from a validated configuration, one task per bus, the sinks,
-//! the live view and the event channel, until it is stopped.
+//! The logger: from a validated configuration, one task per bus, the
+//! collector that writes every reading to the outbox, the sinks that take
+//! them from there, the live view and the event channel, until it is stopped.
+//!
+//! Stopping goes in pipeline order, so that nothing read is lost: the buses
+//! finish their transactions, the collector writes what they read to the
+//! outbox, then the sinks deliver what they can within a grace time; what
+//! they cannot waits in the outbox for the next start.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::state::SharedState;
@@ -13,11 +21,18 @@ use crate::bus::task::{BusContext, initial_state, run_bus};
 use crate::clock::Clock;
 use crate::config::{Config, TerminalMode};
 use crate::live::{self, Latest};
+use crate::outbox::Outbox;
 use crate::reading::Reading;
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::sqlite::SqliteSink;
 use crate::sink::stdout::JsonLinesStdout;
-use crate::sink::{Dispatcher, Sink, SinkError};
+use crate::sink::{Sink, SinkError, Sinks};
+
+/// How long the sinks may go on delivering once the logger stops.
+const SINK_GRACE: Duration = Duration::from_secs(5);
+/// How long the collector keeps trying to write to an outbox that fails
+/// (a full disk), once the logger stops, before it gives up on readings.
+const OUTBOX_GRACE: Duration = Duration::from_secs(10);
 
 /// How the logger runs, beyond its configuration.
 #[derive(Debug, Clone)]
@@ -36,9 +51,15 @@ pub struct Logger {
     pub events: broadcast::Sender<String>,
     /// The state of each bus.
     pub buses: Vec<SharedState>,
+    /// The latest reading of every register.
+    pub latest: Arc<Mutex<Latest>>,
+    /// Every batch of readings as it is read, for live views.
+    pub live: broadcast::Sender<Arc<[Reading]>>,
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
-    collector: tokio::task::JoinHandle<()>,
+    collector: std::thread::JoinHandle<()>,
+    sinks: Sinks,
+    view: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The time zone of the configuration, or the system's.
@@ -92,8 +113,11 @@ impl Logger {
             TerminalMode::Auto => (options.json || !on_terminal, !options.json && on_terminal),
         };
         let sinks = open_sinks(config, &zone, json_stdout).map_err(|error| error.to_string())?;
-        let dispatcher =
-            Dispatcher::start(sinks).map_err(|error| format!("cannot start the sinks: {error}"))?;
+        let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)
+            .map_err(|error| error.to_string())?;
+        let last = outbox.last_seq().map_err(|error| error.to_string())?;
+        let (appended, appended_receiver) = watch::channel(last);
+        let sinks = Sinks::start(&mut outbox, sinks, &appended_receiver)?;
         let (events, _) = broadcast::channel(256);
         let (readings_sender, readings) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
@@ -119,14 +143,33 @@ impl Logger {
                 tasks.spawn(run_bus(bus.clone(), state, context.clone()));
             }
         }
-        let view = table.then(|| (buses.clone(), zone, options.clock.clone()));
-        let collector = tokio::spawn(collect(readings, dispatcher, view));
+        let latest = Arc::new(Mutex::new(Latest::default()));
+        let (live, _) = broadcast::channel(64);
+        let collector = {
+            let (latest, live) = (Arc::clone(&latest), live.clone());
+            std::thread::Builder::new()
+                .name("collector".to_owned())
+                .spawn(move || collect(readings, outbox, appended, latest, live))
+                .map_err(|error| format!("cannot start the collector: {error}"))?
+        };
+        let view = table.then(|| {
+            tokio::spawn(redraw(
+                buses.clone(),
+                Arc::clone(&latest),
+                zone,
+                options.clock.clone(),
+            ))
+        });
         Ok(Logger {
             events,
             buses,
+            latest,
+            live,
             shutdown,
             tasks,
             collector,
+            sinks,
+            view,
         })
     }
 
@@ -146,12 +189,22 @@ impl Logger {
         self.stop().await;
     }
 
-    /// Stops the buses and waits until the sinks have written everything.
+    /// Stops the buses, writes what they read to the outbox and lets the
+    /// sinks deliver what they can within their grace time.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
-        // The bus tasks held the only senders: the collector now drains and ends.
-        let _ = self.collector.await;
+        if let Some(view) = self.view.take() {
+            view.abort();
+        }
+        // The bus tasks held the only senders: the collector now drains and
+        // ends; joining threads blocks, so off the async workers.
+        let (collector, sinks) = (self.collector, self.sinks);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = collector.join();
+            sinks.stop(SINK_GRACE);
+        })
+        .await;
     }
 }
 
@@ -178,31 +231,80 @@ async fn termination() {
     }
 }
 
-/// Takes readings from the buses to the sinks and the live view.
-async fn collect(
+/// Takes readings from the buses into the outbox, then tells the sinks and
+/// the live views. A batch the outbox cannot take (a full disk) is kept and
+/// tried again, so nothing read is lost while the logger runs.
+fn collect(
     mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
-    dispatcher: Dispatcher,
-    view: Option<(Vec<SharedState>, TimeZone, Clock)>,
+    mut outbox: Outbox,
+    appended: watch::Sender<u64>,
+    latest: Arc<Mutex<Latest>>,
+    live: broadcast::Sender<Arc<[Reading]>>,
 ) {
-    let mut latest = Latest::default();
-    let mut redraw = tokio::time::interval(Duration::from_secs(1));
-    redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            batch = readings.recv() => match batch {
-                Some(batch) => {
-                    latest.update(&batch);
-                    dispatcher.send(batch);
+    let mut pending: VecDeque<Vec<Reading>> = VecDeque::new();
+    let mut last_error: Option<String> = None;
+    let mut open = true;
+    let mut stopping_since: Option<std::time::Instant> = None;
+    while open || !pending.is_empty() {
+        if pending.is_empty() {
+            match readings.blocking_recv() {
+                Some(batch) => pending.push_back(batch),
+                None => open = false,
+            }
+        }
+        while let Ok(batch) = readings.try_recv() {
+            pending.push_back(batch);
+        }
+        while let Some(batch) = pending.front() {
+            match outbox.append(batch) {
+                Ok(last) => {
+                    if last_error.take().is_some() {
+                        eprintln!("kmplog: outbox {}: writing again", outbox.path().display());
+                    }
+                    let batch: Arc<[Reading]> = pending.pop_front().unwrap_or_default().into();
+                    latest
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .update(&batch);
+                    let _ = live.send(batch);
+                    appended.send_replace(last);
                 }
-                None => break,
-            },
-            _ = redraw.tick(), if view.is_some() => {
-                if let Some((buses, zone, clock)) = &view {
-                    print!("{}{}", live::CLEAR, live::render(buses, &latest, zone, clock.now()));
+                Err(error) => {
+                    let message = error.to_string();
+                    let waiting: usize = pending.iter().map(Vec::len).sum();
+                    if last_error.as_deref() != Some(message.as_str()) {
+                        eprintln!("kmplog: {message}; {waiting} readings wait in memory");
+                    }
+                    last_error = Some(message);
+                    if !open {
+                        let since = *stopping_since.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() > OUTBOX_GRACE {
+                            eprintln!(
+                                "kmplog: error: stopping with {waiting} readings the outbox could not take"
+                            );
+                            return;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
                 }
             }
         }
     }
-    // Writing to SQLite or files can block: do it off the async threads.
-    let _ = tokio::task::spawn_blocking(move || dispatcher.close()).await;
+}
+
+/// Redraws the live table on the terminal once a second.
+async fn redraw(buses: Vec<SharedState>, latest: Arc<Mutex<Latest>>, zone: TimeZone, clock: Clock) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let screen = {
+            let latest = latest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            live::render(&buses, &latest, &zone, clock.now())
+        };
+        print!("{}{screen}", live::CLEAR);
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use jiff::Timestamp;
+use kmp::catalogue::info;
 use kmp::unit::{Quantity, Unit};
 use kmp::value::{RegisterValue, Value};
 use serde_json::{Value as Json, json};
@@ -62,6 +63,13 @@ impl Status {
             Status::BadReply => "bad_reply",
             Status::LineDown => "line_down",
         }
+    }
+
+    /// The status written as `text` (`ok`, `timeout`, ...).
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
     }
 
     /// The status of every register of a transaction that gave no registers.
@@ -120,16 +128,25 @@ impl Reading {
 
     /// The natural form (date, time, text, flags) where the unit has one.
     pub fn natural_text(&self) -> Option<String> {
+        self.register_value()?.natural()
+    }
+
+    /// The value as the meter sent it, with its register and unit.
+    fn register_value(&self) -> Option<RegisterValue> {
         let (value, unit) = self.value?;
-        RegisterValue {
+        Some(RegisterValue {
             register: self.register,
             unit,
             value,
-        }
-        .natural()
+        })
     }
 
     /// The reading as one JSON object, as the JSON-lines outputs write it.
+    ///
+    /// The info code (register 99) also gets `"flags"`, the names of the bits
+    /// set (`[]` for 0). A reading does not carry its meter's model, so the
+    /// bits are named by the table [`info_flags`](kmp::catalogue::info::info_flags)
+    /// uses without one: the MULTICAL 603's, which the 302 and 403 share.
     pub fn to_json(&self) -> Json {
         let mut object = json!({
             "ts": self.time.to_string(),
@@ -143,8 +160,17 @@ impl Reading {
             "unit_code": self.value.map(|(_, unit)| unit.code()),
             "status": self.status.as_str(),
         });
-        if let (Some(text), Some(map)) = (self.natural_text(), object.as_object_mut()) {
-            map.insert("text".to_owned(), Json::String(text));
+        if let Some(map) = object.as_object_mut() {
+            if let Some(text) = self.natural_text() {
+                map.insert("text".to_owned(), Json::String(text));
+            }
+            let flags = self
+                .register_value()
+                .and_then(|entry| info::register_flags(None, &entry));
+            if let Some(flags) = flags {
+                let names = flags.iter().map(|flag| Json::from(flag.name)).collect();
+                map.insert("flags".to_owned(), names);
+            }
         }
         object
     }
@@ -288,6 +314,25 @@ mod tests {
         assert_eq!(json["unit"], "GJ");
         assert_eq!(json["status"], "ok");
         assert_eq!(json["ts"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn info_code_has_its_flags_in_json() {
+        let mut info = reading(99, "3", 0x00);
+        info.name = "INFO".to_owned();
+        let json = info.to_json();
+        assert_eq!(json["value"], "3");
+        assert_eq!(
+            json["flags"],
+            json!(["supply_voltage_interrupted", "low_battery"])
+        );
+        assert_eq!(reading(99, "0", 0x00).to_json()["flags"], json!([]));
+        // A fraction is no info code; other registers have no flags.
+        assert!(reading(99, "0.5", 0x00).to_json().get("flags").is_none());
+        assert!(reading(113, "3", 0x00).to_json().get("flags").is_none());
+        let mut missing = reading(99, "3", 0x00);
+        missing.value = None;
+        assert!(missing.to_json().get("flags").is_none());
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //!
 //! Two register IDs are easy to confuse: 99 is the *info code* (the current
 //! info flags, export name `INFO`), 113 the *info-event counter* (`INFOEVENT`).
+//! [`info`] names the info code's bits per model family.
 
 mod electricity;
 mod heat;
+pub mod info;
 
 use std::fmt;
 

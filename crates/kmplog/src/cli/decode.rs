@@ -152,7 +152,7 @@ pub(super) fn frame_text(frame: &Frame, message: &Message) -> String {
                     format!(
                         "  {} {name} = {} {}",
                         value.register,
-                        display_value(value),
+                        display_value(None, value),
                         value.unit
                     )
                 })

@@ -1,6 +1,7 @@
 //! Shared output: register names from the catalogue and the JSON form of a
 //! register value, so every command prints values the same way.
 
+use kmp::catalogue::info::{InfoFlag, register_flags};
 use kmp::catalogue::{self, Model};
 use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
@@ -13,7 +14,9 @@ pub fn description(model: Option<Model>, id: u16) -> &'static str {
 }
 
 /// `{"register":60,"name":"E1","value":"1234.567","unit_code":8,"unit":"GJ"}`,
-/// plus `"text"` with the natural form of dates, times, text and flags.
+/// plus `"text"` with the natural form of dates, times, text and flags, and
+/// for the info code (register 99) `"flags"`: the names of the bits set, as
+/// the model's table names them (`[]` for 0).
 pub fn register_json(model: Option<Model>, entry: &RegisterValue) -> Json {
     let mut object = json!({
         "register": entry.register,
@@ -22,13 +25,77 @@ pub fn register_json(model: Option<Model>, entry: &RegisterValue) -> Json {
         "unit_code": entry.unit.code(),
         "unit": entry.unit.to_string(),
     });
-    if let (Some(text), Some(map)) = (entry.natural(), object.as_object_mut()) {
-        map.insert("text".to_owned(), Json::String(text));
+    if let Some(map) = object.as_object_mut() {
+        if let Some(text) = entry.natural() {
+            map.insert("text".to_owned(), Json::String(text));
+        }
+        if let Some(flags) = register_flags(model, entry) {
+            map.insert("flags".to_owned(), flag_names(&flags));
+        }
     }
     object
 }
 
-/// The value as a person reads it: the natural form where there is one.
-pub fn display_value(entry: &RegisterValue) -> String {
-    entry.natural().unwrap_or_else(|| entry.value.to_string())
+/// The names of `flags` as a JSON array.
+fn flag_names(flags: &[InfoFlag]) -> Json {
+    flags.iter().map(|flag| Json::from(flag.name)).collect()
+}
+
+/// The value as a person reads it: the natural form where there is one, and
+/// for a non-zero info code the number with its flags, `8 (t1_sensor_fault)`.
+pub fn display_value(model: Option<Model>, entry: &RegisterValue) -> String {
+    let text = entry.natural().unwrap_or_else(|| entry.value.to_string());
+    match register_flags(model, entry) {
+        Some(flags) if !flags.is_empty() => {
+            let names: Vec<&str> = flags.iter().map(|flag| flag.name).collect();
+            format!("{text} ({})", names.join(", "))
+        }
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kmp::{Unit, Value};
+
+    use super::*;
+
+    fn entry(register: u16, mantissa: i128) -> RegisterValue {
+        RegisterValue {
+            register,
+            unit: Unit(0),
+            value: Value::new(mantissa, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn info_code_has_its_flags() {
+        let json = register_json(Some(Model::Multical602), &entry(99, 8 + 256));
+        assert_eq!(json["name"], "INFO");
+        assert_eq!(json["value"], "264");
+        assert_eq!(
+            json["flags"],
+            json!(["t1_sensor_fault", "leak_heating_system"])
+        );
+        // Without a model, the MULTICAL 603 table.
+        let json = register_json(None, &entry(99, 2));
+        assert_eq!(json["flags"], json!(["low_battery"]));
+        assert_eq!(register_json(None, &entry(99, 0))["flags"], json!([]));
+        // Other registers, and the info-event counter, have none.
+        for other in [entry(113, 8), entry(60, 8)] {
+            assert!(register_json(None, &other).get("flags").is_none());
+        }
+    }
+
+    #[test]
+    fn info_code_is_shown_with_its_flags() {
+        let model = Some(Model::Multical602);
+        assert_eq!(display_value(model, &entry(99, 8)), "8 (t1_sensor_fault)");
+        assert_eq!(
+            display_value(None, &entry(99, 3)),
+            "3 (supply_voltage_interrupted, low_battery)"
+        );
+        assert_eq!(display_value(model, &entry(99, 0)), "0");
+        assert_eq!(display_value(model, &entry(60, 8)), "8");
+    }
 }

@@ -206,7 +206,7 @@ fn print_table(model: Option<Model>, results: &[MeterResult]) {
                 result.address.to_string(),
                 value.register.to_string(),
                 export_name(model, value.register),
-                display_value(value),
+                display_value(model, value),
                 value.unit.to_string(),
                 description(model, value.register).to_owned(),
             ]);

@@ -40,7 +40,8 @@ Examples:
   kmplog simulate
   kmplog simulate --tcp 127.0.0.1:0 --meter 63 --meter 17:403 --meter 5:382
   kmplog simulate --pty --echo --sleep-after 60
-  kmplog simulate --bad-crc 0.1 --no-reply 0.05 --seed 7"
+  kmplog simulate --bad-crc 0.1 --no-reply 0.05 --seed 7
+  kmplog simulate --info-code 2"
 )]
 pub struct Args {
     /// Listen on HOST:PORT; each connection is a line with all the meters on
@@ -60,6 +61,10 @@ pub struct Args {
     /// 403, 382, ...), such as 17:403. Repeatable. Default: 63:603.
     #[arg(long = "meter", value_name = "ADDRESS[:MODEL]", value_parser = parse_meter)]
     meters: Vec<MeterArg>,
+    /// The info code every heat meter reports in register 99 (INFO), such as
+    /// 2 (low battery on a 603); 0, no flags, by default.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    info_code: u32,
     /// Pace the bytes sent as a serial line at this baud rate (11 bits a
     /// byte, 8N2), 300 to 115200. Default: 1200 on a pty, unpaced on TCP.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(300..=115_200))]
@@ -163,7 +168,7 @@ impl Args {
         Ok(Settings {
             meters: meters
                 .iter()
-                .map(|meter| Meter::new(meter.address, meter.model))
+                .map(|meter| Meter::new(meter.address, meter.model).with_info_code(self.info_code))
                 .collect(),
             line: LineConfig {
                 echo: self.echo,

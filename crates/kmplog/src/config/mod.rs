@@ -28,6 +28,10 @@ use crate::transport::{SerialSettings, TcpSettings};
 
 /// The SQLite database written when the file says nothing about it.
 pub const DEFAULT_SQLITE: &str = "kmplog.db";
+/// The outbox file when the configuration names none.
+pub const DEFAULT_OUTBOX: &str = "kmplog-outbox.db";
+/// How many undelivered readings the outbox holds at most by default.
+pub const DEFAULT_OUTBOX_MAX_ROWS: u64 = 1_000_000;
 
 /// A whole, valid configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,16 +63,23 @@ pub struct SinksConfig {
     pub jsonl: Option<PathBuf>,
     /// What goes to the terminal.
     pub terminal: TerminalMode,
+    /// The outbox file every reading passes through.
+    pub outbox: PathBuf,
+    /// How many undelivered readings the outbox holds at most.
+    pub outbox_max_rows: u64,
 }
 
 impl Default for SinksConfig {
-    /// SQLite in [`DEFAULT_SQLITE`], no files, the terminal in auto mode.
+    /// SQLite in [`DEFAULT_SQLITE`], no files, the terminal in auto mode,
+    /// the outbox in [`DEFAULT_OUTBOX`].
     fn default() -> Self {
         SinksConfig {
             sqlite: Some(PathBuf::from(DEFAULT_SQLITE)),
             csv: None,
             jsonl: None,
             terminal: TerminalMode::Auto,
+            outbox: PathBuf::from(DEFAULT_OUTBOX),
+            outbox_max_rows: DEFAULT_OUTBOX_MAX_ROWS,
         }
     }
 }

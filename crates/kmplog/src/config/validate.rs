@@ -24,15 +24,22 @@ use toml::de::{DeTable, DeValue};
 use super::diagnostic::Severity;
 use super::raw::{Context, Field, Node, Table, did_you_mean};
 use super::{
-    BusConfig, BusEndpoint, Config, DEFAULT_SQLITE, Item, RequestConfig, SinksConfig, TerminalMode,
-    Threshold,
+    BusConfig, BusEndpoint, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_ROWS, DEFAULT_SQLITE, Item,
+    RequestConfig, SinksConfig, TerminalMode, Threshold,
 };
 use crate::bus::EchoMode;
 use crate::transport::serial::Framing;
 use crate::transport::{SerialSettings, TcpSettings};
 
 const TOP_KEYS: &[&str] = &["time_zone", "sinks", "bus"];
-const SINK_KEYS: &[&str] = &["sqlite", "csv", "jsonl", "terminal"];
+const SINK_KEYS: &[&str] = &[
+    "sqlite",
+    "csv",
+    "jsonl",
+    "terminal",
+    "outbox",
+    "outbox_max_rows",
+];
 const BUS_KEYS: &[&str] = &[
     "name",
     "serial",
@@ -310,11 +317,40 @@ fn sinks(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<SinksConfig> {
         Some(field) => keyword(cx, &field, &modes, "terminal = \"auto\""),
         None => Some(TerminalMode::Auto),
     };
+    let outbox = match sink_path(
+        cx,
+        &table,
+        "outbox",
+        Some(DEFAULT_OUTBOX),
+        "outbox = \"kmplog-outbox.db\"",
+    ) {
+        Some(Some(path)) => Some(path),
+        Some(None) => {
+            if let Some(field) = table.get("outbox") {
+                cx.error(
+                    field.span(),
+                    "the outbox cannot be turned off: every reading passes through it on its way to the sinks",
+                    "name its file, for example: outbox = \"kmplog-outbox.db\"",
+                );
+            }
+            None
+        }
+        None => None,
+    };
+    let outbox_max_rows = integer_or(
+        cx,
+        &table,
+        "outbox_max_rows",
+        1_000..=1_000_000_000,
+        DEFAULT_OUTBOX_MAX_ROWS as i64,
+    );
     Some(SinksConfig {
         sqlite: sqlite?,
         csv: csv?,
         jsonl: jsonl?,
         terminal: terminal?,
+        outbox: outbox?,
+        outbox_max_rows: outbox_max_rows? as u64,
     })
 }
 

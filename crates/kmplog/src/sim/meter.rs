@@ -12,6 +12,7 @@ use std::f64::consts::TAU;
 use std::time::Duration;
 
 use kmp::catalogue::Model;
+use kmp::catalogue::info::INFO_REGISTER;
 use kmp::message::SoftwareRevision;
 use kmp::{RegisterValue, Request, Response, Unit, Value};
 
@@ -54,6 +55,8 @@ pub struct Meter {
     address: u8,
     model: Model,
     kind: Kind,
+    /// What a heat meter's info-code register (99) holds: 0 unless set.
+    info_code: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +79,18 @@ impl Meter {
             address,
             model,
             kind,
+            info_code: 0,
+        }
+    }
+
+    /// The same meter reporting `code` in its info-code register, for tests
+    /// and demos of the flags; a fixed code, as the public sources give no
+    /// realistic timeline (a MULTICAL clears "supply voltage interrupted"
+    /// from the current code when the power returns, and logs it instead).
+    pub fn with_info_code(self, code: u32) -> Meter {
+        Meter {
+            info_code: code,
+            ..self
         }
     }
 
@@ -127,6 +142,7 @@ impl Meter {
         self.model.register(id)?;
         let t = at.elapsed.as_secs_f64();
         let reading = match &self.kind {
+            Kind::Heat(_) if id == INFO_REGISTER => Some(Reading::number(self.info_code.into())),
             Kind::Heat(heat) => heat.read(id, self.model, t, at),
             Kind::Electricity(electricity) => electricity.read(id, t),
         }
@@ -407,7 +423,8 @@ impl Heat {
             // Pulse input A counts a cold-water meter at a steady 50 l/h.
             84 => Reading::counter(CUBIC_METRE, 123.0 + 0.05 * t / 3_600.0, -3),
             85 => Reading::counter(CUBIC_METRE, 0.0, -3),
-            99 | 113 => Reading::number(0),
+            // No info events (the info code itself is the meter's, above).
+            113 => Reading::number(0),
             369 => Reading::exact(BIT_FIELD, 0, 0),
             1004 => Reading::counter(HOUR, self.base_hours + t / 3_600.0, 0),
             175 => Reading::counter(HOUR, 0.0, 0),
@@ -602,6 +619,22 @@ mod tests {
                 "{closed} vs {numeric}"
             );
         }
+    }
+
+    #[test]
+    fn info_code_is_zero_unless_set() {
+        let code = |meter: &Meter| meter.read(INFO_REGISTER, at(30)).map(|v| v.value);
+        let meter = Meter::new(63, Model::Multical603);
+        assert_eq!(code(&meter), Value::new(0, 0).ok());
+        let meter = meter.with_info_code(2 + 4_096);
+        assert_eq!(code(&meter), Value::new(4_098, 0).ok());
+        assert_eq!(
+            meter.read(113, at(30)).map(|v| v.value),
+            Value::new(0, 0).ok()
+        );
+        // The electricity meter has no info-code register to report it in.
+        let meter = Meter::new(5, Model::Kamstrup382).with_info_code(2);
+        assert_eq!(code(&meter), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! CSV and JSON-lines files, one per day: `kmplog-2026-11-25.csv` in the
 //! configured directory, the day taken in the configured time zone, so that a
-//! day's file holds that local day's readings.
+//! day's file holds that local day's readings. Files are appended to, so a
+//! batch delivered again after a crash before its acknowledgement shows twice
+//! (at least once, unlike the databases, which are exactly once by key).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -9,7 +11,8 @@ use std::path::{Path, PathBuf};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::{Sink, SinkError};
+use super::{Sink, SinkError, SinkFuture};
+use crate::outbox::Stored;
 use crate::reading::Reading;
 
 /// The file format.
@@ -110,15 +113,17 @@ impl DailyFiles {
 }
 
 impl Sink for DailyFiles {
-    fn describe(&self) -> String {
-        format!(
-            "{} files in {}",
-            self.format.extension(),
-            self.directory.display()
-        )
+    fn name(&self) -> String {
+        format!("{}:{}", self.format.extension(), self.directory.display())
     }
 
-    fn write(&mut self, readings: &[Reading]) -> Result<(), SinkError> {
+    fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
+        Box::pin(async move { self.write(batch.iter().map(|stored| &stored.reading)) })
+    }
+}
+
+impl DailyFiles {
+    fn write<'a>(&mut self, readings: impl Iterator<Item = &'a Reading>) -> Result<(), SinkError> {
         let format = self.format;
         for reading in readings {
             let line = match format {
@@ -192,10 +197,13 @@ mod tests {
         let zone = TimeZone::fixed(jiff::tz::offset(1));
         let mut sink = DailyFiles::open(dir.path(), Format::Csv, zone).unwrap();
         // 22:59 UTC is 23:59 local on the 24th; 23:00 UTC is midnight, the 25th.
-        sink.write(&[
-            reading("2026-11-24T22:59:00Z", "Main, \"hot\""),
-            reading("2026-11-24T23:00:00Z", "Main"),
-        ])
+        sink.write(
+            [
+                reading("2026-11-24T22:59:00Z", "Main, \"hot\""),
+                reading("2026-11-24T23:00:00Z", "Main"),
+            ]
+            .iter(),
+        )
         .unwrap();
         let day1 = std::fs::read_to_string(dir.path().join("kmplog-2026-11-24.csv")).unwrap();
         let day2 = std::fs::read_to_string(dir.path().join("kmplog-2026-11-25.csv")).unwrap();
@@ -215,7 +223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..2 {
             let mut sink = DailyFiles::open(dir.path(), Format::JsonLines, TimeZone::UTC).unwrap();
-            sink.write(&[reading("2026-11-25T08:00:00Z", "Main")])
+            sink.write([reading("2026-11-25T08:00:00Z", "Main")].iter())
                 .unwrap();
         }
         let text = std::fs::read_to_string(dir.path().join("kmplog-2026-11-25.jsonl")).unwrap();

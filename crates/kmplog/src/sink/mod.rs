@@ -1,29 +1,49 @@
-//! Sinks: where readings go. Each sink runs on its own thread behind an
-//! unbounded channel, so a slow disk never holds up a bus (DESIGN invariant
-//! 4), and a batch a sink fails to write is kept and retried, never dropped.
+//! Sinks: where readings go once they are in the [outbox](crate::outbox).
+//! Each sink runs on a thread of its own, with its own cursor in the outbox:
+//! it takes the readings after its cursor, delivers them, and only then moves
+//! the cursor on. A sink that fails keeps its place and tries again with
+//! back-off; it holds up neither the buses nor the other sinks, and when it
+//! comes back it gets everything it missed, in order.
 
 pub mod files;
 pub mod sqlite;
 pub mod stdout;
 
-use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::reading::Reading;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{Outbox, OutboxError, OutboxReader, Stored};
+
+/// What [`Sink::deliver`] returns.
+pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + 'a>>;
 
 /// A destination for readings.
 pub trait Sink: Send + 'static {
-    /// What the sink is, for messages (`sqlite kmplog.db`).
-    fn describe(&self) -> String;
+    /// The sink's name, such as `sqlite:kmplog.db`: its cursor in the
+    /// outbox is kept under it, so it must stay the same across restarts.
+    fn name(&self) -> String;
 
-    /// Writes a batch durably (or as durably as the sink can).
-    fn write(&mut self, readings: &[Reading]) -> Result<(), SinkError>;
+    /// Whether the sink resumes where it stopped after a restart (files,
+    /// databases, brokers) or starts with the readings taken from then on
+    /// (standard output).
+    fn durable(&self) -> bool {
+        true
+    }
+
+    /// Delivers a batch, in order. `Ok` means the destination has it for
+    /// good; an error leaves the batch in the outbox to be delivered again,
+    /// so a sink must take a batch it has partly seen before without
+    /// duplicating (the readings' keys are for that).
+    fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a>;
 }
 
-/// A sink that cannot take readings now; the batch is retried.
+/// A sink that cannot take readings now; they wait in the outbox.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SinkError(pub String);
@@ -35,98 +55,254 @@ impl SinkError {
     }
 }
 
-/// How long a failing sink waits before it tries its oldest batch again.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Readings a sink takes from the outbox at a time.
+const BATCH: usize = 500;
+/// First pause after a failed delivery; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause between delivery attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often an idle sink looks at the outbox even without news.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
-/// A batch of readings, shared by every sink that writes it.
-type Batch = Arc<[Reading]>;
-
-/// Fans readings out to every sink's thread.
-pub struct Dispatcher {
-    sinks: Vec<(Sender<Batch>, JoinHandle<()>)>,
+/// When the sinks were told to stop, and until when they may go on.
+#[derive(Debug, Clone, Default)]
+struct Stop {
+    token: CancellationToken,
+    deadline: Arc<OnceLock<std::time::Instant>>,
 }
 
-impl Dispatcher {
-    /// Starts one thread per sink.
-    pub fn start(sinks: Vec<Box<dyn Sink>>) -> std::io::Result<Self> {
-        let sinks = sinks
-            .into_iter()
-            .map(|sink| {
-                let (sender, receiver) = mpsc::channel();
-                let thread = std::thread::Builder::new()
-                    .name(format!("sink {}", sink.describe()))
-                    .spawn(move || drain(sink, receiver))?;
-                Ok((sender, thread))
-            })
-            .collect::<std::io::Result<_>>()?;
-        Ok(Dispatcher { sinks })
+impl Stop {
+    fn is_stopping(&self) -> bool {
+        self.token.is_cancelled()
     }
 
-    /// Hands a batch to every sink without waiting for any of them.
-    pub fn send(&self, readings: Vec<Reading>) {
-        if readings.is_empty() {
-            return;
-        }
-        let batch: Batch = readings.into();
-        for (sender, _) in &self.sinks {
-            // A sink thread only ends when its sender is dropped (in `close`).
-            let _ = sender.send(Arc::clone(&batch));
+    /// Completes once the sinks are stopping and their grace time is over.
+    async fn for_good(&self) {
+        self.token.cancelled().await;
+        if let Some(deadline) = self.deadline.get() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(*deadline)).await;
         }
     }
+}
 
-    /// Waits until every sink has written everything it was given.
-    pub fn close(self) {
-        for (sender, thread) in self.sinks {
-            drop(sender);
+/// The running sinks.
+pub struct Sinks {
+    threads: Vec<JoinHandle<()>>,
+    stop: Stop,
+}
+
+impl Sinks {
+    /// Registers every sink's cursor in `outbox` and starts a thread for
+    /// each; `appended` says when new readings are in the outbox.
+    pub fn start(
+        outbox: &mut Outbox,
+        sinks: Vec<Box<dyn Sink>>,
+        appended: &watch::Receiver<u64>,
+    ) -> Result<Sinks, String> {
+        let names: Vec<String> = sinks.iter().map(|sink| sink.name()).collect();
+        for sink in &sinks {
+            outbox
+                .register(&sink.name(), sink.durable())
+                .map_err(|error| error.to_string())?;
+        }
+        for gone in outbox
+            .forget_other_sinks(&names)
+            .map_err(|error| error.to_string())?
+        {
+            eprintln!(
+                "kmplog: sink {gone} is no longer configured; the outbox keeps no readings for it"
+            );
+        }
+        let stop = Stop::default();
+        let mut threads = Vec::new();
+        for sink in sinks {
+            let reader = outbox.reader().map_err(|error| error.to_string())?;
+            let (appended, stop) = (appended.clone(), stop.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("sink {}", sink.name()))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime.block_on(drain(sink, reader, appended, stop)),
+                        Err(error) => {
+                            eprintln!("kmplog: sink {}: cannot start: {error}", sink.name())
+                        }
+                    }
+                })
+                .map_err(|error| format!("cannot start a sink thread: {error}"))?;
+            threads.push(thread);
+        }
+        Ok(Sinks { threads, stop })
+    }
+
+    /// Stops the sinks: each delivers what it can within `grace`, the rest
+    /// stays in the outbox for the next start.
+    pub fn stop(self, grace: Duration) {
+        let _ = self.stop.deadline.set(std::time::Instant::now() + grace);
+        self.stop.token.cancel();
+        for thread in self.threads {
             let _ = thread.join();
         }
     }
 }
 
-/// A sink's thread: writes batches in order; a failed batch stays first in
-/// line and is retried until it is written or the logger stops.
-fn drain(mut sink: Box<dyn Sink>, receiver: Receiver<Batch>) {
-    let mut pending: VecDeque<Batch> = VecDeque::new();
+/// One sink's loop: deliver what follows its cursor, acknowledge, repeat.
+async fn drain(
+    mut sink: Box<dyn Sink>,
+    reader: OutboxReader,
+    mut appended: watch::Receiver<u64>,
+    stop: Stop,
+) {
+    let name = sink.name();
+    let mut backoff = MIN_BACKOFF;
     let mut last_error: Option<String> = None;
-    let mut open = true;
-    while open || !pending.is_empty() {
-        let wait = if pending.is_empty() {
-            Duration::from_secs(3600)
-        } else {
-            RETRY_PAUSE
-        };
-        match receiver.recv_timeout(wait) {
-            Ok(batch) => pending.push_back(batch),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => open = false,
+    let report = |error: String, reader: &OutboxReader, last_error: &mut Option<String>| {
+        if last_error.as_deref() != Some(error.as_str()) {
+            let waiting = reader.depth(&name).map_or_else(
+                |_| String::new(),
+                |depth| format!("; {depth} readings wait in the outbox"),
+            );
+            eprintln!("kmplog: sink {name}: {error}{waiting}");
         }
-        pending.extend(receiver.try_iter());
-        while let Some(batch) = pending.front() {
-            match sink.write(batch) {
-                Ok(()) => {
-                    pending.pop_front();
-                    if last_error.take().is_some() {
-                        eprintln!("kmplog: {}: writing again", sink.describe());
-                    }
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    if last_error.as_deref() != Some(&message) {
-                        eprintln!(
-                            "kmplog: {}: {message}; {} readings wait",
-                            sink.describe(),
-                            pending.iter().map(|b| b.len()).sum::<usize>()
-                        );
-                    }
-                    last_error = Some(message);
-                    if !open {
-                        // Stopping: one more try per pause, so that a
-                        // recovering disk still gets the readings.
-                        std::thread::sleep(RETRY_PAUSE);
-                    }
-                    break;
+        *last_error = Some(error);
+    };
+    loop {
+        let batch = match reader
+            .cursor(&name)
+            .and_then(|cursor| reader.after(cursor, BATCH))
+        {
+            Ok(batch) => batch,
+            Err(error) => {
+                report(error.to_string(), &reader, &mut last_error);
+                Vec::new()
+            }
+        };
+        let Some(last) = batch.last().map(|stored| stored.seq) else {
+            if stop.is_stopping() {
+                return;
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                () = stop.token.cancelled() => {}
+                () = tokio::time::sleep(IDLE_CHECK) => {}
+            }
+            continue;
+        };
+        let delivered = tokio::select! {
+            delivered = sink.deliver(&batch) => delivered,
+            () = stop.for_good() => return,
+        };
+        match delivered
+            .map_err(|error| error.to_string())
+            .and_then(|()| ack(&reader, &name, last))
+        {
+            Ok(()) => {
+                backoff = MIN_BACKOFF;
+                if last_error.take().is_some() {
+                    eprintln!("kmplog: sink {name}: delivering again");
                 }
             }
+            Err(error) => {
+                report(error, &reader, &mut last_error);
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.for_good() => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
+    }
+}
+
+fn ack(reader: &OutboxReader, name: &str, last: u64) -> Result<(), String> {
+    reader
+        .ack(name, last)
+        .map_err(|error: OutboxError| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{Reading, Status};
+    use std::sync::Mutex;
+
+    /// Records what it is given; refuses the first `failures` deliveries.
+    struct Flaky {
+        failures: u32,
+        delivered: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Sink for Flaky {
+        fn name(&self) -> String {
+            "flaky".to_owned()
+        }
+
+        fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
+            Box::pin(async move {
+                if self.failures > 0 {
+                    self.failures -= 1;
+                    return Err(SinkError("down".to_owned()));
+                }
+                self.delivered
+                    .lock()
+                    .unwrap()
+                    .extend(batch.iter().map(|stored| stored.seq));
+                Ok(())
+            })
+        }
+    }
+
+    fn reading(register: u16) -> Reading {
+        Reading {
+            time: "2026-11-25T08:00:00Z".parse().unwrap(),
+            bus: "b".to_owned(),
+            address: 1,
+            request: "r".to_owned(),
+            register,
+            name: "X".to_owned(),
+            value: None,
+            status: Status::Timeout,
+        }
+    }
+
+    fn run(failures: u32, grace: Duration) -> (Vec<u64>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 10_000).unwrap();
+        let (appended, receiver) = watch::channel(0);
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            failures,
+            delivered: Arc::clone(&delivered),
+        };
+        let sinks = Sinks::start(&mut outbox, vec![Box::new(sink)], &receiver).unwrap();
+        for register in 1..=3 {
+            appended.send_replace(outbox.append(&[reading(register)]).unwrap());
+        }
+        // Let a recovering sink catch up before stopping.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while failures < 10
+            && delivered.lock().unwrap().len() < 3
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sinks.stop(grace);
+        let depth = outbox.reader().unwrap().depth("flaky").unwrap();
+        let delivered = delivered.lock().unwrap().clone();
+        (delivered, depth)
+    }
+
+    #[test]
+    fn a_sink_that_comes_back_gets_everything_in_order_once() {
+        let (delivered, depth) = run(2, Duration::from_secs(1));
+        assert_eq!((delivered, depth), (vec![1, 2, 3], 0));
+    }
+
+    #[test]
+    fn a_dead_sink_is_given_up_at_the_grace_time_and_its_readings_wait() {
+        let (delivered, depth) = run(u32::MAX, Duration::from_millis(300));
+        assert_eq!((delivered, depth), (vec![], 3));
     }
 }

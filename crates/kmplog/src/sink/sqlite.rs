@@ -1,12 +1,14 @@
 //! SQLite, the embedded default: a table `readings` in a local file, written
 //! in WAL mode in one transaction per batch. Works with no set-up at all.
+//! Each row carries the reading's outbox key, unique, so a batch delivered
+//! twice (after a crash before its acknowledgement) is stored once.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
-use super::{Sink, SinkError};
-use crate::reading::Reading;
+use super::{Sink, SinkError, SinkFuture};
+use crate::outbox::Stored;
 
 /// The `readings` table and its indexes.
 const SCHEMA: &str = "
@@ -21,11 +23,23 @@ CREATE TABLE IF NOT EXISTS readings (
     value     TEXT,              -- exact decimal as the meter sent it
     unit      TEXT,
     unit_code INTEGER,
-    status    TEXT    NOT NULL
+    status    TEXT    NOT NULL,
+    key       TEXT               -- the outbox key; unique
 );
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (ts);
 CREATE INDEX IF NOT EXISTS readings_by_meter ON readings (bus, address, name, ts);
 ";
+
+/// Databases made before readings had keys get the column and its index.
+fn add_key_column(connection: &Connection) -> rusqlite::Result<()> {
+    let has_key: bool = connection
+        .prepare("SELECT 1 FROM pragma_table_info('readings') WHERE name = 'key'")?
+        .exists([])?;
+    if !has_key {
+        connection.execute_batch("ALTER TABLE readings ADD COLUMN key TEXT")?;
+    }
+    connection.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS readings_by_key ON readings (key)")
+}
 
 /// Writes readings to a SQLite file.
 pub struct SqliteSink {
@@ -43,6 +57,7 @@ impl SqliteSink {
             .pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| connection.execute_batch(SCHEMA))
+            .and_then(|()| add_key_column(&connection))
             .map_err(|error| SinkError::context(&doing, error))?;
         Ok(SqliteSink {
             path: path.to_owned(),
@@ -52,22 +67,29 @@ impl SqliteSink {
 }
 
 impl Sink for SqliteSink {
-    fn describe(&self) -> String {
-        format!("sqlite {}", self.path.display())
+    fn name(&self) -> String {
+        format!("sqlite:{}", self.path.display())
     }
 
-    fn write(&mut self, readings: &[Reading]) -> Result<(), SinkError> {
+    fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
+        // SQLite writes are quick and this sink has a thread of its own.
+        Box::pin(async move { self.write(batch) })
+    }
+}
+
+impl SqliteSink {
+    fn write(&mut self, batch: &[Stored]) -> Result<(), SinkError> {
         let fail =
             |error| SinkError::context(&format!("writing to {}", self.path.display()), error);
         let transaction = self.connection.transaction().map_err(fail)?;
         {
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO readings (ts, bus, address, request, register, name, value, unit, unit_code, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT OR IGNORE INTO readings (ts, bus, address, request, register, name, value, unit, unit_code, status, key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(fail)?;
-            for reading in readings {
+            for Stored { key, reading, .. } in batch {
                 insert
                     .execute(params![
                         reading.time.to_string(),
@@ -80,6 +102,7 @@ impl Sink for SqliteSink {
                         reading.value.map(|(_, unit)| unit.to_string()),
                         reading.value.map(|(_, unit)| unit.code()),
                         reading.status.as_str(),
+                        key,
                     ])
                     .map_err(fail)?;
             }
@@ -91,55 +114,90 @@ impl Sink for SqliteSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reading::Status;
+    use crate::reading::{Reading, Status};
     use kmp::unit::Unit;
 
+    fn stored(seq: u64, value: Option<&str>, status: Status) -> Stored {
+        Stored {
+            seq,
+            key: format!("0123-{seq}"),
+            reading: Reading {
+                time: "2026-11-25T08:00:00Z".parse().unwrap(),
+                bus: "heat".to_owned(),
+                address: 63,
+                request: "Main values".to_owned(),
+                register: 60,
+                name: "E1".to_owned(),
+                value: value.map(|text| (text.parse().unwrap(), Unit(0x08))),
+                status,
+            },
+        }
+    }
+
     #[test]
-    fn stores_exact_values_and_statuses() {
+    fn stores_exact_values_and_statuses_once_per_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kmplog.db");
         let mut sink = SqliteSink::open(&path).unwrap();
-        let reading = |name: &str, value: Option<&str>, status| Reading {
-            time: "2026-11-25T08:00:00Z".parse().unwrap(),
-            bus: "heat".to_owned(),
-            address: 63,
-            request: "Main values".to_owned(),
-            register: 60,
-            name: name.to_owned(),
-            value: value.map(|text| (text.parse().unwrap(), Unit(0x08))),
-            status,
-        };
-        sink.write(&[
-            reading("E1", Some("34.00"), Status::Ok),
-            reading("E1", None, Status::Timeout),
-        ])
-        .unwrap();
-        let rows: Vec<(String, Option<String>, Option<String>, String)> = Connection::open(&path)
+        let batch = [
+            stored(1, Some("34.00"), Status::Ok),
+            stored(2, None, Status::Timeout),
+        ];
+        sink.write(&batch).unwrap();
+        // Delivered again after a crash before the acknowledgement.
+        sink.write(&batch).unwrap();
+        type Row = (String, Option<String>, Option<String>, String, String);
+        let rows: Vec<Row> = Connection::open(&path)
             .unwrap()
-            .prepare("SELECT ts, value, unit, status FROM readings ORDER BY id")
+            .prepare("SELECT ts, value, unit, status, key FROM readings ORDER BY id")
             .unwrap()
             .query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
             })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
+        let time = "2026-11-25T08:00:00Z".to_owned();
         assert_eq!(
             rows,
             [
                 (
-                    "2026-11-25T08:00:00Z".to_owned(),
+                    time.clone(),
                     Some("34.00".to_owned()),
                     Some("GJ".to_owned()),
-                    "ok".to_owned()
+                    "ok".to_owned(),
+                    "0123-1".to_owned()
                 ),
-                (
-                    "2026-11-25T08:00:00Z".to_owned(),
-                    None,
-                    None,
-                    "timeout".to_owned()
-                ),
+                (time, None, None, "timeout".to_owned(), "0123-2".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn a_database_from_before_keys_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE readings (id INTEGER PRIMARY KEY, ts TEXT NOT NULL, bus TEXT NOT NULL, address INTEGER NOT NULL,
+                 request TEXT NOT NULL, register INTEGER NOT NULL, name TEXT NOT NULL, value TEXT, unit TEXT, unit_code INTEGER,
+                 status TEXT NOT NULL)",
+            )
+            .unwrap();
+        let mut sink = SqliteSink::open(&path).unwrap();
+        sink.write(&[stored(7, Some("1.5"), Status::Ok)]).unwrap();
+        sink.write(&[stored(7, Some("1.5"), Status::Ok)]).unwrap();
+        let count: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM readings", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
     }
 }

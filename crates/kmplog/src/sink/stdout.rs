@@ -3,24 +3,32 @@
 
 use std::io::Write;
 
-use super::{Sink, SinkError};
-use crate::reading::Reading;
+use super::{Sink, SinkError, SinkFuture};
+use crate::outbox::Stored;
 
 /// Prints readings as JSON lines.
 pub struct JsonLinesStdout;
 
 impl Sink for JsonLinesStdout {
-    fn describe(&self) -> String {
-        "stdout (JSON lines)".to_owned()
+    fn name(&self) -> String {
+        "stdout".to_owned()
     }
 
-    fn write(&mut self, readings: &[Reading]) -> Result<(), SinkError> {
-        let mut out = std::io::stdout().lock();
-        for reading in readings {
-            writeln!(out, "{}", reading.to_json())
-                .map_err(|error| SinkError::context("writing to stdout", error))?;
-        }
-        out.flush()
-            .map_err(|error| SinkError::context("writing to stdout", error))
+    /// The terminal shows what is read from now on, not what earlier runs
+    /// left undelivered.
+    fn durable(&self) -> bool {
+        false
+    }
+
+    fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let mut out = std::io::stdout().lock();
+            for stored in batch {
+                writeln!(out, "{}", stored.reading.to_json())
+                    .map_err(|error| SinkError::context("writing to stdout", error))?;
+            }
+            out.flush()
+                .map_err(|error| SinkError::context("writing to stdout", error))
+        })
     }
 }

@@ -94,6 +94,42 @@ fn read_type_and_serial_over_udp_one_frame_a_datagram() {
     assert!(serial[0]["serial"].as_u64().unwrap() > 0, "{}", serial[0]);
 }
 
+/// `--info-code` makes the simulated heat meters report an info code, and
+/// `read` names its bits by the model's table: 264 is T1 above its range and
+/// air in V1 on a 603, T1 outside its range and a leak on a 602.
+#[test]
+fn info_code_is_read_with_its_flags() {
+    let simulator = Simulator::tcp(&["--meter", "63", "--meter", "17:602", "--info-code", "264"]);
+    for (address, model, flags) in [
+        ("63", None, ["t1_above_range", "v1_air"]),
+        (
+            "17",
+            Some("602"),
+            ["t1_sensor_fault", "leak_heating_system"],
+        ),
+    ] {
+        let extra = model.map_or(vec![], |model| vec!["--model", model]);
+        let run = read_json(&simulator, address, &["INFO"], &extra).ok();
+        let info = value_of(&run.json_lines()[0], "INFO").clone();
+        assert_eq!(info["register"], 99, "{info}");
+        assert_eq!(info["value"], "264", "{info}");
+        assert_eq!(info["flags"], serde_json::json!(flags), "{info}");
+    }
+    let table = simulator
+        .run(
+            "read",
+            &["--address", "17", "--model", "602", "--register", "INFO"],
+        )
+        .ok();
+    assert!(
+        table
+            .stdout
+            .contains("264 (t1_sensor_fault, leak_heating_system)"),
+        "{}",
+        table.stdout
+    );
+}
+
 #[test]
 fn read_over_a_pseudo_terminal_uses_the_serial_code_path() {
     let simulator = Simulator::pty(&["--baud", "1200"]);

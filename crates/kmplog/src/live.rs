@@ -28,6 +28,11 @@ impl Latest {
             );
         }
     }
+
+    /// The latest reading of each register, by bus, address and name.
+    pub fn readings(&self) -> impl Iterator<Item = &Reading> {
+        self.readings.values()
+    }
 }
 
 /// The whole screen, as text.

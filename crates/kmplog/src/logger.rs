@@ -24,8 +24,11 @@ use crate::live::{self, Latest};
 use crate::outbox::Outbox;
 use crate::reading::Reading;
 use crate::sink::files::{DailyFiles, Format};
+use crate::sink::mqtt::MqttSink;
+use crate::sink::postgres::PostgresSink;
 use crate::sink::sqlite::SqliteSink;
 use crate::sink::stdout::JsonLinesStdout;
+use crate::sink::url::SinkUrl;
 use crate::sink::{Sink, SinkError, Sinks};
 
 /// How long the sinks may go on delivering once the logger stops.
@@ -70,34 +73,63 @@ pub fn time_zone(config: &Config) -> Result<TimeZone, String> {
     }
 }
 
-/// Opens the sinks the configuration asks for.
+/// Opens the sinks the configuration asks for. Sinks that take commands
+/// (MQTT) fire named `events` into the buses.
 fn open_sinks(
     config: &Config,
     zone: &TimeZone,
     json_stdout: bool,
+    events: &broadcast::Sender<String>,
 ) -> Result<Vec<Box<dyn Sink>>, SinkError> {
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(path) = &config.sinks.sqlite {
-        sinks.push(Box::new(SqliteSink::open(path)?));
-    }
-    if let Some(directory) = &config.sinks.csv {
-        sinks.push(Box::new(DailyFiles::open(
-            directory,
-            Format::Csv,
-            zone.clone(),
-        )?));
-    }
-    if let Some(directory) = &config.sinks.jsonl {
-        sinks.push(Box::new(DailyFiles::open(
-            directory,
-            Format::JsonLines,
-            zone.clone(),
-        )?));
+    let sinks = &config.sinks;
+    let named = sinks.sqlite.iter().cloned().map(SinkUrl::Sqlite);
+    let named = named.chain(sinks.csv.iter().cloned().map(SinkUrl::Csv));
+    let named = named.chain(sinks.jsonl.iter().cloned().map(SinkUrl::Jsonl));
+    let mut opened: Vec<Box<dyn Sink>> = Vec::new();
+    for url in named.chain(sinks.urls.iter().cloned()) {
+        let sink: Box<dyn Sink> = match &url {
+            SinkUrl::Sqlite(path) => Box::new(SqliteSink::open(path)?),
+            SinkUrl::Csv(directory) => {
+                Box::new(DailyFiles::open(directory, Format::Csv, zone.clone())?)
+            }
+            SinkUrl::Jsonl(directory) => Box::new(DailyFiles::open(
+                directory,
+                Format::JsonLines,
+                zone.clone(),
+            )?),
+            SinkUrl::Postgres(url) => Box::new(PostgresSink::open(url)?),
+            SinkUrl::Mqtt(url) => {
+                Box::new(MqttSink::open(url, events.clone())?.with_models(meter_models(config)))
+            }
+            SinkUrl::Influx(url) => Box::new(crate::sink::influx::InfluxSink::open(url)?),
+        };
+        if opened.iter().any(|other| other.name() == sink.name()) {
+            return Err(SinkError(format!("sink {url} is named twice")));
+        }
+        opened.push(sink);
     }
     if json_stdout {
-        sinks.push(Box::new(JsonLinesStdout));
+        opened.push(Box::new(JsonLinesStdout));
     }
-    Ok(sinks)
+    Ok(opened)
+}
+
+/// The meter model of each bus and address whose requests name one, for
+/// sinks that describe meters (MQTT discovery's device names).
+fn meter_models(
+    config: &Config,
+) -> std::collections::BTreeMap<(String, u8), kmp::catalogue::Model> {
+    let mut models = std::collections::BTreeMap::new();
+    for bus in &config.buses {
+        for request in &bus.requests {
+            for &address in &request.addresses {
+                if let Some(model) = request.model {
+                    models.entry((bus.name.clone(), address)).or_insert(model);
+                }
+            }
+        }
+    }
+    models
 }
 
 impl Logger {
@@ -112,13 +144,14 @@ impl Logger {
             TerminalMode::Table => (options.json, !options.json),
             TerminalMode::Auto => (options.json || !on_terminal, !options.json && on_terminal),
         };
-        let sinks = open_sinks(config, &zone, json_stdout).map_err(|error| error.to_string())?;
+        let (events, _) = broadcast::channel(256);
+        let sinks =
+            open_sinks(config, &zone, json_stdout, &events).map_err(|error| error.to_string())?;
         let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)
             .map_err(|error| error.to_string())?;
         let last = outbox.last_seq().map_err(|error| error.to_string())?;
         let (appended, appended_receiver) = watch::channel(last);
         let sinks = Sinks::start(&mut outbox, sinks, &appended_receiver)?;
-        let (events, _) = broadcast::channel(256);
         let (readings_sender, readings) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
         let context = BusContext {

@@ -1,18 +1,44 @@
 //! The HTTP API of a running logger, bound to 127.0.0.1 by default:
-//! `POST /api/events/{name}` fires a named event (what `kmplog trigger`
-//! sends), `GET /api/buses` shows every bus with its queue and state.
+//!
+//! - `POST /api/events/{name}` fires a named event (what `kmplog trigger`
+//!   sends); `GET /api/buses` shows every bus with its queue and state;
+//! - `GET /api/readings` answers from the SQLite sink's database, with
+//!   filters ([`readings`]); `GET /api/readings/stream` sends every reading
+//!   as it is read, as server-sent events;
+//! - `GET /metrics`: the latest values and the logger's own health in the
+//!   Prometheus text format ([`metrics`]);
+//! - `GET /api/openapi.json`: the description of all of these, written by
+//!   hand in `openapi.json` and checked against the router by a test.
+//!
+//! With a token every request needs `Authorization: Bearer TOKEN`; without
+//! one the API refuses to listen anywhere but on a loopback address
+//! ([`check_bind`]), since anyone who reaches it could fire events. Every
+//! error is JSON, `{"error": "..."}`, with a 4xx status for a bad request.
+
+pub mod metrics;
+pub mod readings;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use serde_json::{Value as JsonValue, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::state::SharedState;
+use crate::live::Latest;
+use crate::outbox::OutboxReader;
+use crate::reading::Reading;
+
+/// The OpenAPI 3.1 description of every route, served as is.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What the handlers reach.
 #[derive(Clone)]
@@ -21,14 +47,190 @@ pub struct ApiState {
     pub events: broadcast::Sender<String>,
     /// The buses' states.
     pub buses: Vec<SharedState>,
+    /// The latest reading of every register, for `/metrics`.
+    pub latest: Arc<Mutex<Latest>>,
+    /// Every batch of readings as it is read, for the live stream.
+    pub live: broadcast::Sender<Arc<[Reading]>>,
+    /// The SQLite sink's database, which `/api/readings` reads; `None` when
+    /// the SQLite sink is off.
+    pub database: Option<PathBuf>,
+    /// The outbox, for the depth of each sink in `/metrics`.
+    pub outbox: Option<Arc<Mutex<OutboxReader>>>,
+    /// The token every request must bear; `None`: no authentication
+    /// (allowed on loopback addresses only).
+    pub token: Option<Arc<str>>,
+    /// Cancelled when the server stops, so that live streams end.
+    pub shutdown: CancellationToken,
 }
 
-/// The API's routes.
+impl ApiState {
+    /// A state with no database, no outbox and no token around `events`,
+    /// `buses`, `latest` and `live`.
+    pub fn new(
+        events: broadcast::Sender<String>,
+        buses: Vec<SharedState>,
+        latest: Arc<Mutex<Latest>>,
+        live: broadcast::Sender<Arc<[Reading]>>,
+    ) -> Self {
+        ApiState {
+            events,
+            buses,
+            latest,
+            live,
+            database: None,
+            outbox: None,
+            token: None,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// An error answer: a status and a message, sent as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A 400 Bad Request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a 401 names the scheme the client should use.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Every route: method, path and handler. The router is built from this
+/// list, and a test checks it against `openapi.json` both ways.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
+    vec![
+        (
+            Method::POST,
+            "/api/events/{name}",
+            on(MethodFilter::POST, fire_event),
+        ),
+        (Method::GET, "/api/buses", on(MethodFilter::GET, buses)),
+        (
+            Method::GET,
+            "/api/readings",
+            on(MethodFilter::GET, readings::list),
+        ),
+        (
+            Method::GET,
+            "/api/readings/stream",
+            on(MethodFilter::GET, readings::stream),
+        ),
+        (
+            Method::GET,
+            "/api/openapi.json",
+            on(MethodFilter::GET, openapi),
+        ),
+        (
+            Method::GET,
+            "/metrics",
+            on(MethodFilter::GET, metrics::metrics),
+        ),
+    ]
+}
+
+/// The API's routes, behind the token check when there is a token.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/events/{name}", post(fire_event))
-        .route("/api/buses", get(buses))
+    let mut router = Router::new();
+    for (_, path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
+}
+
+/// Lets a request through when the API has no token or the request bears
+/// it: 401 when it bears none, 403 when it bears another.
+async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let Some(given) = request.headers().get(header::AUTHORIZATION) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this API needs a token: send the header `Authorization: Bearer TOKEN` (kmplog trigger: --api-token TOKEN or KMPLOG_API_TOKEN)",
+        )
+        .into_response();
+    };
+    let given = given.as_bytes();
+    let Some(given) = given
+        .strip_prefix(b"Bearer ")
+        .or_else(|| given.strip_prefix(b"bearer "))
+    else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the Authorization header is not a bearer token: write it as `Authorization: Bearer TOKEN`",
+        )
+        .into_response();
+    };
+    if !constant_time_eq(given.trim_ascii(), token.as_bytes()) {
+        return ApiError::new(StatusCode::FORBIDDEN, "the token is wrong").into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether `a` equals `b`, in a time that depends on their lengths only, so
+/// that timing the answers does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = u8::from(a.len() != b.len());
+    for (index, &expected) in b.iter().enumerate() {
+        // Past the end of `a` compare with 0; the length already differs.
+        let given = a.get(index).copied().unwrap_or(0);
+        difference |= given ^ expected;
+    }
+    difference == 0
+}
+
+async fn unknown_path(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path: {}; the API's paths are listed at /api/openapi.json",
+            request.uri().path()
+        ),
+    )
+}
+
+async fn wrong_method(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}; /api/openapi.json lists the methods of each path",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// Whether `name` is a valid event name: letters, digits, '-' and '_'.
@@ -42,16 +244,15 @@ pub fn is_event_name(name: &str) -> bool {
 async fn fire_event(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> (StatusCode, Json<JsonValue>) {
+) -> Result<(StatusCode, Json<JsonValue>), ApiError> {
     if !is_event_name(&name) {
-        let error = format!(
+        return Err(ApiError::bad_request(format!(
             "'{name}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
-        );
-        return (StatusCode::BAD_REQUEST, Json(json!({ "error": error })));
+        )));
     }
     // No receiver only means no bus is running; the event is still accepted.
     let _ = state.events.send(name.clone());
-    (StatusCode::ACCEPTED, Json(json!({ "event": name })))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "event": name }))))
 }
 
 async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
@@ -90,13 +291,29 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
     Json(json!({ "buses": buses }))
 }
 
+/// Whether the API may listen on `address`: anywhere with a token, only on
+/// a loopback address without one. The error names both ways out.
+pub fn check_bind(address: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if token.is_some() || address.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to serve the API on {address} without a token: anyone who reaches it could fire events and read the meters; \
+         give a token with --api-token TOKEN (or KMPLOG_API_TOKEN), or listen on a loopback address such as --api 127.0.0.1:{}",
+        address.port()
+    ))
+}
+
 /// Binds `address` and serves the API until `shutdown`; returns the bound
-/// address (port 0 picks a free port).
+/// address (port 0 picks a free port). Refuses a non-loopback address when
+/// `state` has no token.
 pub async fn serve(
     address: SocketAddr,
-    state: ApiState,
+    mut state: ApiState,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    check_bind(address, state.token.as_deref()).map_err(std::io::Error::other)?;
+    state.shutdown = shutdown.clone();
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -108,3 +325,6 @@ pub async fn serve(
     });
     Ok(bound)
 }
+
+#[cfg(test)]
+mod tests;

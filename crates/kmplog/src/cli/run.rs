@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -11,6 +12,8 @@ use crate::api::{self, ApiState};
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::logger::{Logger, Options};
+use crate::outbox::OutboxReader;
+use crate::sink::url::SinkUrl;
 
 /// Where the API listens unless told otherwise.
 pub const DEFAULT_API: &str = "127.0.0.1:7064";
@@ -24,10 +27,25 @@ pub struct RunArgs {
     /// Stop after this long (30s, 5min, 2h); default: until Ctrl-C.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Where the HTTP API listens (loopback only), or `off`. `kmplog trigger`
-    /// sends events there.
+    /// Where the HTTP API listens, or `off`: the API, /metrics, and where
+    /// `kmplog trigger` sends events. Other than a loopback address only
+    /// with --api-token.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_API, value_parser = parse_api)]
     api: ApiAddress,
+    /// The token every API request must bear (`Authorization: Bearer
+    /// TOKEN`); needed to listen on other than a loopback address.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KMPLOG_API_TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+    /// Another sink, by URL, besides those of the configuration: sqlite:PATH,
+    /// csv:DIR, jsonl:DIR, postgres://user@host/db, mqtt://host:1883,
+    /// influx+http://host:8086/api/v2/write?org=ORG&bucket=BUCKET. Repeatable.
+    #[arg(long = "sink", value_name = "URL", value_parser = SinkUrl::parse)]
+    sinks: Vec<SinkUrl>,
 }
 
 /// Options of `kmplog run`.
@@ -55,14 +73,11 @@ fn parse_api(text: &str) -> Result<ApiAddress, String> {
     if text == "off" {
         return Ok(ApiAddress(None));
     }
+    // Whether a non-loopback address is allowed depends on --api-token,
+    // which `serve` checks before anything starts.
     let address: SocketAddr = text.parse().map_err(|_| {
         format!("'{text}' is not HOST:PORT with an IP address, such as 127.0.0.1:7064, or off")
     })?;
-    if !address.ip().is_loopback() {
-        return Err(format!(
-            "{address} is not a loopback address: the API has no authentication yet, so it binds to 127.0.0.1 or [::1] only"
-        ));
-    }
     Ok(ApiAddress(Some(address)))
 }
 
@@ -76,19 +91,57 @@ pub async fn run(args: Args) -> Outcome {
     serve(&config, &args.run, Clock::System).await
 }
 
+/// The database `/api/readings` reads: the SQLite sink's, named in
+/// `[sinks]` or by a `sqlite:` URL.
+fn sqlite_database(config: &Config) -> Option<PathBuf> {
+    config.sinks.sqlite.clone().or_else(|| {
+        config.sinks.urls.iter().find_map(|url| match url {
+            SinkUrl::Sqlite(path) => Some(path.clone()),
+            _ => None,
+        })
+    })
+}
+
 /// Runs the logger on `config` until the duration passes or it is stopped.
 pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
+    let mut config = config.clone();
+    config.sinks.urls.extend(args.sinks.iter().cloned());
+    let config = &config;
     let options = Options {
         json: args.json,
         duration: args.duration,
         clock,
     };
+    let token = match args.api_token.as_deref().map(str::trim) {
+        Some("") => {
+            return Err(Failure::usage(
+                "--api-token (or KMPLOG_API_TOKEN) is empty; give a long random token, such as the output of `openssl rand -hex 32`",
+            ));
+        }
+        token => token.map(Arc::<str>::from),
+    };
+    if let ApiAddress(Some(address)) = args.api {
+        api::check_bind(address, token.as_deref()).map_err(Failure::usage)?;
+    }
     let logger = Logger::start(config, &options).map_err(Failure::failed)?;
     let stop_api = CancellationToken::new();
     if let ApiAddress(Some(address)) = args.api {
-        let state = ApiState {
-            events: logger.events.clone(),
-            buses: logger.buses.clone(),
+        let mut state = ApiState::new(
+            logger.events.clone(),
+            logger.buses.clone(),
+            Arc::clone(&logger.latest),
+            logger.live.clone(),
+        );
+        state.token = token;
+        state.database = sqlite_database(config);
+        // The logger has created the outbox by now; without it /metrics
+        // only lacks the depths.
+        state.outbox = match OutboxReader::open(&config.sinks.outbox) {
+            Ok(reader) => Some(Arc::new(Mutex::new(reader))),
+            Err(error) => {
+                eprintln!("kmplog: /metrics will not show outbox depths: {error}");
+                None
+            }
         };
         match api::serve(address, state, stop_api.clone()).await {
             Ok(bound) => eprintln!("kmplog: API on http://{bound}"),

@@ -6,7 +6,9 @@ use crate::api::is_event_name;
 
 /// Options of `kmplog trigger`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  kmplog trigger morning-read --api 127.0.0.1:7064")]
+#[command(
+    after_help = "Example:\n  kmplog trigger morning-read --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog trigger morning-read --api 192.168.1.5:7064"
+)]
 pub struct Args {
     /// The event's name (letters, digits, '-' and '_').
     #[arg(value_name = "NAME")]
@@ -14,6 +16,14 @@ pub struct Args {
     /// Where the running logger's API listens.
     #[arg(long, value_name = "HOST:PORT", default_value = super::run::DEFAULT_API)]
     api: String,
+    /// The token the logger's API wants, when it was started with one.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KMPLOG_API_TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
 }
 
 /// Runs `kmplog trigger`.
@@ -26,17 +36,44 @@ pub async fn run(args: Args) -> Outcome {
     }
     let url = format!("http://{}/api/events/{}", args.api, args.name);
     let api = args.api.clone();
-    let response = tokio::task::spawn_blocking(move || ureq::post(&url).send_empty())
-        .await
-        .map_err(|error| Failure::failed(format!("trigger: {error}")))?;
+    let token = args.api_token.clone();
+    let response = tokio::task::spawn_blocking(move || {
+        // Refusals are read as answers, for the API's message.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.post(&url);
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {}", token.trim()));
+        }
+        request.send_empty().map(|mut response| {
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            (status, body)
+        })
+    })
+    .await
+    .map_err(|error| Failure::failed(format!("trigger: {error}")))?;
     match response {
-        Ok(_) => {
+        Ok((200..=299, _)) => {
             println!("event {} fired", args.name);
             Ok(())
         }
-        Err(ureq::Error::StatusCode(code)) => Err(Failure::failed(format!(
-            "the logger at {api} refused the event (HTTP {code})"
-        ))),
+        Ok((status, body)) => {
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|json| json["error"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            let hint = match status {
+                401 => "; give it with --api-token TOKEN or KMPLOG_API_TOKEN",
+                403 => "; check --api-token or KMPLOG_API_TOKEN",
+                _ => "",
+            };
+            Err(Failure::failed(format!(
+                "the logger at {api} refused the event (HTTP {status}: {message}){hint}"
+            )))
+        }
         Err(error) => Err(Failure::failed(format!(
             "no logger answers at {api}: {error}; start one with `kmplog run FILE` or name its API with --api"
         ))),

@@ -67,6 +67,8 @@ pub struct SinksConfig {
     pub outbox: PathBuf,
     /// How many undelivered readings the outbox holds at most.
     pub outbox_max_rows: u64,
+    /// More sinks, named by URL (`postgres://...`, `mqtt://...`).
+    pub urls: Vec<crate::sink::url::SinkUrl>,
 }
 
 impl Default for SinksConfig {
@@ -80,6 +82,7 @@ impl Default for SinksConfig {
             terminal: TerminalMode::Auto,
             outbox: PathBuf::from(DEFAULT_OUTBOX),
             outbox_max_rows: DEFAULT_OUTBOX_MAX_ROWS,
+            urls: Vec::new(),
         }
     }
 }

@@ -28,6 +28,7 @@ use super::{
     RequestConfig, SinksConfig, TerminalMode, Threshold,
 };
 use crate::bus::EchoMode;
+use crate::sink::url::SinkUrl;
 use crate::transport::serial::Framing;
 use crate::transport::{SerialSettings, TcpSettings};
 
@@ -39,6 +40,7 @@ const SINK_KEYS: &[&str] = &[
     "terminal",
     "outbox",
     "outbox_max_rows",
+    "urls",
 ];
 const BUS_KEYS: &[&str] = &[
     "name",
@@ -337,6 +339,10 @@ fn sinks(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<SinksConfig> {
         }
         None => None,
     };
+    let urls = match table.get("urls") {
+        Some(field) => sink_urls(cx, &field),
+        None => Some(Vec::new()),
+    };
     let outbox_max_rows = integer_or(
         cx,
         &table,
@@ -351,7 +357,35 @@ fn sinks(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<SinksConfig> {
         terminal: terminal?,
         outbox: outbox?,
         outbox_max_rows: outbox_max_rows? as u64,
+        urls: urls?,
     })
+}
+
+/// `urls = ["postgres://...", "mqtt://..."]`: more sinks, by URL.
+fn sink_urls(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Vec<SinkUrl>> {
+    let example = "urls = [\"postgres://kmplog@localhost/meters\", \"mqtt://localhost:1883\"]";
+    let DeValue::Array(items) = field.node.get_ref() else {
+        cx.wrong_type(field.key, field.node, "a list of sink URLs", example);
+        return None;
+    };
+    let mut urls = Vec::new();
+    let mut valid = true;
+    for item in items {
+        match item.get_ref() {
+            DeValue::String(text) => match SinkUrl::parse(text) {
+                Ok(url) => urls.push(url),
+                Err(problem) => {
+                    cx.error(item.span(), problem, format!("for example: {example}"));
+                    valid = false;
+                }
+            },
+            _ => {
+                cx.wrong_type(field.key, item, "a sink URL in quotes", example);
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(urls)
 }
 
 /// A sink's path: a string, or `false` for off; `true` means `default`

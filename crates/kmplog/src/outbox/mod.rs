@@ -371,6 +371,45 @@ impl OutboxReader {
         Ok(acked.unwrap_or(0) as u64)
     }
 
+    /// Opens a reading side of an existing outbox on its own, for a viewer
+    /// that only looks (the API's `/metrics`); it writes nothing.
+    pub fn open(path: &Path) -> Result<OutboxReader, OutboxError> {
+        let connection = open_connection(path)?;
+        let fail = |source| OutboxError {
+            path: path.display().to_string(),
+            source,
+        };
+        let id: String = connection
+            .query_row("SELECT value FROM meta WHERE key = 'id'", [], |row| {
+                row.get(0)
+            })
+            .map_err(fail)?;
+        Ok(OutboxReader {
+            path: path.to_owned(),
+            connection,
+            id,
+        })
+    }
+
+    /// How many readings each sink has yet to deliver, by sink name.
+    pub fn depths(&self) -> Result<Vec<(String, u64)>, OutboxError> {
+        let last = last_seq(&self.connection).map_err(|source| self.fail(source))?;
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT sink, acked FROM cursors ORDER BY sink")
+            .map_err(|source| self.fail(source))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(|source| self.fail(source))?;
+        rows.map(|row| {
+            row.map(|(sink, acked)| (sink, last.saturating_sub(acked as u64)))
+                .map_err(|source| self.fail(source))
+        })
+        .collect()
+    }
+
     /// How many readings `sink` has yet to deliver.
     pub fn depth(&self, sink: &str) -> Result<u64, OutboxError> {
         let cursor = self.cursor(sink)?;
@@ -510,6 +549,12 @@ mod tests {
         assert_eq!(
             (reader.depth("fast").unwrap(), reader.depth("slow").unwrap()),
             (1, 3)
+        );
+        let viewer = OutboxReader::open(outbox.path()).unwrap();
+        assert_eq!(
+            viewer.depths().unwrap(),
+            [("fast".to_owned(), 1), ("slow".to_owned(), 3)],
+            "a viewer opened by path sees every sink's depth"
         );
     }
 

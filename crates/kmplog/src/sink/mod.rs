@@ -6,8 +6,12 @@
 //! comes back it gets everything it missed, in order.
 
 pub mod files;
+pub mod influx;
+pub mod mqtt;
+pub mod postgres;
 pub mod sqlite;
 pub mod stdout;
+pub mod url;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -4,8 +4,11 @@
 //! Every test starts its own simulator on port 0 or a fresh pty, so tests
 //! run in parallel without sharing state.
 
+mod api;
 mod config;
 mod harness;
 mod logger;
+mod mqtt;
 mod offline;
 mod one_shot;
+mod postgres;

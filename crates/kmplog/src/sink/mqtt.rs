@@ -1,0 +1,926 @@
+//! MQTT: a retained topic per value, Home Assistant discovery, and a command
+//! topic that fires named events.
+//!
+//! `mqtt://[user:password@]host[:1883][?prefix=kmplog&discovery=homeassistant&client_id=ID]`,
+//! or `mqtts://...:8883` for TLS (rustls; the platform's CA certificates, or
+//! those of `ca=PATH`, a PEM file). `discovery=off` publishes no discovery.
+//!
+//! - Each reading goes to `<prefix>/<bus>/<address>/<name>` as JSON,
+//!   `{"value":"63.44","unit":"°C","time":"...","status":"ok","key":"..."}`
+//!   (the value as exact decimal text; `text` for dates, times and text;
+//!   `flags` for the info code), retained, QoS 1.
+//! - `<prefix>/status` is `online` while connected, and `offline` as the
+//!   retained last will, or when kmplog stops.
+//! - The first time a value is seen on a connection, its Home Assistant
+//!   discovery config goes to `<discovery>/sensor/kmplog_<bus>_<address>_<name>/config`
+//!   (retained), before its state ([`discovery`]).
+//! - A message on `<prefix>/command/event` fires the event its payload
+//!   names, as `kmplog trigger` does.
+//!
+//! Delivery: `deliver` returns `Ok` only once the broker has acknowledged
+//! (PUBACK) every message of the batch. rumqttc's `publish` gives no handle
+//! on the acknowledgement, so the connection task pairs the packet ids it
+//! sends with the messages in order and the PUBACKs with the packet ids. A
+//! connection that drops fails the messages in flight, and the outbox gives
+//! the batch again; messages the broker had acknowledged are not sent
+//! twice. At QoS 1 a broker can still get a message twice, when it took a
+//! message but its PUBACK was lost with the connection: the payload's `key`
+//! is the reading's outbox key, so consumers can drop the repeat.
+//!
+//! The connection lives on a thread of its own, so that commands are heard
+//! and the status is kept even while no reading is delivered.
+
+pub mod discovery;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use kmp::catalogue::Model;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
+};
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use self::discovery::{
+    Entity, config_payload, config_topic, state_payload, state_topic, status_topic,
+};
+use super::{Sink, SinkError, SinkFuture};
+use crate::outbox::Stored;
+
+/// The prefix of the state topics unless `prefix=` says otherwise.
+const DEFAULT_PREFIX: &str = "kmplog";
+/// Home Assistant's discovery prefix unless `discovery=` says otherwise.
+const DEFAULT_DISCOVERY: &str = "homeassistant";
+/// Requests that may wait for the connection: a batch of states and their
+/// discovery configs, with room to spare.
+const REQUEST_CAPACITY: usize = 4096;
+/// How long a batch waits for its acknowledgements before it is given
+/// again; a dead connection is noticed sooner, through keep-alive.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keep-alive: a broker that stops answering is noticed after about this.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// First pause before connecting again; doubles up to [`MAX_RECONNECT`].
+const MIN_RECONNECT: Duration = Duration::from_millis(250);
+/// Longest pause between connection attempts.
+const MAX_RECONNECT: Duration = Duration::from_secs(5);
+/// How long stopping may take to say `offline`.
+const GOODBYE: Duration = Duration::from_secs(2);
+
+/// Where and how to publish, read from the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    tls: bool,
+    host: String,
+    port: u16,
+    user: Option<String>,
+    password: Option<String>,
+    prefix: String,
+    discovery: Option<String>,
+    client_id: Option<String>,
+    ca: Option<String>,
+}
+
+/// An example URL for messages.
+const EXAMPLE: &str = "mqtt://user:secret@localhost:1883?prefix=kmplog&discovery=homeassistant";
+
+impl Settings {
+    /// Reads `mqtt://` and `mqtts://` URLs; errors say what is wrong, with
+    /// an example.
+    pub fn parse(url: &str) -> Result<Settings, String> {
+        let shown = super::url::without_password(url);
+        let fail = |what: String| format!("MQTT sink '{shown}': {what}; for example {EXAMPLE}");
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| fail("it does not start with mqtt:// or mqtts://".to_owned()))?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" => false,
+            "mqtts" => true,
+            _ => return Err(fail(format!("'{scheme}' is not mqtt or mqtts"))),
+        };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') {
+            return Err(fail(
+                "a path is not used: give the topic prefix as ?prefix=".to_owned(),
+            ));
+        }
+        let (credentials, address) = match rest.rsplit_once('@') {
+            Some((credentials, address)) => (Some(credentials), address),
+            None => (None, rest),
+        };
+        let (user, password) = match credentials {
+            Some(credentials) => {
+                let (user, password) = match credentials.split_once(':') {
+                    Some((user, password)) => (user, Some(password)),
+                    None => (credentials, None),
+                };
+                let user = percent_decode(user).ok_or_else(|| {
+                    fail("the user name is not valid percent-encoded UTF-8".to_owned())
+                })?;
+                let password = password
+                    .map(|password| {
+                        percent_decode(password).ok_or_else(|| {
+                            fail("the password is not valid percent-encoded UTF-8".to_owned())
+                        })
+                    })
+                    .transpose()?;
+                (Some(user), password)
+            }
+            None => (None, None),
+        };
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(bracketed) = address.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| fail("an IPv6 address lacks its closing ']'".to_owned()))?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => return Err(fail(format!("'{after}' follows the address"))),
+            }
+        } else {
+            match address.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (address, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(fail("it names no host".to_owned()));
+        }
+        let port = match port {
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or_else(|| fail(format!("'{port}' is not a port number from 1 to 65535")))?,
+            None => default_port,
+        };
+        let mut settings = Settings {
+            tls,
+            host: host.to_owned(),
+            port,
+            user,
+            password,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            discovery: Some(DEFAULT_DISCOVERY.to_owned()),
+            client_id: None,
+            ca: None,
+        };
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value).ok_or_else(|| {
+                fail(format!(
+                    "the value of {key} is not valid percent-encoded UTF-8"
+                ))
+            })?;
+            let topic = |what: &str| {
+                if value.is_empty()
+                    || value.starts_with('/')
+                    || value.ends_with('/')
+                    || value.contains(['+', '#', '\0'])
+                {
+                    Err(fail(format!(
+                        "{what} '{value}' is not a topic prefix: it must not be empty, start or end with '/', or hold '+' or '#'"
+                    )))
+                } else {
+                    Ok(value.clone())
+                }
+            };
+            match key {
+                "prefix" => settings.prefix = topic("the prefix")?,
+                "discovery" => {
+                    settings.discovery = match value.as_str() {
+                        "off" | "none" | "false" => None,
+                        _ => Some(topic("the discovery prefix")?),
+                    }
+                }
+                "client_id" if !value.is_empty() => settings.client_id = Some(value),
+                "ca" if !value.is_empty() => settings.ca = Some(value),
+                "client_id" | "ca" => return Err(fail(format!("{key} is empty"))),
+                other => {
+                    return Err(fail(format!(
+                        "'{other}' is not an option; the options are prefix, discovery, client_id and ca"
+                    )));
+                }
+            }
+        }
+        if settings.ca.is_some() && !settings.tls {
+            return Err(fail("ca= is for mqtts:// (TLS) only".to_owned()));
+        }
+        Ok(settings)
+    }
+
+    /// The sink's name: broker and prefix, no credentials, so that the
+    /// outbox cursor stays when a password changes.
+    fn name(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}?prefix={}", self.port, self.prefix)
+    }
+
+    /// The command topic.
+    fn command_topic(&self) -> String {
+        format!("{}/command/event", self.prefix)
+    }
+
+    /// The client's options for one connection.
+    fn options(&self, tls: Option<&TlsConfiguration>) -> MqttOptions {
+        let client_id = self.client_id.clone().unwrap_or_else(|| {
+            // Unique per process: two loggers with one id would keep
+            // disconnecting each other.
+            let prefix: String = self
+                .prefix
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            format!("kmplog-{prefix}-{}", std::process::id())
+        });
+        let mut options = MqttOptions::new(client_id, self.host.clone(), self.port);
+        options.set_keep_alive(KEEP_ALIVE);
+        // A new session on every connection: whatever the last one left
+        // unacknowledged is given again by the outbox, not by rumqttc, so
+        // that each message is counted once.
+        options.set_clean_session(true);
+        options.set_last_will(LastWill::new(
+            status_topic(&self.prefix),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(user) = &self.user {
+            options.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = tls {
+            options.set_transport(Transport::tls_with_config(tls.clone()));
+        }
+        options
+    }
+
+    /// The TLS configuration: the platform's CA certificates or `ca=`.
+    fn tls(&self) -> Result<Option<TlsConfiguration>, String> {
+        if !self.tls {
+            return Ok(None);
+        }
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(path) => {
+                let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .and_then(|certificates| certificates.collect())
+                    .map_err(|error| format!("cannot read the CA certificates of ca={path}: {error}; give a PEM file, such as ca=/etc/ssl/certs/broker-ca.pem"))?;
+                for certificate in certificates {
+                    roots
+                        .add(certificate)
+                        .map_err(|error| format!("ca={path}: {error}"))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(format!(
+                        "no CA certificates found on this system ({}); give one with ca=PATH",
+                        found
+                            .errors
+                            .first()
+                            .map_or_else(|| "none installed".to_owned(), ToString::to_string)
+                    ));
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| format!("TLS: {error}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(TlsConfiguration::Rustls(Arc::new(config))))
+    }
+}
+
+/// `%XX` escapes undone; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            decoded.push(byte);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// What a message's acknowledgement resolves to.
+type Ack = Result<(), String>;
+
+/// The connection as the sink and the connection task share it.
+#[derive(Default)]
+struct State {
+    /// The client of the current connection, once the broker accepted it.
+    client: Option<AsyncClient>,
+    /// One entry per publish handed to the client and not yet sent, in
+    /// order: rumqttc sends requests in the order it gets them, and tells
+    /// each packet id as it sends it.
+    queued: VecDeque<Option<oneshot::Sender<Ack>>>,
+    /// Sent and waiting for their PUBACK, by packet id.
+    in_flight: HashMap<u16, Option<oneshot::Sender<Ack>>>,
+    /// The discovery topics published on this connection.
+    announced: HashSet<String>,
+    /// Why the last connection failed, for messages.
+    last_error: Option<String>,
+}
+
+impl State {
+    /// Publishes through the current connection at QoS 1; the receiver
+    /// tells when the broker has acknowledged it, when `wait`.
+    fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+        wait: bool,
+    ) -> Result<Option<oneshot::Receiver<Ack>>, String> {
+        let client = self.client.as_ref().ok_or_else(|| self.not_connected())?;
+        client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .map_err(|error| format!("cannot hand a message to the connection: {error}"))?;
+        let (sender, receiver) = if wait {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        self.queued.push_back(sender);
+        Ok(receiver)
+    }
+
+    fn not_connected(&self) -> String {
+        match &self.last_error {
+            Some(error) => format!("not connected to the broker: {error}"),
+            None => "not connected to the broker yet".to_owned(),
+        }
+    }
+
+    /// The connection is gone: everything waiting on it fails.
+    fn lost(&mut self, error: &str) {
+        self.client = None;
+        self.announced.clear();
+        let waiting = self
+            .queued
+            .drain(..)
+            .chain(self.in_flight.drain().map(|(_, sender)| sender));
+        for sender in waiting.flatten() {
+            let _ = sender.send(Err(format!(
+                "the connection to the broker dropped: {error}"
+            )));
+        }
+        self.last_error = Some(error.to_owned());
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Publishes readings to an MQTT broker.
+pub struct MqttSink {
+    settings: Settings,
+    state: Arc<Mutex<State>>,
+    models: BTreeMap<(String, u8), Model>,
+    /// Keys of the failed batch that the broker did acknowledge, not to be
+    /// sent again when the batch is retried.
+    acknowledged: HashSet<String>,
+    stop: CancellationToken,
+    connection: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MqttSink {
+    /// Reads the URL and starts connecting; messages on the command topic
+    /// fire `events`. Failing to reach the broker is no error here: readings
+    /// wait in the outbox until it answers.
+    pub fn open(url: &str, events: broadcast::Sender<String>) -> Result<Self, SinkError> {
+        let settings = Settings::parse(url).map_err(SinkError)?;
+        let tls = settings
+            .tls()
+            .map_err(|error| SinkError(format!("MQTT sink {}: {error}", settings.name())))?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = CancellationToken::new();
+        let connection = {
+            let (settings, state, stop) = (settings.clone(), Arc::clone(&state), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("mqtt {}", settings.name()))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => {
+                            runtime.block_on(connect(settings, tls, state, events, stop));
+                        }
+                        Err(error) => eprintln!(
+                            "kmplog: sink {}: cannot start its connection: {error}",
+                            settings.name()
+                        ),
+                    }
+                })
+                .map_err(|error| {
+                    SinkError(format!("cannot start an MQTT connection thread: {error}"))
+                })?
+        };
+        Ok(MqttSink {
+            settings,
+            state,
+            models: BTreeMap::new(),
+            acknowledged: HashSet::new(),
+            stop,
+            connection: Some(connection),
+        })
+    }
+
+    /// The meter models the configuration names, by bus and address, for
+    /// the device names and info-code flags.
+    pub fn with_models(mut self, models: BTreeMap<(String, u8), Model>) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// Hands the batch's messages to the connection; the receivers tell
+    /// when each reading's state is acknowledged.
+    #[allow(clippy::type_complexity)]
+    fn publish(&self, batch: &[Stored]) -> Result<Vec<(String, oneshot::Receiver<Ack>)>, String> {
+        let mut state = lock(&self.state);
+        let mut waiting = Vec::with_capacity(batch.len());
+        for stored in batch {
+            if self.acknowledged.contains(&stored.key) {
+                continue;
+            }
+            let reading = &stored.reading;
+            let model = self
+                .models
+                .get(&(reading.bus.clone(), reading.address))
+                .copied();
+            if let Some(discovery) = &self.settings.discovery {
+                let topic = config_topic(discovery, &reading.bus, reading.address, &reading.name);
+                if !state.announced.contains(&topic) {
+                    let config = config_payload(&Entity {
+                        prefix: &self.settings.prefix,
+                        bus: &reading.bus,
+                        address: reading.address,
+                        name: &reading.name,
+                        register: reading.register,
+                        unit: reading.value.map(|(_, unit)| unit),
+                        model,
+                    });
+                    // Sent before the state on the same connection, so Home
+                    // Assistant has the entity when the state comes.
+                    state.publish(topic.clone(), config.to_string().into_bytes(), true, false)?;
+                    state.announced.insert(topic);
+                }
+            }
+            let topic = state_topic(
+                &self.settings.prefix,
+                &reading.bus,
+                reading.address,
+                &reading.name,
+            );
+            let payload = state_payload(stored, model).to_string().into_bytes();
+            if let Some(receiver) = state.publish(topic, payload, true, true)? {
+                waiting.push((stored.key.clone(), receiver));
+            }
+        }
+        Ok(waiting)
+    }
+}
+
+impl Sink for MqttSink {
+    fn name(&self) -> String {
+        self.settings.name()
+    }
+
+    fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let waiting = self.publish(batch).map_err(SinkError)?;
+            let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
+            let mut failure = None;
+            for (key, receiver) in waiting {
+                match tokio::time::timeout_at(deadline, receiver).await {
+                    Ok(Ok(Ok(()))) => {
+                        self.acknowledged.insert(key);
+                    }
+                    Ok(Ok(Err(error))) => {
+                        failure.get_or_insert(error);
+                    }
+                    Ok(Err(_)) => {
+                        failure.get_or_insert_with(|| "the connection task ended".to_owned());
+                    }
+                    Err(_) => {
+                        failure.get_or_insert_with(|| {
+                            format!(
+                                "the broker acknowledged not every message within {} s",
+                                ACK_TIMEOUT.as_secs()
+                            )
+                        });
+                    }
+                }
+            }
+            match failure {
+                None => {
+                    // The outbox moves past this batch: its keys are done.
+                    self.acknowledged.clear();
+                    Ok(())
+                }
+                Some(error) => Err(SinkError(error)),
+            }
+        })
+    }
+}
+
+impl Drop for MqttSink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        // Let the connection say `offline` and disconnect cleanly; it gives
+        // up by itself after `GOODBYE`.
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.join();
+        }
+    }
+}
+
+/// The connection task: connects, reconnects with back-off, pairs packet
+/// ids with messages and PUBACKs, answers commands, says goodbye.
+async fn connect(
+    settings: Settings,
+    tls: Option<TlsConfiguration>,
+    state: Arc<Mutex<State>>,
+    events: broadcast::Sender<String>,
+    stop: CancellationToken,
+) {
+    let name = settings.name();
+    let command_topic = settings.command_topic();
+    let mut pause = MIN_RECONNECT;
+    let mut reported: Option<String> = None;
+    let mut ever_connected = false;
+    loop {
+        let (client, mut eventloop) =
+            AsyncClient::new(settings.options(tls.as_ref()), REQUEST_CAPACITY);
+        let error = loop {
+            let event = tokio::select! {
+                event = eventloop.poll() => event,
+                () = stop.cancelled() => {
+                    goodbye(&settings, &state, &mut eventloop).await;
+                    return;
+                }
+            };
+            match event {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    pause = MIN_RECONNECT;
+                    let mut shared = lock(&state);
+                    shared.client = Some(client.clone());
+                    shared.announced.clear();
+                    let online = shared.publish(
+                        status_topic(&settings.prefix),
+                        b"online".to_vec(),
+                        true,
+                        false,
+                    );
+                    let subscribed = client
+                        .try_subscribe(command_topic.clone(), QoS::AtLeastOnce)
+                        .map_err(|error| error.to_string());
+                    if let Err(error) = online.and(subscribed) {
+                        eprintln!("kmplog: sink {name}: {error}");
+                    }
+                    if reported.take().is_some() {
+                        eprintln!("kmplog: sink {name}: connected to the broker again");
+                    } else if !ever_connected {
+                        eprintln!("kmplog: sink {name}: connected to the broker");
+                    }
+                    shared.last_error = None;
+                    ever_connected = true;
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(packet_id))) => {
+                    let mut shared = lock(&state);
+                    let sender = shared.queued.pop_front().flatten();
+                    shared.in_flight.insert(packet_id, sender);
+                }
+                Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                    let sender = lock(&state).in_flight.remove(&ack.pkid).flatten();
+                    if let Some(sender) = sender {
+                        let _ = sender.send(Ok(()));
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(message))) => {
+                    command(&name, &command_topic, &message, &events);
+                }
+                Ok(_) => {}
+                Err(error) => break describe(&error),
+            }
+        };
+        lock(&state).lost(&error);
+        if reported.as_deref() != Some(error.as_str()) {
+            let verb = if ever_connected {
+                "lost the broker"
+            } else {
+                "cannot reach the broker"
+            };
+            eprintln!(
+                "kmplog: sink {name}: {verb}: {error}; trying again, readings wait in the outbox"
+            );
+            reported = Some(error);
+        }
+        drop(eventloop);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.cancelled() => return,
+        }
+        pause = (pause * 2).min(MAX_RECONNECT);
+    }
+}
+
+/// A connection error for people.
+fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => format!(
+            "the broker refused the connection ({code:?}); check the user name and password"
+        ),
+        ConnectionError::Io(error) => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A message on the command topic: its payload names an event to fire.
+fn command(
+    name: &str,
+    command_topic: &str,
+    message: &rumqttc::Publish,
+    events: &broadcast::Sender<String>,
+) {
+    if message.topic != command_topic {
+        return;
+    }
+    // A retained command would fire again on every reconnect.
+    if message.retain {
+        eprintln!(
+            "kmplog: sink {name}: ignored a retained message on {command_topic}: publish events without the retain flag"
+        );
+        return;
+    }
+    let payload = String::from_utf8_lossy(&message.payload);
+    let event = payload.trim();
+    if crate::api::is_event_name(event) {
+        // No receiver only means no request waits for events.
+        let _ = events.send(event.to_owned());
+    } else {
+        eprintln!(
+            "kmplog: sink {name}: ignored a message on {command_topic}: '{event}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
+        );
+    }
+}
+
+/// Says `offline` (retained) and disconnects, within [`GOODBYE`].
+async fn goodbye(settings: &Settings, state: &Mutex<State>, eventloop: &mut EventLoop) {
+    let (offline, client) = {
+        let mut shared = lock(state);
+        let offline = shared
+            .publish(
+                status_topic(&settings.prefix),
+                b"offline".to_vec(),
+                true,
+                true,
+            )
+            .ok()
+            .flatten();
+        (offline, shared.client.clone())
+    };
+    let (Some(mut offline), Some(client)) = (offline, client) else {
+        return;
+    };
+    let _ = tokio::time::timeout(GOODBYE, async {
+        loop {
+            tokio::select! {
+                _ = &mut offline => break,
+                event = eventloop.poll() => match event {
+                    Ok(Event::Outgoing(Outgoing::Publish(packet_id))) => {
+                        let mut shared = lock(state);
+                        let sender = shared.queued.pop_front().flatten();
+                        shared.in_flight.insert(packet_id, sender);
+                    }
+                    Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                        if let Some(sender) = lock(state).in_flight.remove(&ack.pkid).flatten() {
+                            let _ = sender.send(Ok(()));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                },
+            }
+        }
+        let _ = client.try_disconnect();
+        while let Ok(event) = eventloop.poll().await {
+            if event == Event::Outgoing(Outgoing::Disconnect) {
+                break;
+            }
+        }
+    })
+    .await;
+    lock(state).lost("kmplog is stopping");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_their_options() {
+        let settings = Settings::parse("mqtt://127.0.0.1").unwrap();
+        assert_eq!(
+            settings,
+            Settings {
+                tls: false,
+                host: "127.0.0.1".to_owned(),
+                port: 1883,
+                user: None,
+                password: None,
+                prefix: "kmplog".to_owned(),
+                discovery: Some("homeassistant".to_owned()),
+                client_id: None,
+                ca: None,
+            }
+        );
+        let settings = Settings::parse(
+            "mqtts://meter%40site:p%3Ass@broker.example:8884/?prefix=site/heat&discovery=ha&client_id=k1&ca=/tmp/ca.pem",
+        )
+        .unwrap();
+        assert_eq!(
+            (settings.tls, settings.host.as_str(), settings.port),
+            (true, "broker.example", 8884)
+        );
+        assert_eq!(settings.user.as_deref(), Some("meter@site"));
+        assert_eq!(settings.password.as_deref(), Some("p:ss"));
+        assert_eq!(settings.prefix, "site/heat");
+        assert_eq!(settings.discovery.as_deref(), Some("ha"));
+        assert_eq!(settings.client_id.as_deref(), Some("k1"));
+        assert_eq!(settings.ca.as_deref(), Some("/tmp/ca.pem"));
+        assert_eq!(
+            settings.name(),
+            "mqtts://broker.example:8884?prefix=site/heat"
+        );
+        assert_eq!(settings.command_topic(), "site/heat/command/event");
+        assert_eq!(Settings::parse("mqtts://h").unwrap().port, 8883);
+        assert_eq!(
+            Settings::parse("mqtt://h?discovery=off").unwrap().discovery,
+            None
+        );
+        let v6 = Settings::parse("mqtt://[::1]:1884").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 1884));
+        assert_eq!(v6.name(), "mqtt://[::1]:1884?prefix=kmplog");
+    }
+
+    #[test]
+    fn the_name_has_no_password() {
+        let settings = Settings::parse("mqtt://u:secret@h:1883?prefix=p").unwrap();
+        assert_eq!(settings.name(), "mqtt://h:1883?prefix=p");
+    }
+
+    #[test]
+    fn mistakes_say_what_is_wrong_with_an_example() {
+        for (url, message) in [
+            ("mqtt://", "it names no host"),
+            ("mqtt://h:0", "'0' is not a port number"),
+            ("mqtt://h:x", "'x' is not a port number"),
+            ("mqtt://h/topic", "a path is not used"),
+            ("mqtt://h?prefix=a/+", "is not a topic prefix"),
+            ("mqtt://h?prefix=", "is not a topic prefix"),
+            ("mqtt://h?qos=2", "'qos' is not an option"),
+            ("mqtt://h?ca=/x.pem", "ca= is for mqtts://"),
+            ("mqtt://u:%zz@h", "the password is not valid"),
+            ("mqtt://[::1", "lacks its closing"),
+        ] {
+            let error = Settings::parse(url).unwrap_err();
+            assert!(error.contains(message), "{url}: {error}");
+            assert!(error.contains("for example mqtt://"), "{url}: {error}");
+        }
+        let error = Settings::parse("mqtt://u:s3cret@h?qos=1").unwrap_err();
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_reported() {
+        let settings = Settings::parse("mqtts://h?ca=/nonexistent/ca.pem").unwrap();
+        let error = settings.tls().unwrap_err();
+        assert!(error.contains("ca=/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_lost_connection_fails_what_waits() {
+        let mut state = State::default();
+        let (sender, mut receiver) = oneshot::channel();
+        state.in_flight.insert(3, Some(sender));
+        state.queued.push_back(None);
+        state.announced.insert("t".to_owned());
+        state.lost("connection reset");
+        assert!(
+            matches!(receiver.try_recv(), Ok(Err(error)) if error.contains("connection reset"))
+        );
+        assert!(
+            state.queued.is_empty() && state.in_flight.is_empty() && state.announced.is_empty()
+        );
+        assert_eq!(
+            state
+                .publish("t".to_owned(), Vec::new(), true, true)
+                .unwrap_err(),
+            "not connected to the broker: connection reset"
+        );
+    }
+
+    /// Throughput into a real broker, for BENCHMARKS.md:
+    /// `KMPLOG_BENCH_MQTT=mqtt://127.0.0.1:1883 cargo test --release -p kmplog --lib -- --ignored --nocapture bench_mqtt`.
+    #[test]
+    #[ignore = "a benchmark: needs a broker, see BENCHMARKS.md"]
+    fn bench_mqtt() {
+        use crate::outbox::Outbox;
+        use crate::reading::{Reading, Status};
+        use crate::sink::Sinks;
+        use kmp::unit::Unit;
+        use std::time::Instant;
+
+        let broker = std::env::var("KMPLOG_BENCH_MQTT")
+            .unwrap_or_else(|_| "mqtt://127.0.0.1:1883".to_owned());
+        let prefix = format!("kmplog-bench-{}", std::process::id());
+        let url = format!("{broker}?prefix={prefix}&discovery={prefix}-ha");
+        let reading = |n: u64| Reading {
+            time: jiff::Timestamp::now(),
+            bus: "bench".to_owned(),
+            address: (n % 20 + 1) as u8,
+            request: "Bench".to_owned(),
+            register: 60,
+            name: format!("E{}", n % 10),
+            value: Some((format!("{n}.123").parse().unwrap(), Unit(0x08))),
+            status: Status::Ok,
+        };
+        let wait_empty = |outbox: &Outbox, name: &str, total: u64| {
+            let reader = outbox.reader().unwrap();
+            let started = Instant::now();
+            while reader.depth(name).unwrap() > 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(300),
+                    "the sink stalled"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            total as f64 / started.elapsed().as_secs_f64()
+        };
+        let dir = tempfile::tempdir().unwrap();
+
+        // Catch-up: 50 000 readings wait in the outbox, as after an outage.
+        let total = 50_000u64;
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 1_000_000).unwrap();
+        let (events, _) = broadcast::channel(16);
+        let sink = MqttSink::open(&url, events.clone()).unwrap();
+        let name = sink.name();
+        outbox.register(&name, true).unwrap();
+        let backlog: Vec<Reading> = (0..total).map(reading).collect();
+        let last = outbox.append(&backlog).unwrap();
+        let (appended, receiver) = tokio::sync::watch::channel(last);
+        let started = Instant::now();
+        let sinks = Sinks::start(&mut outbox, vec![Box::new(sink)], &receiver).unwrap();
+        let catch_up = wait_empty(&outbox, &name, total);
+        eprintln!(
+            "catch-up: {total} readings in {:.2} s: {catch_up:.0} readings/s",
+            started.elapsed().as_secs_f64()
+        );
+
+        // Sustained: readings arrive 50 at a time, as fast as the outbox
+        // takes them, while the sink delivers.
+        let started = Instant::now();
+        let mut n = total;
+        while started.elapsed() < Duration::from_secs(10) {
+            let batch: Vec<Reading> = (n..n + 50).map(reading).collect();
+            n += 50;
+            appended.send_replace(outbox.append(&batch).unwrap());
+        }
+        let offered = (n - total) as f64 / started.elapsed().as_secs_f64();
+        wait_empty(&outbox, &name, n - total);
+        let rate = (n - total) as f64 / started.elapsed().as_secs_f64();
+        eprintln!(
+            "sustained: offered {offered:.0} readings/s for 10 s; all {} delivered after {:.2} s: {rate:.0} readings/s",
+            n - total,
+            started.elapsed().as_secs_f64()
+        );
+        sinks.stop(Duration::from_secs(5));
+        drop(events);
+    }
+}

@@ -9,13 +9,13 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kmp::{RegisterValue, Request, Response, Unit};
 
-use crate::harness::{Logger, Row, Run, Simulator, Workdir, free_port, run_kmplog};
+use crate::harness::{Logger, Row, Run, Simulator, Workdir, free_port, http, run_kmplog};
 
 /// The readings a logger printed as JSON lines, in order.
 fn readings(run: &Run) -> Vec<Row> {
@@ -289,7 +289,7 @@ items = ["SERIALNO"]
     // The API shows the reconnection and the error before it; asked until
     // it shows them (the logger's own --for ends the wait).
     let bus = loop {
-        let (status, body) = http(logger.api(), "GET", "/api/buses");
+        let (status, body) = http(logger.api(), "GET", "/api/buses", &[]);
         assert_eq!(status, 200, "{body}");
         let state: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         let bus = state["buses"][0].clone();
@@ -722,30 +722,6 @@ items = ["T2"]
     assert_eq!(when_hot, 1, "{:?}", run_sequence(&rows));
 }
 
-/// Sends one raw HTTP request and returns the status code and the body.
-fn http(address: &str, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect to the API");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 #[test]
 fn the_api_refuses_a_bad_event_name() {
     let (_simulator, _workdir, logger) = start_with_queue(
@@ -758,10 +734,10 @@ items = ["T1"]
 "#,
         "2s",
     );
-    let (status, body) = http(logger.api(), "POST", "/api/events/bad.name");
+    let (status, body) = http(logger.api(), "POST", "/api/events/bad.name", &[]);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("'bad.name' is not an event name"), "{body}");
-    let (status, body) = http(logger.api(), "POST", "/api/events/good-name");
+    let (status, body) = http(logger.api(), "POST", "/api/events/good-name", &[]);
     assert_eq!(status, 202, "{body}");
     // `kmplog trigger` refuses it before sending, as bad input.
     let trigger = run_kmplog(&["trigger", "bad.name", "--api", logger.api()]);

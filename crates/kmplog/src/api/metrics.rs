@@ -82,7 +82,7 @@ pub fn render(
             );
         }
     }
-    let counters: [Counter; 4] = [
+    let counters: [Counter; 5] = [
         (
             "kmplog_polls_total",
             "Transactions run on the bus.",
@@ -97,6 +97,11 @@ pub fn render(
             "kmplog_faults_total",
             "Corrupt replies and line faults: CRC errors, truncated frames, garbage, wrong addresses.",
             |bus| bus.faults,
+        ),
+        (
+            "kmplog_crc_errors_total",
+            "Frames received with a CRC that does not match (counted among the faults too).",
+            |bus| bus.crc_errors,
         ),
         (
             "kmplog_reconnects_total",
@@ -291,6 +296,7 @@ mod tests {
             "kmplog_polls_total{bus=\"heat\"} 12",
             "kmplog_timeouts_total{bus=\"heat\"} 2",
             "kmplog_faults_total{bus=\"heat\"} 1",
+            "kmplog_crc_errors_total{bus=\"heat\"} 0",
             "kmplog_reconnects_total{bus=\"heat\"} 3",
             "kmplog_bus_connected{bus=\"heat\"} 1",
             "kmplog_outbox_depth{sink=\"sqlite:kmplog.db\"} 0",

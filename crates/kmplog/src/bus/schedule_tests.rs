@@ -474,3 +474,25 @@ async fn a_request_slower_than_its_interval_runs_back_to_back() {
     // (the last run starts at 6.06 s, before the stop, and is finished).
     check_runs(&run.runs_of("slow"), &[2.0, 4.02, 6.04, 8.06]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn crc_errors_become_readings_and_are_counted() {
+    let mut faulty = LineConfig::default();
+    faulty.faults.bad_crc = 1.0;
+    let run = run(
+        vec![request("poll", &[1], polling("10s"))],
+        line_with(&[1], 0, faulty),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(15),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        run.readings.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Status::CrcError, Status::CrcError]
+    );
+    let state = run.state.snapshot();
+    // Two runs without retries: two corrupt replies.
+    assert_eq!((state.polls, state.crc_errors, state.faults), (2, 2, 2));
+}

@@ -40,6 +40,8 @@ pub struct BusState {
     pub timeouts: u64,
     /// Corrupt replies and line faults (CRC, truncated, garbage, wrong address).
     pub faults: u64,
+    /// Frames received with a CRC error (also counted in `faults`).
+    pub crc_errors: u64,
     /// Times the line was (re)opened after the first.
     pub reconnects: u64,
     /// The last error, with its time.

@@ -18,13 +18,14 @@ use kmp_schedule::Schedule;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::master::{Master, MasterSettings, Outcome};
+use super::master::{Exchange, LineFault, Master, MasterSettings, Outcome};
 use super::state::{BusState, RequestState, SharedState};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
 use crate::reading::{CounterGuard, Reading, Reply, Status};
 use crate::transport::{BoxedLine, Endpoint, Opener};
+use kmp::FrameError;
 
 /// First pause before reopening a failed line; doubles up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -267,7 +268,7 @@ async fn run_request(
                 });
                 match master.transact(address, &get_register).await {
                     Ok(exchange) => {
-                        record_exchange(state, &exchange.outcome, exchange.faults.len());
+                        record_exchange(state, &exchange);
                         let answer = match exchange.outcome {
                             Outcome::Response(_) if exchange.first_silent => Answer::AfterWaking,
                             Outcome::Response(_) => Answer::AtOnce,
@@ -299,11 +300,13 @@ async fn run_request(
     readings
 }
 
-fn record_exchange(state: &SharedState, outcome: &Outcome, faults: usize) {
+fn record_exchange(state: &SharedState, exchange: &Exchange) {
     let mut state = state.lock();
     state.polls += 1;
-    state.faults += faults as u64;
-    if *outcome == Outcome::NoReply {
+    state.faults += exchange.faults.len() as u64;
+    let crc = |fault: &LineFault| matches!(fault, LineFault::Malformed(FrameError::Crc { .. }));
+    state.crc_errors += exchange.faults.iter().filter(|fault| crc(fault)).count() as u64;
+    if exchange.outcome == Outcome::NoReply {
         state.timeouts += 1;
     }
 }

@@ -457,41 +457,26 @@ mod tests {
         );
     }
 
+    /// Our own request coming back before the reply, in each echo mode.
     #[tokio::test(start_paused = true)]
-    async fn echo_on_strips_the_request_bytes() {
+    async fn each_echo_mode_handles_our_request_coming_back() {
         let echo = Request::get_register(&[60])
             .unwrap()
             .to_frame(ADDRESS)
             .encode();
-        let exchange = run(
-            vec![Some([echo, registers_reply(ADDRESS)].concat())],
-            settings(0, EchoMode::On),
-        )
-        .await;
-        assert_eq!(
-            (exchange.outcome, exchange.faults),
-            (expected_registers(), vec![])
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn echo_off_counts_a_request_frame_as_another_masters() {
-        let echo = Request::get_register(&[60])
-            .unwrap()
-            .to_frame(ADDRESS)
-            .encode();
-        let exchange = run(
-            vec![Some([echo, registers_reply(ADDRESS)].concat())],
-            settings(0, EchoMode::Off),
-        )
-        .await;
-        assert_eq!(
-            (exchange.outcome, exchange.faults),
-            (
-                expected_registers(),
-                vec![LineFault::ForeignRequest(ADDRESS)]
-            )
-        );
+        for (mode, faults) in [
+            (EchoMode::Auto, vec![]),
+            (EchoMode::On, vec![]),
+            (EchoMode::Off, vec![LineFault::ForeignRequest(ADDRESS)]),
+        ] {
+            let line = [echo.clone(), registers_reply(ADDRESS)].concat();
+            let exchange = run(vec![Some(line)], settings(0, mode)).await;
+            assert_eq!(
+                (exchange.outcome, exchange.faults),
+                (expected_registers(), faults),
+                "{mode:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -78,11 +78,16 @@ fn line(addresses: &[u8], failures: u32) -> Arc<SimulatedLine> {
 }
 
 fn line_with(addresses: &[u8], failures: u32, config: LineConfig) -> Arc<SimulatedLine> {
+    let meters = addresses
+        .iter()
+        .map(|&address| Meter::new(address, Model::Multical603))
+        .collect();
+    line_of(meters, failures, config)
+}
+
+fn line_of(meters: Vec<Meter>, failures: u32, config: LineConfig) -> Arc<SimulatedLine> {
     let simulator = Simulator::new(Settings {
-        meters: addresses
-            .iter()
-            .map(|&address| Meter::new(address, Model::Multical603))
-            .collect(),
+        meters,
         line: config,
         seed: Some(1),
         quiet: true,
@@ -109,6 +114,8 @@ fn request(description: &str, addresses: &[u8], method: Method) -> RequestConfig
         method: Some(method),
         on_complete: None,
         on_failure: None,
+        on_info_flag: None,
+        on_no_data: None,
         thresholds: Vec::new(),
         reads_per_day: None,
     }
@@ -495,4 +502,60 @@ async fn crc_errors_become_readings_and_are_counted() {
     let state = run.state.snapshot();
     // Two runs without retries: two corrupt replies.
     assert_eq!((state.polls, state.crc_errors, state.faults), (2, 2, 2));
+}
+
+/// Counts the runs of `request` (readings of its first address).
+fn run_count(run: &Run, request: &str) -> usize {
+    run.runs_of(request).len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_raised_info_flag_fires_its_event_once() {
+    // Meter 1 reports low battery (bit 2) from the start; meter 2 nothing.
+    let meters = vec![
+        Meter::new(1, Model::Multical603).with_info_code(2),
+        Meter::new(2, Model::Multical603),
+    ];
+    let mut watch = request("watch", &[1, 2], polling("10s"));
+    watch.items = vec![Item {
+        register: 99,
+        export_name: "INFO".to_owned(),
+    }];
+    watch.on_info_flag = Some("flagged".to_owned());
+    let on_flag = request("on flag", &[1], Method::Event("flagged".to_owned()));
+    let run = run(
+        vec![watch, on_flag],
+        line_of(meters, 0, LineConfig::default()),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(35),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (run_count(&run, "watch"), run_count(&run, "on flag")),
+        (4, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_meter_without_data_for_too_long_fires_its_event_once() {
+    // Meter 9 never answers; after 25 s without its data the event fires,
+    // once, however many runs follow.
+    let mut watch = request("watch", &[1, 9], polling("10s"));
+    watch.timeout = Duration::from_secs(1);
+    watch.on_no_data = Some(("silent".to_owned(), Duration::from_secs(25)));
+    let on_silence = request("on silence", &[1], Method::Event("silent".to_owned()));
+    let run = run(
+        vec![watch, on_silence],
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(65),
+        &[],
+    )
+    .await;
+    assert_eq!(run_count(&run, "watch"), 7);
+    // The run at 30 s ends at 31 s, the first past 25 s: the event runs then.
+    check_runs(&run.runs_of("on silence"), &[31.04]);
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use kmp::catalogue::info;
 use kmp::message::{Request, Response};
 use kmp_schedule::Schedule;
 use tokio::sync::{broadcast, mpsc};
@@ -115,7 +116,7 @@ pub async fn run_bus_on(
     };
     let mut events = context.events.subscribe();
     let mut guard = CounterGuard::default();
-    let mut sides: HashMap<(usize, u8, usize), Side> = HashMap::new();
+    let mut memory = EventMemory::new(context.clock.now());
     publish_plan(&state, &planned);
 
     loop {
@@ -155,7 +156,14 @@ pub async fn run_bus_on(
                     .schedule
                     .next_after(&started.to_zoned_datetime(context.zone.clone()))
                     .map(|zoned| zoned.timestamp());
-                fire_events(index, &plan.config, &readings, &mut sides, &context.events);
+                fire_events(
+                    index,
+                    &plan.config,
+                    &readings,
+                    &mut memory,
+                    ended,
+                    &context.events,
+                );
                 let mut readings = readings;
                 for reading in &mut readings {
                     guard.check(reading);
@@ -365,13 +373,39 @@ pub(crate) fn line_failed(clock: &Clock, state: &SharedState, error: String) {
     state.last_error = Some((clock.now(), error));
 }
 
-/// Fires the request's completion or failure event and its threshold
-/// crossings.
+/// What the bus remembers between runs to fire events on changes only.
+struct EventMemory {
+    /// When the bus started: a meter that never gave data counts from here.
+    started: Timestamp,
+    /// Which side of each threshold each meter was on: (request, address, threshold).
+    sides: HashMap<(usize, u8, usize), Side>,
+    /// The info-code bits each meter had: (request, address).
+    info_bits: HashMap<(usize, u8), u32>,
+    /// When each meter last gave data, and whether its silence was reported.
+    last_data: HashMap<(usize, u8), (Timestamp, bool)>,
+}
+
+impl EventMemory {
+    fn new(started: Timestamp) -> Self {
+        EventMemory {
+            started,
+            sides: HashMap::new(),
+            info_bits: HashMap::new(),
+            last_data: HashMap::new(),
+        }
+    }
+}
+
+/// Fires the request's events after a run that ended at `now`: completion
+/// or failure, threshold crossings, info-code flags raised, and meters that
+/// have given no data for too long. Each event at most once per run,
+/// however many meters caused it.
 fn fire_events(
     index: usize,
     request: &RequestConfig,
     readings: &[Reading],
-    sides: &mut HashMap<(usize, u8, usize), Side>,
+    memory: &mut EventMemory,
+    now: Timestamp,
     events: &broadcast::Sender<String>,
 ) {
     let failed = readings.iter().any(|reading| {
@@ -389,7 +423,6 @@ fn fire_events(
     } else {
         &request.on_complete
     };
-    // Each event at most once per run, however many meters crossed.
     let mut fired: Vec<&str> = outcome_event.iter().map(String::as_str).collect();
     for (number, threshold) in request.thresholds.iter().enumerate() {
         for reading in readings
@@ -406,18 +439,65 @@ fn fire_events(
                     .below
                     .is_some_and(|limit| value.compare(&limit).is_lt());
             let side = if beyond { Side::Beyond } else { Side::Inside };
-            let before = sides.insert((index, reading.address, number), side);
-            if side == Side::Beyond
-                && before != Some(Side::Beyond)
-                && !fired.contains(&threshold.event.as_str())
-            {
-                fired.push(&threshold.event);
+            let before = memory.sides.insert((index, reading.address, number), side);
+            if side == Side::Beyond && before != Some(Side::Beyond) {
+                once(&mut fired, &threshold.event);
+            }
+        }
+    }
+    if let Some(event) = &request.on_info_flag {
+        for reading in readings
+            .iter()
+            .filter(|reading| info::is_info_register(request.model, reading.register))
+        {
+            let Some(bits) = reading.value.and_then(|(value, _)| info_code(&value)) else {
+                continue;
+            };
+            let before = memory
+                .info_bits
+                .insert((index, reading.address), bits)
+                .unwrap_or(0);
+            if bits & !before != 0 {
+                once(&mut fired, event);
+            }
+        }
+    }
+    if let Some((event, after)) = &request.on_no_data {
+        let after = jiff::SignedDuration::try_from(*after).unwrap_or(jiff::SignedDuration::MAX);
+        for &address in &request.addresses {
+            let gave_data = readings
+                .iter()
+                .any(|reading| reading.address == address && reading.value.is_some());
+            let started = memory.started;
+            let (last, reported) = memory
+                .last_data
+                .entry((index, address))
+                .or_insert((started, false));
+            if gave_data {
+                (*last, *reported) = (now, false);
+            } else if !*reported && now.duration_since(*last) >= after {
+                *reported = true;
+                once(&mut fired, event);
             }
         }
     }
     for name in fired {
         let _ = events.send(name.to_owned());
     }
+}
+
+/// Adds `event` to the events to fire, unless it is there already.
+fn once<'a>(fired: &mut Vec<&'a str>, event: &'a str) {
+    if !fired.contains(&event) {
+        fired.push(event);
+    }
+}
+
+/// The info code as a bit set, when the value is a whole number that fits.
+fn info_code(value: &kmp::Value) -> Option<u32> {
+    (value.exponent() == 0 && !value.is_negative())
+        .then(|| u32::try_from(value.mantissa()).ok())
+        .flatten()
 }
 
 /// `ok`, or how many meters answered.

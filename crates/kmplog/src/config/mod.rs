@@ -166,6 +166,12 @@ pub struct RequestConfig {
     pub on_complete: Option<String>,
     /// Event fired after a run in which some address failed.
     pub on_failure: Option<String>,
+    /// Event fired when a meter's info code raises a flag it did not have
+    /// (battery low, leak, sensor fault); the request must read the info code.
+    pub on_info_flag: Option<String>,
+    /// Event fired once when a meter of the request has given no data for
+    /// the duration, and again only after it has given data.
+    pub on_no_data: Option<(String, Duration)>,
     /// Events fired when a value crosses a limit.
     pub thresholds: Vec<Threshold>,
     /// Reads per meter per day that the schedule should stay within.

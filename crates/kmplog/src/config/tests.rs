@@ -35,6 +35,21 @@ fn valid(text: &str) -> Config {
     }
 }
 
+/// The event sources of a request: completion, failure, info flags and
+/// silence.
+#[test]
+fn event_sources_of_a_request() {
+    let config = valid(&format!(
+        "{P}{REST}on_info_flag = \"alarm\"\non_no_data = \"silent\"\nno_data_after = \"90min\"\n"
+    ));
+    let request = &config.buses[0].requests[0];
+    assert_eq!(request.on_info_flag.as_deref(), Some("alarm"));
+    assert_eq!(
+        request.on_no_data,
+        Some(("silent".to_owned(), std::time::Duration::from_secs(5400)))
+    );
+}
+
 /// A listening request has no schedule: the other master's traffic drives it.
 #[test]
 fn a_listening_request_needs_no_method() {
@@ -425,6 +440,16 @@ fn each_mistake_is_reported_where_it_is() {
             ),
             "10:8",
             "bus name `b` is already used by bus 1",
+        ),
+        (
+            format!("{P}{REST}on_no_data = \"silent\"\n"),
+            "9:14",
+            "`on_no_data` needs `no_data_after`: how long a meter may give no data",
+        ),
+        (
+            format!("{P}{REST}on_no_data = \"silent\"\nno_data_after = \"soon\"\n"),
+            "10:17",
+            "soon",
         ),
         (
             format!(

@@ -69,6 +69,9 @@ const REQUEST_KEYS: &[&str] = &[
     "items",
     "on_complete",
     "on_failure",
+    "on_info_flag",
+    "on_no_data",
+    "no_data_after",
     "reads_per_day",
     "threshold",
 ];
@@ -681,6 +684,38 @@ fn request(
     };
     let on_complete = event_key(cx, "on_complete");
     let on_failure = event_key(cx, "on_failure");
+    let on_info_flag = event_key(cx, "on_info_flag");
+    let on_no_data = event_key(cx, "on_no_data");
+    let no_data_after = match (table.get("no_data_after"), &on_no_data) {
+        (Some(field), _) => {
+            let example = "no_data_after = \"1h\"";
+            cx.string(&field, example)
+                .and_then(|text| match Interval::parse(text) {
+                    Ok(interval) => Some(Some(interval.duration())),
+                    Err(error) => {
+                        cx.error(
+                            field.span(),
+                            error.to_string(),
+                            format!(
+                                "a number and a unit (ms, s, min or h), for example: {example}"
+                            ),
+                        );
+                        None
+                    }
+                })
+        }
+        (None, Some(Some(_))) => {
+            if let Some(field) = table.get("on_no_data") {
+                cx.error(
+                    field.span(),
+                    "`on_no_data` needs `no_data_after`: how long a meter may give no data",
+                    "for example: no_data_after = \"1h\"",
+                );
+            }
+            None
+        }
+        (None, _) => Some(None),
+    };
     let mut thresholds = Vec::new();
     if let Some(field) = table.get("threshold") {
         for threshold_table in cx.tables(
@@ -731,6 +766,8 @@ fn request(
         method: if listening { None } else { Some(method?) },
         on_complete: on_complete?,
         on_failure: on_failure?,
+        on_info_flag: on_info_flag?,
+        on_no_data: on_no_data?.zip(no_data_after?),
         thresholds: thresholds.into_iter().collect::<Option<_>>()?,
         reads_per_day: reads_per_day?,
     })

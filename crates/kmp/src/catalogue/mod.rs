@@ -120,9 +120,10 @@ const fn concat<const N: usize>(parts: &[&[RegisterInfo]]) -> [RegisterInfo; N] 
     while let [part, tail @ ..] = rest {
         let mut entries = *part;
         while let [entry, more @ ..] = entries {
-            // In a const item an index past the end is a compile error, not a
-            // panic at run time.
-            #[allow(clippy::indexing_slicing)]
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "evaluated in a const item, where an index past the end is a compile error, not a panic at run time"
+            )]
             {
                 table[filled] = *entry;
             }

@@ -396,6 +396,10 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A reading's key and the receiver that tells when its state message is
+/// acknowledged by the broker.
+type AwaitedAck = (String, oneshot::Receiver<Ack>);
+
 /// Publishes readings to an MQTT broker.
 pub struct MqttSink {
     settings: Settings,
@@ -460,8 +464,7 @@ impl MqttSink {
 
     /// Hands the batch's messages to the connection; the receivers tell
     /// when each reading's state is acknowledged.
-    #[allow(clippy::type_complexity)]
-    fn publish(&self, batch: &[Stored]) -> Result<Vec<(String, oneshot::Receiver<Ack>)>, String> {
+    fn publish(&self, batch: &[Stored]) -> Result<Vec<AwaitedAck>, String> {
         let mut state = lock(&self.state);
         let mut waiting = Vec::with_capacity(batch.len());
         for stored in batch {

@@ -17,23 +17,16 @@ fn json(body: &str) -> serde_json::Value {
 fn start(extra: &[&str]) -> (Simulator, Workdir, Logger) {
     let simulator = Simulator::tcp(&["--meter", "1", "--meter", "2:403"]);
     let workdir = Workdir::new();
-    let config = workdir.write(
-        "kmplog.toml",
-        &format!(
-            r#"
-[[bus]]
-name = "gateway"
-tcp = "{}"
-
+    let config = workdir.config(&[
+        &simulator.bus("gateway"),
+        r#"
 [[bus.request]]
 description = "On go"
 addresses = "1;2"
 event = "go"
 items = ["SERIALNO", "T1", "E1"]
 "#,
-            simulator.line_args[1]
-        ),
-    );
+    ]);
     let config = config.to_str().expect("UTF-8 path").to_owned();
     let args = [
         &[

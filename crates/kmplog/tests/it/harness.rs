@@ -54,6 +54,16 @@ impl Simulator {
         Simulator { child, line_args }
     }
 
+    /// The `[[bus]]` table of a configuration whose bus, named `name`, is
+    /// this simulator's line.
+    pub fn bus(&self, name: &str) -> String {
+        let key = self.line_args[0].trim_start_matches("--");
+        format!(
+            "[[bus]]\nname = \"{name}\"\n{key} = \"{}\"\n",
+            self.line_args[1]
+        )
+    }
+
     /// Runs `kmplog COMMAND <line args> ARGS` against this simulator.
     pub fn run(&self, command: &str, args: &[&str]) -> Run {
         run_kmplog(
@@ -221,6 +231,12 @@ impl Workdir {
         let path = self.path().join(name);
         std::fs::write(&path, text).expect("write a file in the work directory");
         path
+    }
+
+    /// Writes `kmplog.toml` from `parts` (a bus table, its requests) and
+    /// returns its path.
+    pub fn config(&self, parts: &[&str]) -> PathBuf {
+        self.write("kmplog.toml", &parts.concat())
     }
 
     /// Runs the binary with `args` in this directory.

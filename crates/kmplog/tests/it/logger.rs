@@ -114,9 +114,7 @@ fn two_buses_poll_every_address_one_transaction_at_a_time() {
         "kmplog.toml",
         &format!(
             r#"
-[[bus]]
-name = "gateway"
-tcp = "{tcp}"
+{tcp_bus}
 
 [[bus.request]]
 description = "Heat meters"
@@ -124,9 +122,7 @@ addresses = "1;2;3"
 polling = "1s"
 items = ["SERIALNO", "T1", "E1"]
 
-[[bus]]
-name = "serial"
-serial = "{pty}"
+{pty_bus}
 
 [[bus.request]]
 description = "Mixed line"
@@ -134,8 +130,8 @@ addresses = "10;11"
 polling = "1s"
 items = ["SERIALNO"]
 "#,
-            tcp = gateway.line_args[1],
-            pty = serial.line_args[1],
+            tcp_bus = gateway.bus("gateway"),
+            pty_bus = serial.bus("serial"),
         ),
     );
     let run = Logger::run(&workdir, &config, "4s").finish().ok();
@@ -197,9 +193,7 @@ fn a_silent_meter_times_out_and_the_next_address_is_still_read() {
         "kmplog.toml",
         &format!(
             r#"
-[[bus]]
-name = "gateway"
-tcp = "{tcp}"
+{tcp_bus}
 
 [[bus.request]]
 description = "With a silent meter"
@@ -209,7 +203,7 @@ retries = 0
 polling = "1s"
 items = ["SERIALNO", "T1"]
 "#,
-            tcp = gateway.line_args[1]
+            tcp_bus = gateway.bus("gateway")
         ),
     );
     let run = Logger::run(&workdir, &config, "3s").finish().ok();
@@ -550,13 +544,7 @@ fn sniff_decodes_a_recording_from_a_file_and_from_stdin() {
 fn start_with_queue(requests: &str, duration: &str) -> (Simulator, Workdir, Logger) {
     let simulator = Simulator::tcp(&["--meter", "1"]);
     let workdir = Workdir::new();
-    let config = workdir.write(
-        "kmplog.toml",
-        &format!(
-            "[[bus]]\nname = \"gateway\"\ntcp = \"{}\"\n{requests}",
-            simulator.line_args[1]
-        ),
-    );
+    let config = workdir.config(&[&simulator.bus("gateway"), requests]);
     let logger = Logger::run(&workdir, &config, duration);
     (simulator, workdir, logger)
 }
@@ -686,14 +674,9 @@ fn events_that_arrive_together_run_the_request_once() {
     // not run it twice back to back.
     let simulator = Simulator::tcp(&["--meter", "1", "--meter", "2"]);
     let workdir = Workdir::new();
-    let config = workdir.write(
-        "kmplog.toml",
-        &format!(
-            r#"
-[[bus]]
-name = "gateway"
-tcp = "{}"
-
+    let config = workdir.config(&[
+        &simulator.bus("gateway"),
+        r#"
 [[bus.request]]
 description = "Watch"
 addresses = "1;2"
@@ -711,9 +694,7 @@ addresses = "1;2"
 event = "hot"
 items = ["T2"]
 "#,
-            simulator.line_args[1]
-        ),
-    );
+    ]);
     let rows = readings(&Logger::run(&workdir, &config, "2s").finish().ok());
     let when_hot = rows
         .iter()
@@ -997,9 +978,7 @@ time_zone = "UTC"
 csv = "files"
 jsonl = "files"
 
-[[bus]]
-name = "gateway"
-tcp = "{tcp}"
+{tcp_bus}
 
 [[bus.request]]
 description = "Heat, \"main\" values"
@@ -1009,7 +988,7 @@ retries = 0
 polling = "1s"
 items = ["SERIALNO", "T1", "E1", "V1"]
 "#,
-            tcp = gateway.line_args[1]
+            tcp_bus = gateway.bus("gateway")
         ),
     );
     let run = Logger::run(&workdir, &config, "3s").finish().ok();
@@ -1058,13 +1037,7 @@ items = ["SERIALNO", "T1", "E1", "V1"]
 fn sigterm_stops_the_logger_with_every_reading_stored() {
     let simulator = Simulator::tcp(&["--meter", "1"]);
     let workdir = Workdir::new();
-    let config = workdir.write(
-        "kmplog.toml",
-        &format!(
-            "[[bus]]\nname = \"gateway\"\ntcp = \"{}\"\n\n[[bus.request]]\ndescription = \"Fast\"\naddresses = 1\npolling = \"200ms\"\nitems = [\"SERIALNO\", \"T1\"]\n",
-            simulator.line_args[1]
-        ),
-    );
+    let config = workdir.config(&[&simulator.bus("gateway"), "\n[[bus.request]]\ndescription = \"Fast\"\naddresses = 1\npolling = \"200ms\"\nitems = [\"SERIALNO\", \"T1\"]\n"]);
     let config = config.to_str().unwrap();
     let logger = Logger::start(&workdir, &["run", config, "--api", "127.0.0.1:0", "--json"]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -1126,9 +1099,7 @@ fn a_udp_bus_is_polled_one_frame_a_datagram() {
         "kmplog.toml",
         &format!(
             r#"
-[[bus]]
-name = "datagrams"
-udp = "{udp}"
+{udp_bus}
 
 [[bus.request]]
 description = "Over UDP"
@@ -1136,7 +1107,7 @@ addresses = "1;2"
 polling = "500ms"
 items = ["SERIALNO", "T1"]
 "#,
-            udp = gateway.line_args[1]
+            udp_bus = gateway.bus("datagrams")
         ),
     );
     let run = Logger::run(&workdir, &config, "2s").finish().ok();

@@ -265,9 +265,7 @@ fn messages_equal_the_readings_with_discovery_and_commands() {
         "kmplog.toml",
         &format!(
             r#"
-[[bus]]
-name = "gateway"
-tcp = "{tcp}"
+{tcp_bus}
 
 [[bus.request]]
 description = "Heat"
@@ -288,7 +286,7 @@ addresses = 1
 event = "x"
 items = ["SERIALNO", "T2"]
 "#,
-            tcp = simulator.line_args[1],
+            tcp_bus = simulator.bus("gateway"),
         ),
     );
     let sink = format!("mqtt://127.0.0.1:1883?prefix={prefix}&discovery={discovery}");
@@ -526,13 +524,7 @@ fn a_broker_outage_loses_nothing() {
     );
     let simulator = Simulator::tcp(&["--meter", "1", "--meter", "2"]);
     let workdir = Workdir::new();
-    let config = workdir.write(
-        "kmplog.toml",
-        &format!(
-            "[[bus]]\nname = \"gateway\"\ntcp = \"{}\"\n\n[[bus.request]]\ndescription = \"Fast\"\naddresses = \"1;2\"\npolling = \"200ms\"\nitems = [\"T1\", \"E1\", \"V1\"]\n",
-            simulator.line_args[1]
-        ),
-    );
+    let config = workdir.config(&[&simulator.bus("gateway"), "\n[[bus.request]]\ndescription = \"Fast\"\naddresses = \"1;2\"\npolling = \"200ms\"\nitems = [\"T1\", \"E1\", \"V1\"]\n"]);
     let sink = format!("mqtt://127.0.0.1:{port}?prefix={prefix}&discovery={prefix}-ha");
     let logger = Logger::start(
         &workdir,

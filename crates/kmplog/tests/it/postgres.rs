@@ -316,14 +316,11 @@ fn assert_same_as_sqlite(scratch: &Scratch, workdir: &Workdir) -> usize {
 
 fn config(workdir: &Workdir, simulator: &Simulator) -> String {
     workdir
-        .write(
-            "kmplog.toml",
-            &format!(
-                "[[bus]]\nname = \"gateway\"\ntcp = \"{}\"\n\n[[bus.request]]\ndescription = \"Heat\"\naddresses = \"1;2\"\n\
+        .config(&[
+            &simulator.bus("gateway"),
+            "\n[[bus.request]]\ndescription = \"Heat\"\naddresses = \"1;2\"\n\
                  polling = \"200ms\"\nitems = [\"SERIALNO\", \"T1\", \"E1\"]\n",
-                simulator.line_args[1]
-            ),
-        )
+        ])
         .to_str()
         .expect("UTF-8 path")
         .to_owned()

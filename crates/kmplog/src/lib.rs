@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod live;
 pub mod logger;
+pub mod logging;
 pub mod outbox;
 pub mod reading;
 pub mod sim;

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::logging::{self, LogFormat};
+
 /// Exit status of a command that ran but failed (a meter did not answer, a
 /// frame was invalid).
 pub const EXIT_FAILURE: u8 = 1;
@@ -35,6 +37,21 @@ pub const EXIT_USAGE: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// What to log on stderr: a level (error, warn, info, debug, trace) or
+    /// directives per module, such as `info,kmplog::bus=debug`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        env = "KMPLOG_LOG",
+        default_value = crate::logging::DEFAULT_FILTER,
+        value_parser = crate::logging::parse_filter
+    )]
+    log_level: String,
+    /// How to write log lines: `text` for a person, `json` for a log
+    /// collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +117,7 @@ pub type Outcome = Result<(), Failure>;
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(&cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

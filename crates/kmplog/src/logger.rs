@@ -16,6 +16,7 @@ use jiff::tz::TimeZone;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::events::EventRouter;
 use crate::bus::state::SharedState;
 use crate::bus::task::{BusContext, initial_state, run_bus};
 use crate::clock::Clock;
@@ -50,8 +51,8 @@ pub struct Options {
 
 /// A running logger: stop it with [`Logger::stop`] or let it run out.
 pub struct Logger {
-    /// Fires named events into the running buses.
-    pub events: broadcast::Sender<String>,
+    /// Fires named events into the buses whose requests wait for them.
+    pub events: EventRouter,
     /// The state of each bus.
     pub buses: Vec<SharedState>,
     /// The latest reading of every register.
@@ -79,7 +80,7 @@ fn open_sinks(
     config: &Config,
     zone: &TimeZone,
     json_stdout: bool,
-    events: &broadcast::Sender<String>,
+    events: &EventRouter,
 ) -> Result<Vec<Box<dyn Sink>>, SinkError> {
     let sinks = &config.sinks;
     let named = sinks.sqlite.iter().cloned().map(SinkUrl::Sqlite);
@@ -144,7 +145,7 @@ impl Logger {
             TerminalMode::Table => (options.json, !options.json),
             TerminalMode::Auto => (options.json || !on_terminal, !options.json && on_terminal),
         };
-        let (events, _) = broadcast::channel(256);
+        let events = EventRouter::for_buses(&config.buses);
         let sinks =
             open_sinks(config, &zone, json_stdout, &events).map_err(|error| error.to_string())?;
         let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)

@@ -1,7 +1,7 @@
 //! The HTTP API of a running logger, bound to 127.0.0.1 by default:
 //!
 //! - `POST /api/events/{name}` fires a named event (what `kmplog trigger`
-//!   sends); `GET /api/buses` shows every bus with its queue and state;
+//!   sends), 404 when no request waits for it; `GET /api/buses` shows every bus with its queue and state;
 //! - `GET /api/readings` answers from the SQLite sink's database, with
 //!   filters ([`readings`]); `GET /api/readings/stream` sends every reading
 //!   as it is read, as server-sent events;
@@ -32,6 +32,7 @@ use serde_json::{Value as JsonValue, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::events::EventRouter;
 use crate::bus::state::SharedState;
 use crate::live::Latest;
 use crate::outbox::OutboxReader;
@@ -43,8 +44,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// What the handlers reach.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The logger's event channel.
-    pub events: broadcast::Sender<String>,
+    /// Hands events to the buses that wait for them.
+    pub events: EventRouter,
     /// The buses' states.
     pub buses: Vec<SharedState>,
     /// The latest reading of every register, for `/metrics`.
@@ -67,7 +68,7 @@ impl ApiState {
     /// A state with no database, no outbox and no token around `events`,
     /// `buses`, `latest` and `live`.
     pub fn new(
-        events: broadcast::Sender<String>,
+        events: EventRouter,
         buses: Vec<SharedState>,
         latest: Arc<Mutex<Latest>>,
         live: broadcast::Sender<Arc<[Reading]>>,
@@ -250,9 +251,14 @@ async fn fire_event(
             "'{name}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
         )));
     }
-    // No receiver only means no bus is running; the event is still accepted.
-    let _ = state.events.send(name.clone());
-    Ok((StatusCode::ACCEPTED, Json(json!({ "event": name }))))
+    let buses = state
+        .events
+        .fire(&name)
+        .map_err(|refused| ApiError::new(StatusCode::NOT_FOUND, refused.to_string()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "event": name, "buses": buses })),
+    ))
 }
 
 async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {

@@ -50,7 +50,7 @@ struct Fixture {
 
 async fn fixture(token: Option<&str>, with_database: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (events, _) = broadcast::channel(16);
+    let events = EventRouter::from_routes([("heat".to_owned(), "morning-read".to_owned())]);
     let (live, _) = broadcast::channel(16);
     let bus = BusState {
         name: "heat".to_owned(),
@@ -277,15 +277,22 @@ async fn an_unreadable_database_is_503_not_a_crash() {
 }
 
 #[tokio::test]
-async fn events_are_fired_and_bad_names_refused() {
+async fn events_are_fired_and_bad_or_unknown_names_refused() {
     let fixture = fixture(None, false).await;
-    let mut events = fixture.state.events.subscribe();
     let (status, body) = send(&fixture.state, "POST", "/api/events/morning-read", None).await;
     assert_eq!(
         (status, body.as_str()),
-        (202, r#"{"event":"morning-read"}"#)
+        (202, r#"{"event":"morning-read","buses":1}"#)
     );
-    assert_eq!(events.try_recv().unwrap(), "morning-read");
+    assert_eq!(fixture.state.events.inbox("heat").take(), ["morning-read"]);
+    let (status, error) = refused(&fixture.state, "POST", "/api/events/nope", None).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (
+            404,
+            "no request waits for event 'nope'; the requests wait for: morning-read"
+        )
+    );
     let (status, error) = refused(&fixture.state, "POST", "/api/events/bad.name", None).await;
     assert_eq!(status, 400);
     assert!(error.contains("'bad.name' is not an event name"), "{error}");
@@ -483,7 +490,7 @@ async fn openapi_describes_exactly_the_routes_of_the_router() {
         if path.ends_with("/stream") {
             continue; // endless; its own test reads it
         }
-        let uri = path.replace("{name}", "go");
+        let uri = path.replace("{name}", "morning-read");
         let (status, body) = send(&fixture.state, method, &uri, None).await;
         assert!(status < 400, "{method} {uri}: {status} {body}");
     }

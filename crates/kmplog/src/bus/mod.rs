@@ -2,6 +2,8 @@
 //! transactions on it, one at a time: send a request, wait for the reply of
 //! the addressed meter or the timeout, and turn what happened into data.
 
+pub mod events;
+mod health;
 pub mod master;
 pub mod passive;
 pub mod state;

@@ -16,8 +16,9 @@ use kmp::splitter::{Event, Splitter};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
+use super::health::{MeterWatch, line_failed, line_opened};
 use super::state::SharedState;
-use super::task::{BusContext, endpoint_of, line_failed};
+use super::task::{BusContext, endpoint_of};
 use crate::config::{BusConfig, RequestConfig};
 use crate::reading::{Reading, Reply, Status};
 
@@ -43,10 +44,11 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
         .filter(|request| !request.send)
         .collect();
     let mut backoff = super::task::MIN_BACKOFF;
+    let mut meters = MeterWatch::default();
     loop {
         let mut line = match endpoint.open().await {
             Ok(line) => {
-                state.lock().connected = true;
+                line_opened(&state);
                 line
             }
             Err(error) => {
@@ -68,7 +70,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                     let overdue = pending.take().map(|open| {
                         readings_for(&config.name, &listeners, &open, Reply::Failed(Status::Timeout), context.clock.now())
                     });
-                    send(&context, overdue.unwrap_or_default());
+                    send(&context, &mut meters, &config.name, overdue.unwrap_or_default());
                     continue;
                 }
                 received = line.read(&mut buffer) => received,
@@ -91,7 +93,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                             Reply::Failed(Status::LineDown),
                             context.clock.now(),
                         );
-                        send(&context, readings);
+                        send(&context, &mut meters, &config.name, readings);
                     }
                     break;
                 }
@@ -108,7 +110,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                     &state,
                     context.clock.now(),
                 );
-                send(&context, readings);
+                send(&context, &mut meters, &config.name, readings);
             }
         }
         // A gateway that accepts and closes at once (its serial port is
@@ -130,8 +132,9 @@ async fn wait(context: &BusContext, backoff: &mut Duration) -> Result<(), ()> {
     Ok(())
 }
 
-fn send(context: &BusContext, readings: Vec<Reading>) {
+fn send(context: &BusContext, meters: &mut MeterWatch, bus: &str, readings: Vec<Reading>) {
     if !readings.is_empty() {
+        meters.observe(bus, &readings);
         let _ = context.readings.send(readings);
     }
 }

@@ -10,10 +10,11 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use kmp::catalogue::Model;
 use kmp_schedule::{Cron, Interval, Method, TimesOfDay};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::EchoMode;
+use super::events::EventRouter;
 use super::state::SharedState;
 use super::task::{BusContext, run_bus_on};
 use crate::clock::Clock;
@@ -24,11 +25,13 @@ use crate::sim::meter::Meter;
 use crate::sim::{Settings, Simulator, session};
 use crate::transport::{OpenFuture, Opener, TcpSettings, TransportError};
 
-/// Opens in-memory lines to a simulator; the first `failures` opens fail.
+/// Opens in-memory lines to a simulator; the first `failures` opens fail,
+/// and so does every open before `down_until`.
 struct SimulatedLine {
     simulator: Arc<Simulator>,
     failures: AtomicU32,
     opens: AtomicU32,
+    down_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// The test keeps a handle to count the opens.
@@ -52,8 +55,15 @@ impl Opener for SimulatedLine {
     fn open(&self) -> OpenFuture<'_> {
         Box::pin(async move {
             self.opens.fetch_add(1, Ordering::SeqCst);
-            if self.failures.load(Ordering::SeqCst) > 0 {
-                self.failures.fetch_sub(1, Ordering::SeqCst);
+            let down = self
+                .down_until
+                .lock()
+                .unwrap()
+                .is_some_and(|until| tokio::time::Instant::now() < until);
+            if down || self.failures.load(Ordering::SeqCst) > 0 {
+                if !down {
+                    self.failures.fetch_sub(1, Ordering::SeqCst);
+                }
                 let source =
                     std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "gateway down");
                 return Err(TransportError::Connect {
@@ -96,6 +106,7 @@ fn line_of(meters: Vec<Meter>, failures: u32, config: LineConfig) -> Arc<Simulat
         simulator,
         failures: AtomicU32::new(failures),
         opens: AtomicU32::new(0),
+        down_until: std::sync::Mutex::new(None),
     })
 }
 
@@ -153,6 +164,53 @@ impl Run {
     }
 }
 
+/// A bus task running on paused time, and the ends the test holds.
+struct Started {
+    readings: mpsc::UnboundedReceiver<Vec<Reading>>,
+    events: EventRouter,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    origin: Timestamp,
+    state: SharedState,
+}
+
+/// Starts a bus with `requests` on `opener` at `origin` of paused time.
+fn start(
+    requests: Vec<RequestConfig>,
+    opener: Arc<SimulatedLine>,
+    origin: &str,
+    zone: TimeZone,
+) -> Started {
+    let origin: Timestamp = origin.parse().unwrap();
+    let config = BusConfig {
+        name: "test".to_owned(),
+        endpoint: BusEndpoint::Tcp(TcpSettings::new("unused:1")),
+        echo: EchoMode::Auto,
+        retry_pause: Duration::from_millis(200),
+        requests,
+    };
+    let (readings_sender, readings) = mpsc::unbounded_channel();
+    let events = EventRouter::for_buses(std::slice::from_ref(&config));
+    let shutdown = CancellationToken::new();
+    let context = BusContext {
+        clock: Clock::tokio_from(origin),
+        zone,
+        events: events.clone(),
+        readings: readings_sender,
+        shutdown: shutdown.clone(),
+    };
+    let state = SharedState::default();
+    let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));
+    Started {
+        readings,
+        events,
+        shutdown,
+        task,
+        origin,
+        state,
+    }
+}
+
 /// Runs a bus with `requests` for `duration` of paused time from `origin`;
 /// `events` are fired at the given offsets.
 async fn run(
@@ -163,42 +221,24 @@ async fn run(
     duration: Duration,
     events: &[(Duration, &str)],
 ) -> Run {
-    let origin: Timestamp = origin.parse().unwrap();
-    let config = BusConfig {
-        name: "test".to_owned(),
-        endpoint: BusEndpoint::Tcp(TcpSettings::new("unused:1")),
-        echo: EchoMode::Auto,
-        retry_pause: Duration::from_millis(200),
-        requests,
-    };
-    let (readings_sender, mut readings) = mpsc::unbounded_channel();
-    let (event_sender, _) = broadcast::channel(16);
-    let shutdown = CancellationToken::new();
-    let context = BusContext {
-        clock: Clock::tokio_from(origin),
-        zone,
-        events: event_sender.clone(),
-        readings: readings_sender,
-        shutdown: shutdown.clone(),
-    };
-    let state = SharedState::default();
-    let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));
+    let mut bus = start(requests, opener, origin, zone);
     let started = tokio::time::Instant::now();
     for (at, name) in events {
         tokio::time::sleep_until(started + *at).await;
-        event_sender.send((*name).to_owned()).unwrap();
+        // An event no request waits for is refused, and runs nothing.
+        let _ = bus.events.fire(name);
     }
     tokio::time::sleep_until(started + duration).await;
-    shutdown.cancel();
-    task.await.unwrap();
+    bus.shutdown.cancel();
+    bus.task.await.unwrap();
     let mut all = Vec::new();
-    while let Ok(batch) = readings.try_recv() {
+    while let Ok(batch) = bus.readings.try_recv() {
         all.extend(batch);
     }
     Run {
         readings: all,
-        origin,
-        state,
+        origin: bus.origin,
+        state: bus.state,
     }
 }
 
@@ -558,4 +598,81 @@ async fn a_meter_without_data_for_too_long_fires_its_event_once() {
     assert_eq!(run_count(&run, "watch"), 7);
     // The run at 30 s ends at 31 s, the first past 25 s: the event runs then.
     check_runs(&run.runs_of("on silence"), &[31.04]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_and_chains_run_on_a_bus_that_is_always_busy() {
+    // Meter 9 is silent: each run of "busy" waits its 2 s timeout, longer
+    // than its 1 s interval, so a timed request is due at every moment.
+    let mut busy = request("busy", &[9], polling("1s"));
+    busy.timeout = Duration::from_secs(2);
+    busy.on_failure = Some("failed".to_owned());
+    let on_failure = request("on failure", &[1], Method::Event("failed".to_owned()));
+    let on_go = request("on go", &[1], Method::Event("go".to_owned()));
+    let run = run(
+        vec![busy, on_failure, on_go],
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_millis(9_500),
+        &[(Duration::from_secs(5), "go")],
+    )
+    .await;
+    // Each event runs its request right after the run in progress, in the
+    // order the events came: `go` (at 5 s) before the `failed` of the run
+    // that ends at 6.04 s; then the timed request has its turn again.
+    check_runs(&run.runs_of("on go"), &[6.06]);
+    check_runs(&run.runs_of("on failure"), &[2.02, 4.04, 6.08, 8.1]);
+    check_runs(&run.runs_of("busy"), &[2.0, 4.02, 6.04, 8.08, 10.1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_back_after_a_long_outage_is_read_within_five_seconds() {
+    // The gateway is down for the first 40 s. With back-off doubling to a
+    // minute, the bus would try at 31 s and then only at 63 s.
+    let opener = line(&[1], 0);
+    *opener.down_until.lock().unwrap() =
+        Some(tokio::time::Instant::now() + Duration::from_secs(40));
+    let run = run(
+        vec![request("poll", &[1], polling("1s"))],
+        opener,
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(70),
+        &[],
+    )
+    .await;
+    let first_good = run
+        .readings
+        .iter()
+        .find(|reading| reading.status == Status::Ok)
+        .map(|reading| run.origin.duration_until(reading.time).as_secs_f64());
+    assert!(
+        first_good.is_some_and(|at| (40.0..=45.1).contains(&at)),
+        "first good reading at {first_good:?} s, the gateway was back at 40 s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_address_is_handed_on_as_soon_as_it_is_read() {
+    // Meter 9, asked second, is silent for 10 s: meter 1's readings must not
+    // wait for it (a kill -9 meanwhile would lose them).
+    let mut poll = request("poll", &[1, 9, 2], polling("1min"));
+    poll.timeout = Duration::from_secs(10);
+    let mut bus = start(vec![poll], line(&[1, 2], 0), ORIGIN, TimeZone::UTC);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first: Vec<(u8, Status)> = bus
+        .readings
+        .try_recv()
+        .map(|batch| batch.iter().map(|r| (r.address, r.status)).collect())
+        .unwrap_or_default();
+    assert_eq!(first, [(1, Status::Ok)], "handed on while meter 9 is asked");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rest: Vec<(u8, Status)> = std::iter::from_fn(|| bus.readings.try_recv().ok())
+        .flatten()
+        .map(|r| (r.address, r.status))
+        .collect();
+    assert_eq!(rest, [(9, Status::Timeout), (2, Status::Ok)]);
+    bus.shutdown.cancel();
+    bus.task.await.unwrap();
 }

@@ -4,11 +4,16 @@
 //!
 //! Due requests run in queue order; a request that falls due while the bus is
 //! busy waits, and the ticks it missed are merged into one run (the next fire
-//! time is always computed strictly after the moment the run ends). A line
-//! that fails is reopened with back-off while the schedule goes on; requests
-//! that fall due meanwhile end as `line_down` readings.
+//! time is always computed strictly after the moment the run ends). Events
+//! wait in the bus's inbox and run their requests after the request in
+//! progress, before the next due one: a bus that is always busy still runs
+//! them, and each due request still gets its turn between them. A line that
+//! fails is reopened with back-off while the schedule goes on; requests that
+//! fall due meanwhile end as `line_down` readings. Each address's readings
+//! are handed on as soon as they are read, not at the end of the run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -16,9 +21,11 @@ use jiff::tz::TimeZone;
 use kmp::catalogue::info;
 use kmp::message::{Request, Response};
 use kmp_schedule::Schedule;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::events::{EventRouter, Inbox};
+use super::health::{MeterWatch, line_failed, line_opened};
 use super::master::{Exchange, LineFault, Master, MasterSettings, Outcome};
 use super::state::{BusState, RequestState, SharedState};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
@@ -30,8 +37,10 @@ use kmp::FrameError;
 
 /// First pause before reopening a failed line; doubles up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_secs(1);
-/// Longest pause between attempts to reopen a line.
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Longest pause between attempts to reopen a line while its requests are
+/// due, so that a gateway that comes back is read again within it. An idle
+/// bus does not try at all: only a request that runs opens the line.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What a bus task needs from the rest of the logger.
 #[derive(Clone)]
@@ -40,9 +49,9 @@ pub struct BusContext {
     pub clock: Clock,
     /// Time zone of the schedules.
     pub zone: TimeZone,
-    /// Named events: the task listens for its event requests and fires
+    /// Named events: the task takes its own from its inbox and fires
     /// completion, failure and threshold events.
-    pub events: broadcast::Sender<String>,
+    pub events: EventRouter,
     /// Where readings go.
     pub readings: mpsc::UnboundedSender<Vec<Reading>>,
     /// Stops the task.
@@ -54,7 +63,6 @@ struct Planned {
     config: RequestConfig,
     schedule: Schedule,
     next: Option<Timestamp>,
-    triggered: bool,
 }
 
 /// Which side of a threshold a value was on, to fire on crossings only.
@@ -88,124 +96,169 @@ pub async fn run_bus_on(
     state: SharedState,
     context: BusContext,
 ) {
-    let start = context.clock.now().to_zoned_datetime(context.zone.clone());
-    let mut planned: Vec<Planned> = config
-        .requests
-        .iter()
-        .filter(|request| request.send)
-        // A request that sends always has a method (the configuration check
-        // sees to it); listening ones run in the passive task.
-        .filter_map(|request| {
-            let schedule = Schedule::new(request.method.clone()?, &start);
-            let next = schedule.first().map(|zoned| zoned.timestamp());
-            Some(Planned {
-                config: request.clone(),
-                schedule,
-                next,
-                triggered: false,
-            })
-        })
-        .collect();
-    let mut connection = Connection {
-        opener,
-        wakefulness: Wakefulness::default(),
-        master: None,
-        opened_before: false,
-        backoff: MIN_BACKOFF,
-        retry_at: None,
-    };
-    let mut events = context.events.subscribe();
-    let mut guard = CounterGuard::default();
-    let mut memory = EventMemory::new(context.clock.now());
-    publish_plan(&state, &planned);
-
+    let mut bus = Bus::new(config, opener, state, context);
+    let shutdown = bus.context.shutdown.clone();
     loop {
-        let now = context.clock.now();
-        let due: Vec<usize> = planned
+        let now = bus.context.clock.now();
+        let due: Vec<usize> = bus
+            .planned
             .iter()
             .enumerate()
-            .filter(|(_, plan)| plan.triggered || plan.next.is_some_and(|next| next <= now))
+            .filter(|(_, plan)| plan.next.is_some_and(|next| next <= now))
             .map(|(index, _)| index)
             .collect();
-        if !due.is_empty() {
-            for index in due {
-                if context.shutdown.is_cancelled() {
-                    return;
-                }
-                let Some(plan) = planned.get_mut(index) else {
-                    continue;
-                };
-                let started = context.clock.now();
-                // How late a timed run starts: the scheduler's own delay
-                // plus any wait behind earlier requests on the bus.
-                if !plan.triggered
-                    && let Some(due) = plan.next
-                {
-                    state.lock().record_lateness(started.duration_since(due));
-                }
-                plan.triggered = false;
-                let readings =
-                    run_request(&config, &plan.config, &mut connection, &state, &context).await;
-                let ended = context.clock.now();
-                // The next fire strictly after this run started: the ticks
-                // that fell while the bus was busy before it are merged into
-                // this run; those that fell during it into one run right
-                // after it (so a request slower than its interval runs back
-                // to back, never in a burst).
-                plan.next = plan
-                    .schedule
-                    .next_after(&started.to_zoned_datetime(context.zone.clone()))
-                    .map(|zoned| zoned.timestamp());
-                fire_events(
-                    index,
-                    &plan.config,
-                    &readings,
-                    &mut memory,
-                    ended,
-                    &context.events,
-                );
-                let mut readings = readings;
-                for reading in &mut readings {
-                    guard.check(reading);
-                }
-                {
-                    let mut state = state.lock();
-                    if let Some(request) = state.requests.get_mut(index) {
-                        request.last_run = Some(ended);
-                        request.next_run = plan.next;
-                        request.last_result = Some(summarize(&readings));
-                    }
-                }
-                let _ = context.readings.send(readings);
+        if due.is_empty() {
+            let wake = bus.planned.iter().filter_map(|plan| plan.next).min();
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = sleep_until_option(&bus.context.clock, wake) => {}
+                () = bus.inbox.arrived() => {}
             }
+            bus.run_events().await;
             continue;
         }
-        let wake = planned.iter().filter_map(|plan| plan.next).min();
-        tokio::select! {
-            () = context.shutdown.cancelled() => return,
-            () = sleep_until_option(&context.clock, wake) => {}
-            event = events.recv() => match event {
-                Ok(name) => {
-                    trigger(&mut planned, &name);
-                    // Events that came together (two meters crossing a
-                    // threshold in one run) run their requests once, as
-                    // merged ticks do.
-                    while let Ok(name) = events.try_recv() {
-                        trigger(&mut planned, &name);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
+        for index in due {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            bus.run(index).await;
+            bus.run_events().await;
         }
     }
 }
 
-/// Marks the requests that wait for event `name` to run.
-fn trigger(planned: &mut [Planned], name: &str) {
-    for plan in planned {
-        if plan.schedule.event() == Some(name) {
-            plan.triggered = true;
+/// One bus while it runs: its queue, its line and what it remembers.
+struct Bus {
+    config: BusConfig,
+    planned: Vec<Planned>,
+    connection: Connection,
+    state: SharedState,
+    context: BusContext,
+    inbox: Arc<Inbox>,
+    guard: CounterGuard,
+    memory: EventMemory,
+    meters: MeterWatch,
+}
+
+impl Bus {
+    fn new(
+        config: BusConfig,
+        opener: Box<dyn Opener>,
+        state: SharedState,
+        context: BusContext,
+    ) -> Self {
+        let start = context.clock.now().to_zoned_datetime(context.zone.clone());
+        let planned: Vec<Planned> = config
+            .requests
+            .iter()
+            .filter(|request| request.send)
+            // A request that sends always has a method (the configuration
+            // check sees to it); listening ones run in the passive task.
+            .filter_map(|request| {
+                let schedule = Schedule::new(request.method.clone()?, &start);
+                let next = schedule.first().map(|zoned| zoned.timestamp());
+                Some(Planned {
+                    config: request.clone(),
+                    schedule,
+                    next,
+                })
+            })
+            .collect();
+        publish_plan(&state, &planned);
+        Bus {
+            inbox: context.events.inbox(&config.name),
+            memory: EventMemory::new(context.clock.now()),
+            config,
+            planned,
+            connection: Connection {
+                opener,
+                wakefulness: Wakefulness::default(),
+                master: None,
+                opened_before: false,
+                backoff: MIN_BACKOFF,
+                retry_at: None,
+            },
+            state,
+            context,
+            guard: CounterGuard::default(),
+            meters: MeterWatch::default(),
+        }
+    }
+
+    /// Runs the requests of the events waiting, in the order the events
+    /// came, each request once however many of its events came. Events
+    /// fired meanwhile wait for the next call, so that due requests keep
+    /// their turns between them.
+    async fn run_events(&mut self) {
+        let mut triggered: Vec<usize> = Vec::new();
+        for name in self.inbox.take() {
+            for (index, plan) in self.planned.iter().enumerate() {
+                if plan.schedule.event() == Some(name.as_str()) && !triggered.contains(&index) {
+                    triggered.push(index);
+                }
+            }
+        }
+        for index in triggered {
+            if self.context.shutdown.is_cancelled() {
+                return;
+            }
+            self.run(index).await;
+        }
+    }
+
+    /// Runs request `index` on every address, then fires its events.
+    async fn run(&mut self, index: usize) {
+        let Bus {
+            config,
+            planned,
+            connection,
+            state,
+            context,
+            guard,
+            memory,
+            meters,
+            ..
+        } = self;
+        let Some(plan) = planned.get_mut(index) else {
+            return;
+        };
+        let started = context.clock.now();
+        // How late a timed run starts: the scheduler's own delay plus any
+        // wait behind earlier requests on the bus.
+        if let Some(due) = plan.next.filter(|due| *due <= started) {
+            state.lock().record_lateness(started.duration_since(due));
+        }
+        let hand_on = |readings: &mut Vec<Reading>| {
+            for reading in readings.iter_mut() {
+                guard.check(reading);
+            }
+            meters.observe(&config.name, readings);
+            let _ = context.readings.send(readings.clone());
+        };
+        let readings = run_request(config, &plan.config, connection, state, context, hand_on).await;
+        let ended = context.clock.now();
+        // The next fire strictly after this run started: the ticks that
+        // fell while the bus was busy before it are merged into this run;
+        // those that fell during it into one run right after it (so a
+        // request slower than its interval runs back to back, never in a
+        // burst).
+        plan.next = plan
+            .schedule
+            .next_after(&started.to_zoned_datetime(context.zone.clone()))
+            .map(|zoned| zoned.timestamp());
+        fire_events(
+            index,
+            &plan.config,
+            &readings,
+            memory,
+            ended,
+            &context.events,
+        );
+        let mut state = state.lock();
+        if let Some(request) = state.requests.get_mut(index) {
+            request.last_run = Some(ended);
+            request.next_run = plan.next;
+            request.last_result = Some(summarize(&readings));
         }
     }
 }
@@ -243,13 +296,15 @@ fn publish_plan(state: &SharedState, planned: &[Planned]) {
         .collect();
 }
 
-/// Runs one request on every address in turn.
+/// Runs one request on every address in turn; each address's readings go
+/// to `hand_on` as soon as they are read. Returns them all.
 async fn run_request(
     bus: &BusConfig,
     request: &RequestConfig,
     connection: &mut Connection,
     state: &SharedState,
     context: &BusContext,
+    mut hand_on: impl FnMut(&mut Vec<Reading>),
 ) -> Vec<Reading> {
     let registers: Vec<u16> = request.items.iter().map(|item| item.register).collect();
     let Ok(get_register) = Request::get_register(&registers) else {
@@ -301,9 +356,15 @@ async fn run_request(
             Err(()) => Reply::Failed(Status::LineDown),
         };
         let time = context.clock.now();
-        readings.extend(request.items.iter().map(|item| {
-            Reading::of_item(time, &bus.name, address, &request.description, item, reply)
-        }));
+        let mut read: Vec<Reading> = request
+            .items
+            .iter()
+            .map(|item| {
+                Reading::of_item(time, &bus.name, address, &request.description, item, reply)
+            })
+            .collect();
+        hand_on(&mut read);
+        readings.append(&mut read);
     }
     readings
 }
@@ -339,10 +400,9 @@ impl Connection {
                     ));
                     self.backoff = MIN_BACKOFF;
                     self.retry_at = None;
-                    let mut state = state.lock();
-                    state.connected = true;
+                    line_opened(state);
                     if self.opened_before {
-                        state.reconnects += 1;
+                        state.lock().reconnects += 1;
                     }
                     self.opened_before = true;
                 }
@@ -364,13 +424,6 @@ impl Connection {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         line_failed(clock, state, error);
     }
-}
-
-/// Records in the bus state that its line failed.
-pub(crate) fn line_failed(clock: &Clock, state: &SharedState, error: String) {
-    let mut state = state.lock();
-    state.connected = false;
-    state.last_error = Some((clock.now(), error));
 }
 
 /// What the bus remembers between runs to fire events on changes only.
@@ -406,7 +459,7 @@ fn fire_events(
     readings: &[Reading],
     memory: &mut EventMemory,
     now: Timestamp,
-    events: &broadcast::Sender<String>,
+    events: &EventRouter,
 ) {
     let failed = readings.iter().any(|reading| {
         matches!(
@@ -482,7 +535,8 @@ fn fire_events(
         }
     }
     for name in fired {
-        let _ = events.send(name.to_owned());
+        // A request may fire an event that no request waits for (yet).
+        let _ = events.fire(name);
     }
 }
 

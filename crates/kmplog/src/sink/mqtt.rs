@@ -41,13 +41,14 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
     TlsConfiguration, Transport,
 };
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use self::discovery::{
     Entity, config_payload, config_topic, state_payload, state_topic, status_topic,
 };
 use super::{Sink, SinkError, SinkFuture};
+use crate::bus::events::EventRouter;
 use crate::outbox::Stored;
 
 /// The prefix of the state topics unless `prefix=` says otherwise.
@@ -416,7 +417,7 @@ impl MqttSink {
     /// Reads the URL and starts connecting; messages on the command topic
     /// fire `events`. Failing to reach the broker is no error here: readings
     /// wait in the outbox until it answers.
-    pub fn open(url: &str, events: broadcast::Sender<String>) -> Result<Self, SinkError> {
+    pub fn open(url: &str, events: EventRouter) -> Result<Self, SinkError> {
         let settings = Settings::parse(url).map_err(SinkError)?;
         let tls = settings
             .tls()
@@ -569,7 +570,7 @@ async fn connect(
     settings: Settings,
     tls: Option<TlsConfiguration>,
     state: Arc<Mutex<State>>,
-    events: broadcast::Sender<String>,
+    events: EventRouter,
     stop: CancellationToken,
 ) {
     let name = settings.name();
@@ -665,12 +666,7 @@ fn describe(error: &ConnectionError) -> String {
 }
 
 /// A message on the command topic: its payload names an event to fire.
-fn command(
-    name: &str,
-    command_topic: &str,
-    message: &rumqttc::Publish,
-    events: &broadcast::Sender<String>,
-) {
+fn command(name: &str, command_topic: &str, message: &rumqttc::Publish, events: &EventRouter) {
     if message.topic != command_topic {
         return;
     }
@@ -684,8 +680,9 @@ fn command(
     let payload = String::from_utf8_lossy(&message.payload);
     let event = payload.trim();
     if crate::api::is_event_name(event) {
-        // No receiver only means no request waits for events.
-        let _ = events.send(event.to_owned());
+        if let Err(refused) = events.fire(event) {
+            tracing::warn!(sink = %name, topic = %command_topic, "ignored a command: {refused}");
+        }
     } else {
         eprintln!(
             "kmplog: sink {name}: ignored a message on {command_topic}: '{event}' is not an event name: use letters, digits, '-' and '_', such as morning-read"

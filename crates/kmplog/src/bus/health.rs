@@ -18,7 +18,12 @@ pub(crate) fn line_failed(clock: &Clock, state: &SharedState, error: String) {
     let mut state = state.lock();
     let was_down = !state.connected && state.last_error.is_some();
     if !was_down {
-        warn!(bus = %state.name, line = %state.endpoint, reason = %error, "line down");
+        warn!(
+            bus = state.name.as_str(),
+            line = state.endpoint.as_str(),
+            reason = error.as_str(),
+            "line down"
+        );
     }
     state.connected = false;
     state.last_error = Some((clock.now(), error));
@@ -30,9 +35,17 @@ pub(crate) fn line_opened(state: &SharedState) {
     let mut state = state.lock();
     if !state.connected {
         if state.last_error.is_some() {
-            info!(bus = %state.name, line = %state.endpoint, "line up again");
+            info!(
+                bus = state.name.as_str(),
+                line = state.endpoint.as_str(),
+                "line up again"
+            );
         } else {
-            info!(bus = %state.name, line = %state.endpoint, "line open");
+            info!(
+                bus = state.name.as_str(),
+                line = state.endpoint.as_str(),
+                "line open"
+            );
         }
     }
     state.connected = true;
@@ -65,9 +78,9 @@ impl MeterWatch {
             let before = self.answering.insert(address, answered);
             match (before, answered) {
                 (Some(true) | None, false) => {
-                    warn!(bus = %bus, address, "meter does not answer");
+                    warn!(bus, address, "meter does not answer");
                 }
-                (Some(false), true) => info!(bus = %bus, address, "meter answers again"),
+                (Some(false), true) => info!(bus, address, "meter answers again"),
                 _ => {}
             }
         }
@@ -140,9 +153,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "WARN meter does not answer bus=gw address=7",
-                "INFO meter answers again bus=gw address=7",
-                "WARN meter does not answer bus=gw address=7",
+                r#"WARN meter does not answer bus="gw" address=7"#,
+                r#"INFO meter answers again bus="gw" address=7"#,
+                r#"WARN meter does not answer bus="gw" address=7"#,
             ],
             "{lines:#?}"
         );
@@ -167,9 +180,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "INFO line open bus=gw line=tcp 127.0.0.1:1",
-                "WARN line down bus=gw line=tcp 127.0.0.1:1 reason=closed by the other end",
-                "INFO line up again bus=gw line=tcp 127.0.0.1:1",
+                r#"INFO line open bus="gw" line="tcp 127.0.0.1:1""#,
+                r#"WARN line down bus="gw" line="tcp 127.0.0.1:1" reason="closed by the other end""#,
+                r#"INFO line up again bus="gw" line="tcp 127.0.0.1:1""#,
             ],
             "{lines:#?}"
         );

@@ -681,7 +681,11 @@ fn command(name: &str, command_topic: &str, message: &rumqttc::Publish, events: 
     let event = payload.trim();
     if crate::api::is_event_name(event) {
         if let Err(refused) = events.fire(event) {
-            tracing::warn!(sink = %name, topic = %command_topic, "ignored a command: {refused}");
+            tracing::warn!(
+                sink = name,
+                topic = command_topic,
+                "ignored a command: {refused}"
+            );
         }
     } else {
         eprintln!(

@@ -704,7 +704,7 @@ items = ["T2"]
 }
 
 #[test]
-fn the_api_refuses_a_bad_event_name() {
+fn the_api_refuses_a_bad_event_name_and_one_no_request_waits_for() {
     let (_simulator, _workdir, logger) = start_with_queue(
         r#"
 [[bus.request]]
@@ -712,19 +712,121 @@ description = "Polling"
 addresses = 1
 polling = "1s"
 items = ["T1"]
+
+[[bus.request]]
+description = "On go"
+addresses = 1
+event = "go"
+items = ["T2"]
 "#,
         "2s",
     );
     let (status, body) = http(logger.api(), "POST", "/api/events/bad.name", &[]);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("'bad.name' is not an event name"), "{body}");
-    let (status, body) = http(logger.api(), "POST", "/api/events/good-name", &[]);
-    assert_eq!(status, 202, "{body}");
     // `kmplog trigger` refuses it before sending, as bad input.
     let trigger = run_kmplog(&["trigger", "bad.name", "--api", logger.api()]);
     assert_eq!(trigger.code, 2, "{trigger:#?}");
     assert!(trigger.stderr.contains("not an event name"), "{trigger:#?}");
+    // A good name that no request waits for would run nothing: 404, and
+    // `trigger` says so instead of "fired".
+    let unknown = "no request waits for event 'good-name'; the requests wait for: go";
+    let (status, body) = http(logger.api(), "POST", "/api/events/good-name", &[]);
+    assert_eq!(status, 404, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(body["error"], unknown, "{body}");
+    let trigger = run_kmplog(&["trigger", "good-name", "--api", logger.api()]);
+    assert_eq!(trigger.code, 1, "{trigger:#?}");
+    assert!(trigger.stdout.is_empty(), "{trigger:#?}");
+    assert!(trigger.stderr.contains(unknown), "{trigger:#?}");
     logger.finish().ok();
+}
+
+#[test]
+fn an_event_posted_while_the_bus_is_busy_runs_its_request() {
+    // Meter 9 is not there: each run of "Busy" waits its 2 s timeout,
+    // longer than its 1 s interval, so the bus is never idle.
+    let (_simulator, _workdir, logger) = start_with_queue(
+        r#"
+[[bus.request]]
+description = "Busy"
+addresses = 9
+polling = "1s"
+timeout_ms = 2000
+retries = 0
+items = ["T1"]
+
+[[bus.request]]
+description = "On go"
+addresses = 1
+event = "go"
+items = ["SERIALNO", "T2"]
+"#,
+        "8s",
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let fired = Timestamp::now();
+    let (status, body) = http(logger.api(), "POST", "/api/events/go", &[]);
+    assert_eq!(
+        (status, body.as_str()),
+        (202, r#"{"event":"go","buses":1}"#)
+    );
+    let run = logger.finish().ok();
+    let rows = readings(&run);
+    let on_go: Vec<&Row> = rows.iter().filter(|row| row.request == "On go").collect();
+    assert_eq!(on_go.len(), 2, "one run of the event request: {run:#?}");
+    for row in on_go {
+        assert!(row.time() > fired, "read before the event: {row:?}");
+        assert_eq!(row.status, "ok", "{row:?}");
+    }
+    let busy = rows.iter().filter(|row| row.request == "Busy");
+    assert!(
+        busy.filter(|row| row.time() > fired).count() >= 2,
+        "the timed request kept its turns: {run:#?}"
+    );
+}
+
+#[test]
+fn a_gateway_down_for_12_s_is_a_few_log_lines() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let simulator = Simulator::tcp_on(&address, &["--meter", "1"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        &format!("[[bus]]\nname = \"gateway\"\ntcp = \"{address}\"\n"),
+        r#"
+[[bus.request]]
+description = "Every second"
+addresses = 1
+polling = "1s"
+items = ["T1"]
+"#,
+    ]);
+    let config = config.to_str().expect("UTF-8 path");
+    let logger = Logger::start(&workdir, &["run", config, "--json", "--for", "24s"]);
+    std::thread::sleep(Duration::from_secs(3));
+    drop(simulator);
+    std::thread::sleep(Duration::from_secs(12));
+    let simulator = Simulator::tcp_on(&address, &["--meter", "1"]);
+    let restarted = Timestamp::now();
+    let run = logger.finish().ok();
+    drop(simulator);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(
+        (1..=4).contains(&lines.len()),
+        "12 polls of a gateway that is down, logged in {} lines: {lines:#?}",
+        lines.len()
+    );
+    let said = |words: &str| lines.iter().any(|line| line.contains(words));
+    assert!(
+        said(r#"WARN line down bus="gateway""#) && said(r#"INFO line up again bus="gateway""#),
+        "{lines:#?}"
+    );
+    assert!(
+        readings(&run)
+            .iter()
+            .any(|row| row.time() > restarted && row.status == "ok"),
+        "read again after the gateway came back: {run:#?}"
+    );
 }
 
 #[test]

@@ -315,6 +315,7 @@ items = ["SERIALNO", "T2"]
     let fired = Timestamp::now();
     subscriber.publish(&format!("{prefix}/command/event"), "x", false);
     subscriber.publish(&format!("{prefix}/command/event"), "not an event!", false);
+    subscriber.publish(&format!("{prefix}/command/event"), "nobody-waits", false);
     let run = logger.finish().ok();
     let rows = readings(&run);
     assert!(rows.len() >= 12, "a few runs in 4 s: {run:#?}");
@@ -348,8 +349,8 @@ items = ["SERIALNO", "T2"]
         }
     }
 
-    // The command fired the event once; the bad name was ignored with a
-    // message.
+    // The command fired the event once; the bad name and the event no
+    // request waits for were ignored with a message.
     let on_x: Vec<&Row> = rows.iter().filter(|row| row.request == "On x").collect();
     assert_eq!(on_x.len(), 2, "one run of the event request: {run:#?}");
     assert!(
@@ -358,6 +359,12 @@ items = ["SERIALNO", "T2"]
     );
     assert!(
         run.stderr.contains("'not an event!' is not an event name"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("WARN ignored a command: no request waits for event 'nobody-waits'"),
         "{}",
         run.stderr
     );

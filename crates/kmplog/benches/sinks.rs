@@ -37,7 +37,7 @@ use kmplog::sink::mqtt::MqttSink;
 use kmplog::sink::postgres::PostgresSink;
 use kmplog::sink::sqlite::SqliteSink;
 use kmplog::sink::{Sink, Sinks};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// Readings waiting in the outbox for the catch-up figure.
 const BACKLOG: u64 = 100_000;
@@ -351,7 +351,7 @@ fn mqtt() -> Option<Figures> {
     let prefix = format!("kmplog-bench-{}", std::process::id());
     let discovery = format!("{prefix}-ha");
     let separator = if broker.contains('?') { '&' } else { '?' };
-    let (events, _) = broadcast::channel(16);
+    let events = kmplog::bus::events::EventRouter::default();
     let figures = measure(
         "mqtt",
         BACKLOG,

@@ -1,6 +1,6 @@
 //! The logger: from a validated configuration, one task per bus, the
 //! collector that writes every reading to the outbox, the sinks that take
-//! them from there, the live view and the event channel, until it is stopped.
+//! them from there, the live view and the event router, until it is stopped.
 //!
 //! Stopping goes in pipeline order, so that nothing read is lost: the buses
 //! finish their transactions, the collector writes what they read to the

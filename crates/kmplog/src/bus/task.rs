@@ -122,6 +122,7 @@ pub async fn run_bus_on(
                 return;
             }
             bus.run(index).await;
+            // An event waits for the request in progress, not for the round.
             bus.run_events().await;
         }
     }

@@ -676,3 +676,27 @@ async fn each_address_is_handed_on_as_soon_as_it_is_read() {
     bus.shutdown.cancel();
     bus.task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_event_waits_for_the_request_in_progress_not_for_the_round() {
+    // Two timed requests on silent meters make a 4 s round; `go` at 1 s
+    // runs between them, and the second still has its turn.
+    let slow = |description: &str, address: u8| {
+        let mut slow = request(description, &[address], polling("1s"));
+        slow.timeout = Duration::from_secs(2);
+        slow
+    };
+    let on_go = request("on go", &[1], Method::Event("go".to_owned()));
+    let run = run(
+        vec![slow("first", 8), slow("second", 9), on_go],
+        line(&[1], 0),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_millis(5_000),
+        &[(Duration::from_secs(1), "go")],
+    )
+    .await;
+    check_runs(&run.runs_of("first"), &[2.0, 6.02]);
+    check_runs(&run.runs_of("on go"), &[2.02]);
+    check_runs(&run.runs_of("second"), &[4.02]);
+}

@@ -802,7 +802,10 @@ items = ["T1"]
 "#,
     ]);
     let config = config.to_str().expect("UTF-8 path");
-    let logger = Logger::start(&workdir, &["run", config, "--json", "--for", "24s"]);
+    let logger = Logger::start(
+        &workdir,
+        &["run", config, "--api", "off", "--json", "--for", "24s"],
+    );
     std::thread::sleep(Duration::from_secs(3));
     drop(simulator);
     std::thread::sleep(Duration::from_secs(12));

@@ -24,8 +24,9 @@ use toml::de::{DeTable, DeValue};
 use super::diagnostic::Severity;
 use super::raw::{Context, Field, Node, Table, did_you_mean};
 use super::{
-    BusConfig, BusEndpoint, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_BYTES, DEFAULT_OUTBOX_MAX_ROWS, DEFAULT_SQLITE, Item,
-    RequestConfig, SinksConfig, TerminalMode, Threshold,
+    BusConfig, BusEndpoint, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_BYTES,
+    DEFAULT_OUTBOX_MAX_ROWS, DEFAULT_SQLITE, Item, RequestConfig, SinksConfig, TerminalMode,
+    Threshold,
 };
 use crate::bus::EchoMode;
 use crate::sink::url::SinkUrl;
@@ -377,7 +378,9 @@ fn outbox_max_bytes(cx: &mut Context<'_>, table: &Table<'_, '_>) -> Option<u64> 
     if let DeValue::String(text) = field.node.get_ref() {
         cx.error(
             field.span(),
-            format!("`outbox_max_bytes` is a number of bytes, without quotes or unit, not \"{text}\""),
+            format!(
+                "`outbox_max_bytes` is a number of bytes, without quotes or unit, not \"{text}\""
+            ),
             format!("for example, 512 MiB: {example}"),
         );
         return None;

@@ -105,10 +105,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = dir.path().join("kmplog-outbox.db");
         let first = acquire(&outbox).unwrap();
-        assert_eq!(
-            lock_path(&outbox),
-            dir.path().join("kmplog-outbox.db.lock")
-        );
+        assert_eq!(lock_path(&outbox), dir.path().join("kmplog-outbox.db.lock"));
         let refused = acquire(&outbox).unwrap_err();
         let message = refused.to_string();
         assert!(

@@ -800,4 +800,139 @@ mod tests {
             [3, 4, 5]
         );
     }
+
+    #[test]
+    fn the_full_outbox_is_said_once_per_episode_naming_only_the_sinks_that_lose_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 10).unwrap();
+        outbox.register("fast", true).unwrap();
+        outbox.register("dead", true).unwrap();
+        let reader = outbox.reader().unwrap();
+        let append_and_let_fast_deliver = |outbox: &mut Outbox, registers: std::ops::Range<u16>| {
+            for register in registers {
+                let last = outbox.append(&[reading(register)]).unwrap();
+                reader.ack("fast", last).unwrap();
+            }
+        };
+        let ((), logged) =
+            crate::logging::capture(|| append_and_let_fast_deliver(&mut outbox, 0..40));
+        let said = |what: &str| logged.lines().filter(|line| line.contains(what)).count();
+        assert_eq!(
+            (said("outbox near its bound"), said("outbox full")),
+            (1, 1),
+            "{logged}"
+        );
+        let full = logged
+            .lines()
+            .find(|line| line.contains("outbox full"))
+            .unwrap();
+        assert!(
+            full.contains("losing=sink dead 1 readings") && !full.contains("fast"),
+            "only the sink that loses readings: {full}"
+        );
+        let ((), logged) = crate::logging::capture(|| {
+            reader.ack("dead", outbox.last_seq().unwrap()).unwrap();
+            append_and_let_fast_deliver(&mut outbox, 40..41);
+        });
+        assert!(
+            logged.contains("outbox below its bound again") && logged.contains("dropped=30"),
+            "the episode ends, with what it cost: {logged}"
+        );
+        let ((), logged) =
+            crate::logging::capture(|| append_and_let_fast_deliver(&mut outbox, 41..60));
+        assert_eq!(
+            logged.matches("outbox full").count(),
+            1,
+            "a new episode is said again: {logged}"
+        );
+    }
+
+    #[test]
+    fn the_bound_in_bytes_keeps_the_file_and_its_log_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let max_bytes = 256 * 1024;
+        let mut outbox = Outbox::open(&path, 1_000_000)
+            .unwrap()
+            .with_max_bytes(max_bytes);
+        outbox.register("dead", true).unwrap();
+        let batch: Vec<Reading> = (0..100).map(reading).collect();
+        for _ in 0..200 {
+            outbox.append(&batch).unwrap();
+        }
+        let (rows, bytes) = outbox.size().unwrap();
+        assert!(
+            rows < 20_000 && bytes <= max_bytes + 64 * 1024,
+            "{rows} readings in {bytes} bytes"
+        );
+        let reader = outbox.reader().unwrap();
+        let oldest = reader.after(reader.cursor("dead").unwrap(), 1).unwrap();
+        assert!(oldest.readings[0].seq > 1, "the oldest were dropped");
+        let file = std::fs::metadata(&path).unwrap().len();
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push("-wal");
+        let wal = std::fs::metadata(&wal_path).map_or(0, |metadata| metadata.len());
+        assert!(
+            file <= 2 * max_bytes && wal <= WAL_SIZE_LIMIT as u64,
+            "file {file} bytes, log {wal} bytes"
+        );
+    }
+
+    /// Damages rows `seqs` on disk as another program (or a bad sector)
+    /// would: each column in turn gets what the outbox never writes there.
+    fn damage(path: &Path, seqs: std::ops::RangeInclusive<u64>) {
+        let connection = Connection::open(path).unwrap();
+        let damages = [
+            "ts = 'yesterday'",
+            "status = 'fine'",
+            "address = 300",
+            "register = 'E1'",
+            "value = 'lots'",
+            "unit_code = NULL",
+            "bus = x'ff'",
+        ];
+        for seq in seqs {
+            let damage = damages[seq as usize % damages.len()];
+            connection
+                .execute(
+                    &format!("UPDATE readings SET {damage} WHERE seq = ?1"),
+                    [seq as i64],
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_damaged_range_is_passed_over_whole_and_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let mut outbox = Outbox::open(&path, 10_000).unwrap();
+        outbox.register("a", true).unwrap();
+        let batch: Vec<Reading> = (0..603).map(reading).collect();
+        outbox.append(&batch).unwrap();
+        damage(&path, 1..=600);
+        let (first, second) = (outbox.reader().unwrap(), outbox.reader().unwrap());
+        let (batches, logged) = crate::logging::capture(|| {
+            [
+                first.after(0, 500).unwrap(),
+                second.after(0, 500).unwrap(),
+                first.after(0, 2).unwrap(),
+            ]
+        });
+        assert_eq!(registers(&batches[0]), [600, 601, 602]);
+        assert_eq!(batches[0].through, 603);
+        assert_eq!(batches[1], batches[0]);
+        assert_eq!(
+            (registers(&batches[2]), batches[2].through),
+            (vec![600, 601], 602),
+            "the limit counts readings, not the damaged rows passed over"
+        );
+        let reports: Vec<&str> = logged.lines().collect();
+        assert_eq!(reports.len(), 1, "{logged}");
+        assert!(
+            reports[0].contains("damaged readings in the outbox skipped")
+                && reports[0].contains("first=1 last=600 count=600"),
+            "{logged}"
+        );
+    }
 }

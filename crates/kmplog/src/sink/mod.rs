@@ -322,4 +322,87 @@ mod tests {
         let (delivered, depth) = run(u32::MAX, Duration::from_millis(300));
         assert_eq!((delivered, depth), (vec![], 3));
     }
+
+    /// Runs the flaky sink's loop on this thread until it has `count`
+    /// readings (or 10 s pass); returns them and what was logged.
+    fn drain_until(outbox: &Outbox, failures: u32, count: usize) -> (Vec<u64>, String) {
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            failures,
+            delivered: Arc::clone(&delivered),
+        };
+        let reader = outbox.reader().unwrap();
+        let (_appended, receiver) = watch::channel(0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ((), logged) = crate::logging::capture(|| {
+            runtime.block_on(async {
+                let enough = async {
+                    while delivered.lock().unwrap().len() < count {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! {
+                    () = drain(Box::new(sink), reader, receiver, Stop::default()) => {}
+                    () = enough => {}
+                    () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            });
+        });
+        let delivered = delivered.lock().unwrap().clone();
+        (delivered, logged)
+    }
+
+    #[test]
+    fn a_sink_passes_over_damaged_rows_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let mut outbox = Outbox::open(&path, 10_000).unwrap();
+        outbox.register("flaky", true).unwrap();
+        let readings: Vec<Reading> = (0..503).map(reading).collect();
+        outbox.append(&readings).unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE readings SET status = 'damaged' WHERE seq <= 500",
+                [],
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (delivered, logged) = drain_until(&outbox, 0, 3);
+        assert_eq!(delivered, [501, 502, 503], "{logged}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "at once, not after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(outbox.reader().unwrap().depth("flaky").unwrap(), 0);
+        assert_eq!(logged.lines().count(), 1, "{logged}");
+        assert!(logged.contains("first=1 last=500 count=500"), "{logged}");
+    }
+
+    #[test]
+    fn a_sink_down_and_back_is_logged_once_each_with_its_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 10_000).unwrap();
+        outbox.register("flaky", true).unwrap();
+        outbox
+            .append(&[reading(1), reading(2), reading(3)])
+            .unwrap();
+        let (delivered, logged) = drain_until(&outbox, 3, 3);
+        assert_eq!(delivered, [1, 2, 3]);
+        let lines: Vec<&str> = logged.lines().collect();
+        assert_eq!(lines.len(), 2, "{logged}");
+        assert!(
+            lines[0].contains("WARN sink down")
+                && lines[0].contains("sink=flaky reason=down backlog=3"),
+            "{logged}"
+        );
+        assert!(
+            lines[1].contains("INFO sink delivering again") && lines[1].contains("backlog=3"),
+            "{logged}"
+        );
+    }
 }

@@ -435,9 +435,10 @@ impl MqttSink {
                         Ok(runtime) => {
                             runtime.block_on(connect(settings, tls, state, events, stop));
                         }
-                        Err(error) => eprintln!(
-                            "kmplog: sink {}: cannot start its connection: {error}",
-                            settings.name()
+                        Err(error) => tracing::error!(
+                            sink = %settings.name(),
+                            reason = %error,
+                            "sink cannot start its connection"
                         ),
                     }
                 })
@@ -604,12 +605,12 @@ async fn connect(
                         .try_subscribe(command_topic.clone(), QoS::AtLeastOnce)
                         .map_err(|error| error.to_string());
                     if let Err(error) = online.and(subscribed) {
-                        eprintln!("kmplog: sink {name}: {error}");
+                        tracing::warn!(sink = %name, reason = %error, "cannot announce on the broker");
                     }
                     if reported.take().is_some() {
-                        eprintln!("kmplog: sink {name}: connected to the broker again");
+                        tracing::info!(sink = %name, "connected to the broker again");
                     } else if !ever_connected {
-                        eprintln!("kmplog: sink {name}: connected to the broker");
+                        tracing::info!(sink = %name, "connected to the broker");
                     }
                     shared.last_error = None;
                     ever_connected = true;
@@ -639,8 +640,10 @@ async fn connect(
             } else {
                 "cannot reach the broker"
             };
-            eprintln!(
-                "kmplog: sink {name}: {verb}: {error}; trying again, readings wait in the outbox"
+            tracing::warn!(
+                sink = %name,
+                reason = %error,
+                "{verb}; trying again, readings wait in the outbox"
             );
             reported = Some(error);
         }
@@ -676,8 +679,10 @@ fn command(
     }
     // A retained command would fire again on every reconnect.
     if message.retain {
-        eprintln!(
-            "kmplog: sink {name}: ignored a retained message on {command_topic}: publish events without the retain flag"
+        tracing::warn!(
+            sink = %name,
+            topic = %command_topic,
+            "ignored a retained command: publish events without the retain flag"
         );
         return;
     }
@@ -687,8 +692,10 @@ fn command(
         // No receiver only means no request waits for events.
         let _ = events.send(event.to_owned());
     } else {
-        eprintln!(
-            "kmplog: sink {name}: ignored a message on {command_topic}: '{event}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
+        tracing::warn!(
+            sink = %name,
+            topic = %command_topic,
+            "ignored a command: '{event}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
         );
     }
 }

@@ -10,7 +10,8 @@ use rusqlite::{Connection, params};
 use super::{Sink, SinkError, SinkFuture};
 use crate::outbox::Stored;
 
-/// How long a write waits for another connection's transaction to end.
+/// How long a write waits for another connection's transaction to end,
+/// as long as the outbox waits.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The `readings` table and its indexes.
@@ -57,7 +58,8 @@ impl SqliteSink {
         let connection =
             Connection::open(path).map_err(|error| SinkError::context(&doing, error))?;
         // The API reads this file while the sink writes it: wait for the
-        // other's transaction rather than fail at once with "locked".
+        // other's transaction rather than fail with "locked" (rusqlite's
+        // default wait is 5 s; the outbox's is this one).
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))

@@ -269,7 +269,12 @@ fn lock_holder(settings: &SerialSettings) -> Option<String> {
         }
     })?;
     let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " ").trim().to_owned())
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .replace('\0', " ")
+                .trim()
+                .to_owned()
+        })
         .unwrap_or_default();
     Some(match command.as_str() {
         "" => format!("pid {pid}"),

@@ -177,7 +177,14 @@ fn once_the_disk_has_room_again_the_outbox_takes_what_waited_without_a_restart()
     let config = no_sink_config(&workdir, &simulator, &outbox);
     let logger = Logger::start(
         &workdir,
-        &["run", config.to_str().unwrap(), "--api", "off", "--for", "12s"],
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--api",
+            "off",
+            "--for",
+            "12s",
+        ],
     );
     assert!(
         wait_for(Duration::from_secs(20), || outbox.exists()
@@ -249,7 +256,9 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
         } else {
             "send = false"
         };
-        format!("[[bus.request]]\ndescription = \"Main\"\naddresses = 1\nitems = [\"E1\"]\n{schedule}\n")
+        format!(
+            "[[bus.request]]\ndescription = \"Main\"\naddresses = 1\nitems = [\"E1\"]\n{schedule}\n"
+        )
     };
     let site = |name: &str, send: bool| {
         let workdir = Workdir::new();
@@ -263,7 +272,14 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
     let (first_dir, first_config) = site("master", true);
     let first = Logger::start(
         &first_dir,
-        &["run", first_config.to_str().unwrap(), "--api", "off", "--for", "20s"],
+        &[
+            "run",
+            first_config.to_str().unwrap(),
+            "--api",
+            "off",
+            "--for",
+            "20s",
+        ],
     );
     assert!(
         wait_for(Duration::from_secs(20), || first_dir
@@ -283,7 +299,10 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
         "--for",
         "20s",
     ]);
-    assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once"
+    );
     assert_ne!(second.code, 0, "{second:#?}");
     assert!(
         second.stderr.contains("is held by another master (pid")
@@ -300,7 +319,10 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
         "--for",
         "4s",
     ]);
-    assert_eq!(listener.code, 0, "a listener shares the line: {listener:#?}");
+    assert_eq!(
+        listener.code, 0,
+        "a listener shares the line: {listener:#?}"
+    );
     // Both read one pty here, so each byte reaches only one of them; on a
     // real bus each has its own adapter. What matters is that it opened.
     assert!(

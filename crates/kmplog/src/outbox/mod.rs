@@ -347,7 +347,8 @@ impl Outbox {
                     readings = rows,
                     bytes,
                     percent = (share * 100.0).round(),
-                    lagging = %self.lagging(None)?,
+                    // The sinks that hold a tenth of it or more keep it full.
+                    lagging = %self.lagging(self.last_seq()? as i64, rows / 10)?,
                     "outbox near its bound; at the bound the oldest readings are dropped"
                 );
                 self.fill = Fill::Near;
@@ -414,7 +415,7 @@ impl Outbox {
                     max_readings = self.max_rows,
                     max_bytes = self.max_bytes,
                     dropped = count,
-                    losing = %self.lagging(Some(boundary))?,
+                    losing = %self.lagging(boundary, 1)?,
                     "outbox full: dropping the oldest readings"
                 );
                 self.fill = Fill::Full { dropped: count };
@@ -436,23 +437,23 @@ impl Outbox {
     }
 
     /// The sinks behind, for messages: `sink postgres 1200 readings, sink
-    /// mqtt 40`. With `up_to`, only those that have not delivered the
-    /// readings up to that sequence number, counted up to it: the sinks
-    /// that lose readings when those are dropped.
-    fn lagging(&self, up_to: Option<i64>) -> Result<String, OutboxError> {
-        let up_to = match up_to {
-            Some(seq) => seq,
-            None => self.last_seq()? as i64,
-        };
+    /// mqtt 40`: those that have not delivered the readings up to sequence
+    /// number `up_to`, with how many of those, counting only those at least
+    /// `at_least` behind (a sink that keeps up is a batch behind, and holds
+    /// nothing back).
+    fn lagging(&self, up_to: i64, at_least: u64) -> Result<String, OutboxError> {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT sink, (SELECT COUNT(*) FROM readings WHERE seq > acked AND seq <= ?1)
-                 FROM cursors WHERE acked < ?1 ORDER BY acked",
+                "SELECT sink, behind FROM (
+                     SELECT sink, acked,
+                            (SELECT COUNT(*) FROM readings WHERE seq > acked AND seq <= ?1) AS behind
+                     FROM cursors WHERE acked < ?1)
+                 WHERE behind >= ?2 ORDER BY acked",
             )
             .map_err(|source| self.fail(source))?;
         let behind: Vec<String> = statement
-            .query_map([up_to], |row| {
+            .query_map([up_to, at_least.max(1) as i64], |row| {
                 Ok(format!(
                     "sink {} {} readings",
                     row.get::<_, String>(0)?,

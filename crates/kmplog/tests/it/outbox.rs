@@ -331,3 +331,69 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
         listener.stderr
     );
 }
+
+#[test]
+fn damaged_rows_in_the_outbox_hold_up_no_sink_and_are_reported_once() {
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        "[sinks]\nterminal = \"off\"\n\n",
+        &simulator.bus("heat"),
+        "[[bus.request]]\ndescription = \"Main\"\naddresses = 1\npolling = \"1s\"\nitems = [\"E1\"]\n",
+    ]);
+    // An outbox left by an earlier run, its sink at the start, its first 500
+    // rows damaged on disk.
+    let outbox = rusqlite::Connection::open(workdir.path().join("kmplog-outbox.db")).unwrap();
+    outbox
+        .execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('id', '00000000000000ab');
+             CREATE TABLE readings (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL,
+                 bus TEXT NOT NULL, address INTEGER NOT NULL, request TEXT NOT NULL,
+                 register INTEGER NOT NULL, name TEXT NOT NULL, value TEXT, unit_code INTEGER,
+                 status TEXT NOT NULL);
+             CREATE TABLE cursors (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
+             INSERT INTO cursors VALUES ('sqlite:kmplog.db', 0);",
+        )
+        .unwrap();
+    outbox
+        .execute_batch(
+            "WITH RECURSIVE n(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM n WHERE seq < 503)
+             INSERT INTO readings (ts, bus, address, request, register, name, value, unit_code, status)
+             SELECT CASE WHEN seq <= 500 THEN 'garbage' ELSE '2026-11-30T12:00:00Z' END,
+                    'before', 1, 'Main', 60, 'E1', '1.5', 8, 'ok'
+             FROM n",
+        )
+        .unwrap();
+    drop(outbox);
+    let run = workdir.run(&[
+        "run",
+        config.to_str().unwrap(),
+        "--api",
+        "off",
+        "--for",
+        "3s",
+    ]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let rows = workdir.db_rows();
+    assert_eq!(
+        rows.iter().filter(|row| row.bus == "before").count(),
+        3,
+        "the readings after the damaged ones are delivered"
+    );
+    assert!(
+        rows.iter().any(|row| row.bus == "heat"),
+        "and what the logger reads itself"
+    );
+    let reports: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("damaged"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{}", run.stderr);
+    assert!(
+        reports[0].contains("first=1 last=500 count=500"),
+        "{}",
+        reports[0]
+    );
+}

@@ -327,6 +327,27 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_master_holds_its_port_against_another_master_but_not_a_listener() {
+        let pty = crate::sim::pty::Pty::open().unwrap();
+        let master = SerialSettings {
+            exclusive: true,
+            ..SerialSettings::new(pty.path())
+        };
+        let held = open(&master).unwrap();
+        let refused = open(&master).unwrap_err().to_string();
+        assert!(
+            refused.contains(&format!(
+                "is held by another master (pid {}",
+                std::process::id()
+            )),
+            "{refused}"
+        );
+        open(&SerialSettings::new(pty.path())).expect("a listener shares the line");
+        drop(held);
+        open(&master).expect("free once the first master closes it");
+    }
+
     #[test]
     fn default_is_1200_8n2_with_11_bits_a_byte() {
         let settings = SerialSettings::new("/dev/ttyUSB0");

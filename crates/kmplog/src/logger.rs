@@ -7,7 +7,6 @@
 //! outbox, then the sinks deliver what they can within a grace time; what
 //! they cannot waits in the outbox for the next start.
 
-use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,9 +19,10 @@ use crate::bus::events::EventRouter;
 use crate::bus::state::SharedState;
 use crate::bus::task::{BusContext, initial_state, run_bus};
 use crate::clock::Clock;
-use crate::config::{Config, TerminalMode};
+use crate::config::{BusConfig, BusEndpoint, Config, TerminalMode};
 use crate::live::{self, Latest};
 use crate::outbox::Outbox;
+use crate::outbox::collector::{Unwritten, collect};
 use crate::reading::Reading;
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::mqtt::MqttSink;
@@ -31,12 +31,15 @@ use crate::sink::sqlite::SqliteSink;
 use crate::sink::stdout::JsonLinesStdout;
 use crate::sink::url::SinkUrl;
 use crate::sink::{Sink, SinkError, Sinks};
+use crate::transport::{TransportError, serial};
 
 /// How long the sinks may go on delivering once the logger stops.
 const SINK_GRACE: Duration = Duration::from_secs(5);
 /// How long the collector keeps trying to write to an outbox that fails
-/// (a full disk), once the logger stops, before it gives up on readings.
-const OUTBOX_GRACE: Duration = Duration::from_secs(10);
+/// (a full disk), once the buses have stopped, before it gives up on the
+/// readings it holds: long enough for a passing hiccup, short enough that a
+/// service manager does not have to kill the logger.
+const OUTBOX_GRACE: Duration = Duration::from_secs(5);
 
 /// How the logger runs, beyond its configuration.
 #[derive(Debug, Clone)]
@@ -61,7 +64,7 @@ pub struct Logger {
     pub live: broadcast::Sender<Arc<[Reading]>>,
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
-    collector: std::thread::JoinHandle<()>,
+    collector: std::thread::JoinHandle<Result<(), Unwritten>>,
     sinks: Sinks,
     view: Option<tokio::task::JoinHandle<()>>,
 }
@@ -145,11 +148,15 @@ impl Logger {
             TerminalMode::Table => (options.json, !options.json),
             TerminalMode::Auto => (options.json || !on_terminal, !options.json && on_terminal),
         };
+        // The outbox first: its lock refuses a second logger on this
+        // configuration before anything has been opened or sent.
+        let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)
+            .map_err(|error| error.to_string())?
+            .with_max_bytes(config.sinks.outbox_max_bytes);
+        let buses_config = masters_lock_their_ports(config)?;
         let events = EventRouter::for_buses(&config.buses);
         let sinks =
             open_sinks(config, &zone, json_stdout, &events).map_err(|error| error.to_string())?;
-        let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)
-            .map_err(|error| error.to_string())?;
         let last = outbox.last_seq().map_err(|error| error.to_string())?;
         let (appended, appended_receiver) = watch::channel(last);
         let sinks = Sinks::start(&mut outbox, sinks, &appended_receiver)?;
@@ -164,10 +171,10 @@ impl Logger {
         };
         let mut tasks = tokio::task::JoinSet::new();
         let mut buses = Vec::new();
-        for bus in &config.buses {
+        for bus in &buses_config {
             let state = SharedState::new(initial_state(bus));
             buses.push(state.clone());
-            if bus.requests.iter().all(|request| !request.send) {
+            if !sends(bus) {
                 tasks.spawn(crate::bus::passive::run_passive(
                     bus.clone(),
                     state,
@@ -183,7 +190,7 @@ impl Logger {
             let (latest, live) = (Arc::clone(&latest), live.clone());
             std::thread::Builder::new()
                 .name("collector".to_owned())
-                .spawn(move || collect(readings, outbox, appended, latest, live))
+                .spawn(move || collect(readings, outbox, appended, latest, live, OUTBOX_GRACE))
                 .map_err(|error| format!("cannot start the collector: {error}"))?
         };
         let view = table.then(|| {
@@ -208,8 +215,9 @@ impl Logger {
     }
 
     /// Runs until `options.duration` has passed or Ctrl-C / SIGTERM, then
-    /// stops and waits until every sink has written everything.
-    pub async fn run_until_stopped(self, options: &Options) {
+    /// stops and waits until every sink has written everything; the error
+    /// is readings that never reached the outbox.
+    pub async fn run_until_stopped(self, options: &Options) -> Result<(), Unwritten> {
         let stop = async {
             match options.duration {
                 Some(duration) => tokio::time::sleep(duration).await,
@@ -220,12 +228,13 @@ impl Logger {
             () = stop => {}
             () = termination() => {}
         }
-        self.stop().await;
+        self.stop().await
     }
 
     /// Stops the buses, writes what they read to the outbox and lets the
-    /// sinks deliver what they can within their grace time.
-    pub async fn stop(mut self) {
+    /// sinks deliver what they can within their grace time. The error is
+    /// readings the outbox could not take (a full disk) within its grace.
+    pub async fn stop(mut self) -> Result<(), Unwritten> {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
         if let Some(view) = self.view.take() {
@@ -234,12 +243,41 @@ impl Logger {
         // The bus tasks held the only senders: the collector now drains and
         // ends; joining threads blocks, so off the async workers.
         let (collector, sinks) = (self.collector, self.sinks);
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = collector.join();
+        tokio::task::spawn_blocking(move || {
+            // A collector that panicked has said so on stderr already.
+            let collected = collector.join().unwrap_or(Ok(()));
             sinks.stop(SINK_GRACE);
+            collected
         })
-        .await;
+        .await
+        .unwrap_or(Ok(()))
     }
+}
+
+/// Whether the bus polls (a master), rather than only listening.
+fn sends(bus: &BusConfig) -> bool {
+    bus.requests.iter().any(|request| request.send)
+}
+
+/// The buses, with the serial ports of those that poll locked against
+/// another master, and each such port tried now: a port another kmplog
+/// polls ends the start at once, rather than collide with it on the line.
+/// A port that is missing or fails otherwise is left to its bus, which
+/// says so and opens it again later.
+fn masters_lock_their_ports(config: &Config) -> Result<Vec<BusConfig>, String> {
+    let mut buses = config.buses.clone();
+    for bus in &mut buses {
+        let polls = sends(bus);
+        if let BusEndpoint::Serial(settings) = &mut bus.endpoint
+            && polls
+        {
+            settings.exclusive = true;
+            if let Err(error @ TransportError::SerialInUse { .. }) = serial::open(settings) {
+                return Err(format!("bus {}: {error}", bus.name));
+            }
+        }
+    }
+    Ok(buses)
 }
 
 /// Ctrl-C, or SIGTERM from a service manager.
@@ -262,68 +300,6 @@ async fn termination() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Takes readings from the buses into the outbox, then tells the sinks and
-/// the live views. A batch the outbox cannot take (a full disk) is kept and
-/// tried again, so nothing read is lost while the logger runs.
-fn collect(
-    mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
-    mut outbox: Outbox,
-    appended: watch::Sender<u64>,
-    latest: Arc<Mutex<Latest>>,
-    live: broadcast::Sender<Arc<[Reading]>>,
-) {
-    let mut pending: VecDeque<Vec<Reading>> = VecDeque::new();
-    let mut last_error: Option<String> = None;
-    let mut open = true;
-    let mut stopping_since: Option<std::time::Instant> = None;
-    while open || !pending.is_empty() {
-        if pending.is_empty() {
-            match readings.blocking_recv() {
-                Some(batch) => pending.push_back(batch),
-                None => open = false,
-            }
-        }
-        while let Ok(batch) = readings.try_recv() {
-            pending.push_back(batch);
-        }
-        while let Some(batch) = pending.front() {
-            match outbox.append(batch) {
-                Ok(last) => {
-                    if last_error.take().is_some() {
-                        eprintln!("kmplog: outbox {}: writing again", outbox.path().display());
-                    }
-                    let batch: Arc<[Reading]> = pending.pop_front().unwrap_or_default().into();
-                    latest
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .update(&batch);
-                    let _ = live.send(batch);
-                    appended.send_replace(last);
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    let waiting: usize = pending.iter().map(Vec::len).sum();
-                    if last_error.as_deref() != Some(message.as_str()) {
-                        eprintln!("kmplog: {message}; {waiting} readings wait in memory");
-                    }
-                    last_error = Some(message);
-                    if !open {
-                        let since = *stopping_since.get_or_insert_with(std::time::Instant::now);
-                        if since.elapsed() > OUTBOX_GRACE {
-                            eprintln!(
-                                "kmplog: error: stopping with {waiting} readings the outbox could not take"
-                            );
-                            return;
-                        }
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                    break;
-                }
-            }
-        }
     }
 }
 

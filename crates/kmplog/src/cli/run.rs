@@ -148,14 +148,16 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
             Err(error) => {
                 // The buses have started: stop them so that the sinks keep
                 // what they have read already.
-                logger.stop().await;
+                // What stopping loses it says on stderr; the API is the
+                // failure to report.
+                let _ = logger.stop().await;
                 return Err(Failure::failed(format!(
                     "cannot listen for the API on {address}: {error}; choose another with --api"
                 )));
             }
         }
     }
-    logger.run_until_stopped(&options).await;
+    let stopped = logger.run_until_stopped(&options).await;
     stop_api.cancel();
-    Ok(())
+    stopped.map_err(|unwritten| Failure::failed(unwritten.to_string()))
 }

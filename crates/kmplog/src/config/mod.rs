@@ -31,7 +31,9 @@ pub const DEFAULT_SQLITE: &str = "kmplog.db";
 /// The outbox file when the configuration names none.
 pub const DEFAULT_OUTBOX: &str = "kmplog-outbox.db";
 /// How many undelivered readings the outbox holds at most by default.
-pub const DEFAULT_OUTBOX_MAX_ROWS: u64 = 1_000_000;
+pub const DEFAULT_OUTBOX_MAX_ROWS: u64 = crate::outbox::DEFAULT_MAX_ROWS;
+/// How many bytes the outbox's readings take at most by default.
+pub const DEFAULT_OUTBOX_MAX_BYTES: u64 = crate::outbox::DEFAULT_MAX_BYTES;
 
 /// A whole, valid configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +69,8 @@ pub struct SinksConfig {
     pub outbox: PathBuf,
     /// How many undelivered readings the outbox holds at most.
     pub outbox_max_rows: u64,
+    /// How many bytes the outbox's readings take at most.
+    pub outbox_max_bytes: u64,
     /// More sinks, named by URL (`postgres://...`, `mqtt://...`).
     pub urls: Vec<crate::sink::url::SinkUrl>,
 }
@@ -82,6 +86,7 @@ impl Default for SinksConfig {
             terminal: TerminalMode::Auto,
             outbox: PathBuf::from(DEFAULT_OUTBOX),
             outbox_max_rows: DEFAULT_OUTBOX_MAX_ROWS,
+            outbox_max_bytes: DEFAULT_OUTBOX_MAX_BYTES,
             urls: Vec::new(),
         }
     }

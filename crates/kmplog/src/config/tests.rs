@@ -146,6 +146,9 @@ fn defaults_fill_what_is_left_out() {
     );
     assert_eq!(config.time_zone, None);
     assert_eq!(config.sinks, SinksConfig::default());
+    assert_eq!(config.sinks.outbox_max_bytes, 512 * 1024 * 1024);
+    let sized = valid(&format!("[sinks]\noutbox_max_bytes = 2_000_000\n{P}{REST}"));
+    assert_eq!(sized.sinks.outbox_max_bytes, 2_000_000);
     assert_eq!(config.sinks.sqlite, Some(PathBuf::from("kmplog.db")));
     let bus = &config.buses[0];
     let BusEndpoint::Serial(serial) = &bus.endpoint else {
@@ -233,6 +236,16 @@ fn each_mistake_is_reported_where_it_is() {
             request(&format!("{REST}retries = \"2\"\n")),
             "9:11",
             "`retries` must be an integer, not a string",
+        ),
+        (
+            "[sinks]\noutbox_max_bytes = \"512MB\"\n".to_owned(),
+            "2:20",
+            "`outbox_max_bytes` is a number of bytes, without quotes or unit, not \"512MB\"",
+        ),
+        (
+            "[sinks]\noutbox_max_bytes = 1000\n".to_owned(),
+            "2:20",
+            "`outbox_max_bytes` must be 1048576 to 1099511627776, not 1000",
         ),
         (
             request(&format!("{REST}retries = 11\n")),

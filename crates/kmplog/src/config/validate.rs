@@ -24,8 +24,9 @@ use toml::de::{DeTable, DeValue};
 use super::diagnostic::Severity;
 use super::raw::{Context, Field, Node, Table, did_you_mean};
 use super::{
-    BusConfig, BusEndpoint, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_ROWS, DEFAULT_SQLITE, Item,
-    RequestConfig, SinksConfig, TerminalMode, Threshold,
+    BusConfig, BusEndpoint, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_BYTES,
+    DEFAULT_OUTBOX_MAX_ROWS, DEFAULT_SQLITE, Item, RequestConfig, SinksConfig, TerminalMode,
+    Threshold,
 };
 use crate::bus::EchoMode;
 use crate::sink::url::SinkUrl;
@@ -40,6 +41,7 @@ const SINK_KEYS: &[&str] = &[
     "terminal",
     "outbox",
     "outbox_max_rows",
+    "outbox_max_bytes",
     "urls",
 ];
 const BUS_KEYS: &[&str] = &[
@@ -353,6 +355,7 @@ fn sinks(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<SinksConfig> {
         1_000..=1_000_000_000,
         DEFAULT_OUTBOX_MAX_ROWS as i64,
     );
+    let outbox_max_bytes = outbox_max_bytes(cx, &table);
     Some(SinksConfig {
         sqlite: sqlite?,
         csv: csv?,
@@ -360,8 +363,30 @@ fn sinks(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<SinksConfig> {
         terminal: terminal?,
         outbox: outbox?,
         outbox_max_rows: outbox_max_rows? as u64,
+        outbox_max_bytes: outbox_max_bytes?,
         urls: urls?,
     })
+}
+
+/// `outbox_max_bytes = 536_870_912`: a size in bytes. A size with a unit,
+/// such as "512MB", gets its own explanation rather than "not an integer".
+fn outbox_max_bytes(cx: &mut Context<'_>, table: &Table<'_, '_>) -> Option<u64> {
+    let example = "outbox_max_bytes = 536_870_912";
+    let Some(field) = table.get("outbox_max_bytes") else {
+        return Some(DEFAULT_OUTBOX_MAX_BYTES);
+    };
+    if let DeValue::String(text) = field.node.get_ref() {
+        cx.error(
+            field.span(),
+            format!(
+                "`outbox_max_bytes` is a number of bytes, without quotes or unit, not \"{text}\""
+            ),
+            format!("for example, 512 MiB: {example}"),
+        );
+        return None;
+    }
+    cx.integer_field(&field, 1_048_576..=1_099_511_627_776, example)
+        .map(|bytes| bytes as u64)
 }
 
 /// `urls = ["postgres://...", "mqtt://..."]`: more sinks, by URL.

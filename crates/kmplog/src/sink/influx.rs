@@ -179,10 +179,13 @@ impl Sink for InfluxSink {
                     batch.first().map_or(0, |stored| stored.seq),
                     batch.last().map_or(0, |stored| stored.seq),
                 );
-                eprintln!(
-                    "kmplog: sink {}: InfluxDB refused lines of readings {first} to {last} as malformed (HTTP {status}: {message}); \
-                     it wrote the others, and the refused ones are skipped, since sending them again cannot succeed",
-                    self.name
+                tracing::warn!(
+                    sink = %self.name,
+                    first,
+                    last,
+                    status,
+                    %message,
+                    "InfluxDB refused lines of these readings as malformed; it wrote the others, and the refused ones are skipped, since sending them again cannot succeed"
                 );
             }
             Ok(())

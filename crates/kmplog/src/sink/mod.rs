@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
 
 use crate::outbox::{Outbox, OutboxError, OutboxReader, Stored};
 
@@ -113,8 +114,9 @@ impl Sinks {
             .forget_other_sinks(&names)
             .map_err(|error| error.to_string())?
         {
-            eprintln!(
-                "kmplog: sink {gone} is no longer configured; the outbox keeps no readings for it"
+            info!(
+                sink = %gone,
+                "sink no longer configured; the outbox keeps no readings for it"
             );
         }
         let stop = Stop::default();
@@ -131,7 +133,7 @@ impl Sinks {
                     {
                         Ok(runtime) => runtime.block_on(drain(sink, reader, appended, stop)),
                         Err(error) => {
-                            eprintln!("kmplog: sink {}: cannot start: {error}", sink.name())
+                            error!(sink = %sink.name(), reason = %error, "sink cannot start")
                         }
                     }
                 })
@@ -153,6 +155,8 @@ impl Sinks {
 }
 
 /// One sink's loop: deliver what follows its cursor, acknowledge, repeat.
+/// A sink that fails is logged once as down, with the reason, and once as
+/// delivering again, with the backlog it had.
 async fn drain(
     mut sink: Box<dyn Sink>,
     reader: OutboxReader,
@@ -161,29 +165,30 @@ async fn drain(
 ) {
     let name = sink.name();
     let mut backoff = MIN_BACKOFF;
-    let mut last_error: Option<String> = None;
-    let report = |error: String, reader: &OutboxReader, last_error: &mut Option<String>| {
-        if last_error.as_deref() != Some(error.as_str()) {
-            let waiting = reader.depth(&name).map_or_else(
-                |_| String::new(),
-                |depth| format!("; {depth} readings wait in the outbox"),
-            );
-            eprintln!("kmplog: sink {name}: {error}{waiting}");
+    let mut down: Option<String> = None;
+    let report = |reason: String, reader: &OutboxReader, down: &mut Option<String>| {
+        let backlog = reader.depth(&name).ok();
+        match down {
+            None => warn!(sink = %name, %reason, backlog, "sink down; readings wait in the outbox"),
+            Some(before) if *before != reason => {
+                debug!(sink = %name, %reason, backlog, "sink still down");
+            }
+            Some(_) => {}
         }
-        *last_error = Some(error);
+        *down = Some(reason);
     };
     loop {
         let batch = match reader
             .cursor(&name)
-            .and_then(|cursor| reader.after(cursor, BATCH))
+            .and_then(|cursor| Ok((cursor, reader.after(cursor, BATCH)?)))
         {
-            Ok(batch) => batch,
+            Ok(batch) => Some(batch),
             Err(error) => {
-                report(error.to_string(), &reader, &mut last_error);
-                Vec::new()
+                report(error.to_string(), &reader, &mut down);
+                None
             }
         };
-        let Some(last) = batch.last().map(|stored| stored.seq) else {
+        let Some((_, batch)) = batch.filter(|(cursor, batch)| batch.through > *cursor) else {
             if stop.is_stopping() {
                 return;
             }
@@ -194,22 +199,30 @@ async fn drain(
             }
             continue;
         };
+        if batch.readings.is_empty() {
+            // Only damaged rows, which the outbox has reported: pass over them.
+            if let Err(error) = ack(&reader, &name, batch.through) {
+                report(error, &reader, &mut down);
+            }
+            continue;
+        }
         let delivered = tokio::select! {
-            delivered = sink.deliver(&batch) => delivered,
+            delivered = sink.deliver(&batch.readings) => delivered,
             () = stop.for_good() => return,
         };
+        let backlog = reader.depth(&name).ok();
         match delivered
             .map_err(|error| error.to_string())
-            .and_then(|()| ack(&reader, &name, last))
+            .and_then(|()| ack(&reader, &name, batch.through))
         {
             Ok(()) => {
                 backoff = MIN_BACKOFF;
-                if last_error.take().is_some() {
-                    eprintln!("kmplog: sink {name}: delivering again");
+                if down.take().is_some() {
+                    info!(sink = %name, backlog, "sink delivering again");
                 }
             }
             Err(error) => {
-                report(error, &reader, &mut last_error);
+                report(error, &reader, &mut down);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = stop.for_good() => return,
@@ -308,5 +321,88 @@ mod tests {
     fn a_dead_sink_is_given_up_at_the_grace_time_and_its_readings_wait() {
         let (delivered, depth) = run(u32::MAX, Duration::from_millis(300));
         assert_eq!((delivered, depth), (vec![], 3));
+    }
+
+    /// Runs the flaky sink's loop on this thread until it has `count`
+    /// readings (or 10 s pass); returns them and what was logged.
+    fn drain_until(outbox: &Outbox, failures: u32, count: usize) -> (Vec<u64>, String) {
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            failures,
+            delivered: Arc::clone(&delivered),
+        };
+        let reader = outbox.reader().unwrap();
+        let (_appended, receiver) = watch::channel(0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ((), logged) = crate::logging::capture(|| {
+            runtime.block_on(async {
+                let enough = async {
+                    while delivered.lock().unwrap().len() < count {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! {
+                    () = drain(Box::new(sink), reader, receiver, Stop::default()) => {}
+                    () = enough => {}
+                    () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            });
+        });
+        let delivered = delivered.lock().unwrap().clone();
+        (delivered, logged)
+    }
+
+    #[test]
+    fn a_sink_passes_over_damaged_rows_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let mut outbox = Outbox::open(&path, 10_000).unwrap();
+        outbox.register("flaky", true).unwrap();
+        let readings: Vec<Reading> = (0..503).map(reading).collect();
+        outbox.append(&readings).unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE readings SET status = 'damaged' WHERE seq <= 500",
+                [],
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (delivered, logged) = drain_until(&outbox, 0, 3);
+        assert_eq!(delivered, [501, 502, 503], "{logged}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "at once, not after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(outbox.reader().unwrap().depth("flaky").unwrap(), 0);
+        assert_eq!(logged.lines().count(), 1, "{logged}");
+        assert!(logged.contains("first=1 last=500 count=500"), "{logged}");
+    }
+
+    #[test]
+    fn a_sink_down_and_back_is_logged_once_each_with_its_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 10_000).unwrap();
+        outbox.register("flaky", true).unwrap();
+        outbox
+            .append(&[reading(1), reading(2), reading(3)])
+            .unwrap();
+        let (delivered, logged) = drain_until(&outbox, 3, 3);
+        assert_eq!(delivered, [1, 2, 3]);
+        let lines: Vec<&str> = logged.lines().collect();
+        assert_eq!(lines.len(), 2, "{logged}");
+        assert!(
+            lines[0].contains("WARN sink down")
+                && lines[0].contains("sink=flaky reason=down backlog=3"),
+            "{logged}"
+        );
+        assert!(
+            lines[1].contains("INFO sink delivering again") && lines[1].contains("backlog=3"),
+            "{logged}"
+        );
     }
 }

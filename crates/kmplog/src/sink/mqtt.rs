@@ -436,9 +436,10 @@ impl MqttSink {
                         Ok(runtime) => {
                             runtime.block_on(connect(settings, tls, state, events, stop));
                         }
-                        Err(error) => eprintln!(
-                            "kmplog: sink {}: cannot start its connection: {error}",
-                            settings.name()
+                        Err(error) => tracing::error!(
+                            sink = %settings.name(),
+                            reason = %error,
+                            "sink cannot start its connection"
                         ),
                     }
                 })
@@ -605,12 +606,12 @@ async fn connect(
                         .try_subscribe(command_topic.clone(), QoS::AtLeastOnce)
                         .map_err(|error| error.to_string());
                     if let Err(error) = online.and(subscribed) {
-                        eprintln!("kmplog: sink {name}: {error}");
+                        tracing::warn!(sink = %name, reason = %error, "cannot announce on the broker");
                     }
                     if reported.take().is_some() {
-                        eprintln!("kmplog: sink {name}: connected to the broker again");
+                        tracing::info!(sink = %name, "connected to the broker again");
                     } else if !ever_connected {
-                        eprintln!("kmplog: sink {name}: connected to the broker");
+                        tracing::info!(sink = %name, "connected to the broker");
                     }
                     shared.last_error = None;
                     ever_connected = true;
@@ -640,8 +641,10 @@ async fn connect(
             } else {
                 "cannot reach the broker"
             };
-            eprintln!(
-                "kmplog: sink {name}: {verb}: {error}; trying again, readings wait in the outbox"
+            tracing::warn!(
+                sink = %name,
+                reason = %error,
+                "{verb}; trying again, readings wait in the outbox"
             );
             reported = Some(error);
         }
@@ -672,8 +675,10 @@ fn command(name: &str, command_topic: &str, message: &rumqttc::Publish, events: 
     }
     // A retained command would fire again on every reconnect.
     if message.retain {
-        eprintln!(
-            "kmplog: sink {name}: ignored a retained message on {command_topic}: publish events without the retain flag"
+        tracing::warn!(
+            sink = %name,
+            topic = %command_topic,
+            "ignored a retained command: publish events without the retain flag"
         );
         return;
     }
@@ -688,8 +693,10 @@ fn command(name: &str, command_topic: &str, message: &rumqttc::Publish, events: 
             );
         }
     } else {
-        eprintln!(
-            "kmplog: sink {name}: ignored a message on {command_topic}: '{event}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
+        tracing::warn!(
+            sink = %name,
+            topic = %command_topic,
+            "ignored a command: '{event}' is not an event name: use letters, digits, '-' and '_', such as morning-read"
         );
     }
 }

@@ -619,11 +619,11 @@ impl PostgresSink {
             && !self.warned_hypertable
         {
             self.warned_hypertable = true;
-            eprintln!(
-                "kmplog: sink {}: warning: TimescaleDB is installed but table {table} could not be made a hypertable: {}; \
-                 readings go to it as a plain table",
-                self.settings.name,
-                describe(&error)
+            tracing::warn!(
+                sink = %self.settings.name,
+                %table,
+                reason = %describe(&error),
+                "TimescaleDB is installed but the table could not be made a hypertable; readings go to it as a plain table"
             );
         }
         Ok(())

@@ -10,6 +10,10 @@ use rusqlite::{Connection, params};
 use super::{Sink, SinkError, SinkFuture};
 use crate::outbox::Stored;
 
+/// How long a write waits for another connection's transaction to end,
+/// as long as the outbox waits.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The `readings` table and its indexes.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS readings (
@@ -53,8 +57,12 @@ impl SqliteSink {
         let doing = format!("opening SQLite database {}", path.display());
         let connection =
             Connection::open(path).map_err(|error| SinkError::context(&doing, error))?;
+        // The API reads this file while the sink writes it: wait for the
+        // other's transaction rather than fail with "locked" (rusqlite's
+        // default wait is 5 s; the outbox's is this one).
         connection
-            .pragma_update(None, "journal_mode", "WAL")
+            .busy_timeout(BUSY_TIMEOUT)
+            .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| connection.execute_batch(SCHEMA))
             .and_then(|()| add_key_column(&connection))

@@ -113,6 +113,16 @@ pub enum TransportError {
         /// Why.
         source: io::Error,
     },
+    /// Another master holds the serial port.
+    #[error(
+        "serial port {path} is held by another master ({holder}); two masters on one line garble each other's frames: stop the other one, or make this bus only listen (send = false)"
+    )]
+    SerialInUse {
+        /// The device path.
+        path: String,
+        /// Who holds it: `pid 4242: kmplog run kmplog.toml`.
+        holder: String,
+    },
     /// The gateway's name does not resolve.
     #[error("cannot resolve {address}: {source}")]
     Resolve {

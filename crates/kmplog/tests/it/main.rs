@@ -11,4 +11,5 @@ mod logger;
 mod mqtt;
 mod offline;
 mod one_shot;
+mod outbox;
 mod postgres;

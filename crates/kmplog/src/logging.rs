@@ -1,6 +1,7 @@
 //! What kmplog says to its operator while it runs: one `tracing` subscriber
 //! writing to stderr, as text for a person or as JSON lines for a log
-//! collector. The logger logs changes of state (a line down and up again, a
+//! collector (held while the live table is on that terminal, see
+//! [`crate::live`]). The logger logs changes of state (a line down and up again, a
 //! meter silent and back, a sink down and delivering again), not every poll,
 //! so that under systemd the journal tells what happened.
 //!
@@ -46,7 +47,7 @@ pub fn init(filter: &str, format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::live::log_output);
     let installed = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())

@@ -9,16 +9,19 @@
 //! buses and the queue come first, and the readings, the part that grows,
 //! get the rows left, with a "… N more readings" line.
 //!
-//! Log lines written to the same terminal would tear the table, so while it
-//! is shown they are held: the latest few are shown in the table, and all of
-//! them are written to stderr when it leaves the screen (on stop, Ctrl-C,
-//! SIGTERM, or a panic), where they stay in the scrollback. When stderr is
-//! not a terminal (a file, the journal), log lines go there as they come.
+//! Log lines and messages written to the same terminal would tear the
+//! table, so while it is shown stderr is a pipe whose lines are held: the
+//! latest few are shown in the table, and all of them are written to the
+//! terminal when the table leaves the screen (on stop, Ctrl-C, SIGTERM or a
+//! panic), where they stay in the scrollback. Holding the descriptor, not
+//! only `tracing`'s writer, catches every message of every module. When
+//! stderr is not a terminal (a file, the journal), nothing is held.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, mpsc};
 use std::time::Duration;
 
 use comfy_table::{ColumnConstraint, ContentArrangement, Row, Table, presets::UTF8_FULL_CONDENSED};
@@ -26,6 +29,7 @@ use crossterm::cursor::{Hide, Show};
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use nix::fcntl::OFlag;
 use tokio_util::sync::CancellationToken;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -348,28 +352,79 @@ fn held() -> MutexGuard<'static, Option<Held>> {
     HELD.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Where `tracing` writes the logger's log lines: stderr, or the held lines
-/// while the live table is shown on the terminal that stderr is.
-#[derive(Debug, Clone, Copy)]
-pub struct LogOutput;
-
-/// The [`LogOutput`], as `tracing_subscriber`'s `with_writer` takes it.
-pub fn log_output() -> LogOutput {
-    LogOutput
+/// Stderr while the table is shown: the terminal's descriptor, to be put
+/// back, and word from the thread that holds the lines when the pipe ends.
+struct Diverted {
+    terminal: OwnedFd,
+    drained: mpsc::Receiver<()>,
 }
 
-impl Write for LogOutput {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Some(held) = held().as_mut() {
-            held.push(&String::from_utf8_lossy(bytes));
-            return Ok(bytes.len());
-        }
-        std::io::stderr().write(bytes)
-    }
+/// Set while stderr is diverted.
+static DIVERTED: Mutex<Option<Diverted>> = Mutex::new(None);
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+/// How long leaving waits for the last lines in the pipe.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+fn diverted() -> MutexGuard<'static, Option<Diverted>> {
+    DIVERTED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Makes stderr a pipe whose lines are held, keeping the terminal's
+/// descriptor to put back.
+fn divert_stderr() -> std::io::Result<()> {
+    let terminal = nix::unistd::dup(std::io::stderr())?;
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (drained_sender, drained) = mpsc::channel();
+    *held() = Some(Held::default());
+    let reader = std::thread::Builder::new()
+        .name("stderr held".to_owned())
+        .spawn(move || {
+            hold_lines(std::fs::File::from(read));
+            let _ = drained_sender.send(());
+        });
+    if let Err(error) = reader.and_then(|_| Ok(nix::unistd::dup2_stderr(&write)?)) {
+        *held() = None;
+        return Err(error);
     }
+    *diverted() = Some(Diverted { terminal, drained });
+    Ok(())
+}
+
+/// Holds each line read from `pipe` until it ends; lines that come once
+/// nothing is held any more (after a panic left the screen) go to stderr,
+/// which is the terminal again by then.
+fn hold_lines(pipe: impl std::io::Read) {
+    let mut pipe = std::io::BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match std::io::BufRead::read_until(&mut pipe, b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let mut held = held();
+                match held.as_mut() {
+                    Some(held) => held.push(&text),
+                    None => {
+                        drop(held);
+                        let _ = std::io::stderr().write_all(text.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Puts the terminal back as stderr and waits, briefly, for the lines
+/// still in the pipe.
+fn restore_stderr() {
+    let Some(diverted) = diverted().take() else {
+        return;
+    };
+    let _ = nix::unistd::dup2_stderr(&diverted.terminal);
+    // The pipe ends once its last writer, the old stderr, is closed; a child
+    // process that inherited it could keep it open, hence the limit.
+    let _ = diverted.drained.recv_timeout(DRAIN_LIMIT);
 }
 
 /// The latest held log lines as plain text, oldest first.
@@ -384,12 +439,13 @@ fn recent_log() -> Vec<String> {
     })
 }
 
-/// Switches to the alternate screen and holds log lines if stderr shares
-/// the terminal.
+/// Switches to the alternate screen and holds what is written to stderr if
+/// it is the terminal too.
 fn enter_screen() {
     leave_on_panic();
     if std::io::stderr().is_terminal() {
-        *held() = Some(Held::default());
+        // The table works without: it is torn by messages, not stopped.
+        let _ = divert_stderr();
     }
     let mut stdout = std::io::stdout().lock();
     let _ = crossterm::execute!(stdout, EnterAlternateScreen, Hide);
@@ -407,6 +463,7 @@ fn leave_screen() {
         }
         let _ = crossterm::execute!(stdout, Show, LeaveAlternateScreen);
     }
+    restore_stderr();
     let Some(held) = held().take() else {
         return;
     };
@@ -913,21 +970,22 @@ kmplog — 08:00:02  …
     }
 
     #[test]
-    fn log_lines_are_held_while_the_table_is_shown() {
+    fn lines_written_to_stderr_are_held_while_the_table_is_shown() {
         *held() = Some(Held::default());
-        let mut output = log_output();
-        output
-            .write_all(b"\x1b[2m2026-11-25T08:00:01Z\x1b[0m \x1b[33m WARN\x1b[0m line down\n")
-            .unwrap();
+        hold_lines(&b"\x1b[2m2026-11-25T08:00:01Z\x1b[0m \x1b[33m WARN\x1b[0m line down\nkmplog: API on http://127.0.0.1:7064\n"[..]);
         let recent = recent_log();
-        let kept = held().take().map(|held| held.lines);
-        assert_eq!(recent, ["2026-11-25T08:00:01Z  WARN line down"]);
+        let kept = held().take().map(|held| Vec::from(held.lines));
         assert_eq!(
-            kept.map(Vec::from),
-            Some(vec![
-                "\x1b[2m2026-11-25T08:00:01Z\x1b[0m \x1b[33m WARN\x1b[0m line down".to_owned()
-            ]),
-            "stderr gets them as they were written"
+            recent,
+            [
+                "2026-11-25T08:00:01Z  WARN line down",
+                "kmplog: API on http://127.0.0.1:7064"
+            ]
+        );
+        assert_eq!(
+            kept.unwrap()[0],
+            "\x1b[2m2026-11-25T08:00:01Z\x1b[0m \x1b[33m WARN\x1b[0m line down",
+            "the terminal gets them as they were written"
         );
     }
 }

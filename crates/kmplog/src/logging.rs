@@ -47,7 +47,7 @@ pub fn init(filter: &str, format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::live::log_output);
+        .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())

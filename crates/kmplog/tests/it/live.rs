@@ -152,9 +152,11 @@ enum End {
 }
 
 /// `kmplog demo` in a terminal of `columns` x `rows`: the table is on the
-/// alternate screen and fits it, with every bus and request; once it ends
-/// the shell's screen is back, without a table in it or its scrollback,
-/// and what follows starts on a line of its own.
+/// alternate screen and fits it, with every bus and request, and what is
+/// written to stderr meanwhile (the API's address) at its foot; once it
+/// ends the shell's screen is back, without a table in it or its
+/// scrollback, with the stderr lines, and what follows starts on a line of
+/// its own.
 fn the_demo_fits(columns: u16, rows: u16, end: End) {
     if !tmux_available() {
         return;
@@ -165,18 +167,23 @@ fn the_demo_fits(columns: u16, rows: u16, end: End) {
         End::CtrlC => "",
     };
     let command = format!(
-        "'{}' demo {duration} --api off; echo \"kmplog exited $?\"; sleep 600",
+        "'{}' demo {duration} --api 127.0.0.1:0; echo \"kmplog exited $?\"; sleep 600",
         kmplog().display()
     );
     let tmux = Tmux::start(columns, rows, &workdir, &command);
-    // Readings have come when the readings table has rows.
+    let api_line = |line: &String| line.starts_with("kmplog: API on http://127.0.0.1:");
+    // Readings have come when the table shows some or counts them (at 24
+    // rows, under the queue and the API's line, none fits).
     let lines = tmux.wait_for(
-        "the live table with readings on the alternate screen",
+        "the live table with readings and the API's line on the alternate screen",
         Duration::from_secs(20),
         |tmux, lines| {
             tmux.alternate_on()
-                && lines.iter().any(|line| line.contains("┆ ok     ┆ "))
-                && lines.iter().any(|line| line.contains("┆ Address ┆"))
+                && lines.iter().any(api_line)
+                && lines.iter().any(|line| {
+                    line.contains("┆ Address ┆")
+                        || line.ends_with(" more readings (a taller terminal shows them)")
+                })
         },
     );
     let screen = lines.join("\n");
@@ -224,6 +231,13 @@ fn the_demo_fits(columns: u16, rows: u16, end: End) {
     assert!(
         after.iter().any(|line| line == "kmplog exited 0"),
         "the output ends with a newline and the demo succeeds:\n{}",
+        after.join("\n")
+    );
+    let api_at = after.iter().position(api_line);
+    let exit_at = after.iter().position(|line| line == "kmplog exited 0");
+    assert!(
+        api_at.is_some() && api_at < exit_at,
+        "what went to stderr is on the shell's screen once the table leaves:\n{}",
         after.join("\n")
     );
     let history = tmux.capture(true);

@@ -29,7 +29,7 @@ use crossterm::cursor::{Hide, Show};
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use nix::fcntl::OFlag;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag};
 use tokio_util::sync::CancellationToken;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -316,7 +316,7 @@ fn short_time(at: Timestamp, zone: &TimeZone) -> String {
     zoned.strftime("%H:%M:%S").to_string()
 }
 
-/// Log lines held while the table is shown.
+/// The lines written to stderr while the table is shown.
 #[derive(Debug, Default)]
 struct Held {
     lines: VecDeque<String>,
@@ -324,8 +324,8 @@ struct Held {
     dropped: usize,
 }
 
-/// The most log lines held: a table left running for weeks with a line
-/// that keeps failing must not grow without end.
+/// The most lines held: a table left running for weeks with a line that
+/// keeps failing must not grow without end.
 const MAX_HELD: usize = 10_000;
 
 impl Held {
@@ -340,7 +340,7 @@ impl Held {
     }
 }
 
-/// The held log lines; `None` while log lines go straight to stderr.
+/// The held lines; `None` while stderr is the terminal.
 static HELD: Mutex<Option<Held>> = Mutex::new(None);
 
 /// Whether the table is on the alternate screen. Frames are drawn and the
@@ -373,6 +373,7 @@ fn diverted() -> MutexGuard<'static, Option<Diverted>> {
 /// descriptor to put back.
 fn divert_stderr() -> std::io::Result<()> {
     let terminal = nix::unistd::dup(std::io::stderr())?;
+    nix::fcntl::fcntl(&terminal, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (drained_sender, drained) = mpsc::channel();
     *held() = Some(Held::default());
@@ -452,9 +453,8 @@ fn enter_screen() {
     ON_SCREEN.store(true, Ordering::SeqCst);
 }
 
-/// Back to the shell's screen, if the table is shown, with the cursor at
-/// the start of the line where it was; then the held log lines on stderr,
-/// each ending with a newline.
+/// Back to the shell's screen, if the table is shown, with the cursor where
+/// it was; then the held lines on stderr, each ending with a newline.
 fn leave_screen() {
     {
         let mut stdout = std::io::stdout().lock();
@@ -471,7 +471,7 @@ fn leave_screen() {
     if held.dropped > 0 {
         let _ = writeln!(
             stderr,
-            "kmplog: {} earlier log lines were dropped while the live table was shown",
+            "kmplog: {} earlier lines of this log were dropped while the live table was shown",
             held.dropped
         );
     }

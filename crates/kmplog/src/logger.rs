@@ -20,7 +20,7 @@ use crate::bus::state::SharedState;
 use crate::bus::task::{BusContext, initial_state, run_bus};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, Config, TerminalMode};
-use crate::live::{self, Latest};
+use crate::live::{Latest, LiveTable};
 use crate::outbox::Outbox;
 use crate::outbox::collector::{Unwritten, collect};
 use crate::reading::Reading;
@@ -66,7 +66,7 @@ pub struct Logger {
     tasks: tokio::task::JoinSet<()>,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,
     sinks: Sinks,
-    view: Option<tokio::task::JoinHandle<()>>,
+    view: Option<LiveTable>,
 }
 
 /// The time zone of the configuration, or the system's.
@@ -194,12 +194,12 @@ impl Logger {
                 .map_err(|error| format!("cannot start the collector: {error}"))?
         };
         let view = table.then(|| {
-            tokio::spawn(redraw(
+            LiveTable::start(
                 buses.clone(),
                 Arc::clone(&latest),
                 zone,
                 options.clock.clone(),
-            ))
+            )
         });
         Ok(Logger {
             events,
@@ -237,20 +237,23 @@ impl Logger {
     pub async fn stop(mut self) -> Result<(), Unwritten> {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
-        if let Some(view) = self.view.take() {
-            view.abort();
-        }
         // The bus tasks held the only senders: the collector now drains and
         // ends; joining threads blocks, so off the async workers.
         let (collector, sinks) = (self.collector, self.sinks);
-        tokio::task::spawn_blocking(move || {
+        let collected = tokio::task::spawn_blocking(move || {
             // A collector that panicked has said so on stderr already.
             let collected = collector.join().unwrap_or(Ok(()));
             sinks.stop(SINK_GRACE);
             collected
         })
         .await
-        .unwrap_or(Ok(()))
+        .unwrap_or(Ok(()));
+        // Last, so that the table shows the stop and what was logged during
+        // it comes out on stderr after the screen is back.
+        if let Some(view) = self.view.take() {
+            view.stop().await;
+        }
+        collected
     }
 }
 
@@ -300,21 +303,5 @@ async fn termination() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Redraws the live table on the terminal once a second.
-async fn redraw(buses: Vec<SharedState>, latest: Arc<Mutex<Latest>>, zone: TimeZone, clock: Clock) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let screen = {
-            let latest = latest
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            live::render(&buses, &latest, &zone, clock.now())
-        };
-        print!("{}{screen}", live::CLEAR);
     }
 }

@@ -1,6 +1,7 @@
 //! What kmplog says to its operator while it runs: one `tracing` subscriber
 //! writing to stderr, as text for a person or as JSON lines for a log
-//! collector. The logger logs changes of state (a line down and up again, a
+//! collector (held while the live table is on that terminal, see
+//! [`crate::live`]). The logger logs changes of state (a line down and up again, a
 //! meter silent and back, a sink down and delivering again), not every poll,
 //! so that under systemd the journal tells what happened.
 //!

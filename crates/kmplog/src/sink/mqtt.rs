@@ -1,9 +1,11 @@
 //! MQTT: a retained topic per value, Home Assistant discovery, and a command
 //! topic that fires named events.
 //!
-//! `mqtt://[user:password@]host[:1883][?prefix=kmplog&discovery=homeassistant&client_id=ID]`,
+//! `mqtt://[user:password@]host[:1883][?prefix=kmplog&discovery=homeassistant&node_id=ID&client_id=ID]`,
 //! or `mqtts://...:8883` for TLS (rustls; the platform's CA certificates, or
 //! those of `ca=PATH`, a PEM file). `discovery=off` publishes no discovery.
+//! `node_id` (letters, digits, `_`, `-`) starts every Home Assistant id of
+//! this logger; by default it is the prefix with other characters as `_`.
 //!
 //! - Each reading goes to `<prefix>/<bus>/<address>/<name>` as JSON,
 //!   `{"value":"63.44","unit":"°C","time":"...","status":"ok","key":"..."}`
@@ -12,8 +14,10 @@
 //! - `<prefix>/status` is `online` while connected, and `offline` as the
 //!   retained last will, or when kmplog stops.
 //! - The first time a value is seen on a connection, its Home Assistant
-//!   discovery config goes to `<discovery>/sensor/kmplog_<bus>_<address>_<name>/config`
-//!   (retained), before its state ([`discovery`]).
+//!   discovery config goes to `<discovery>/sensor/<node_id>_<bus>_<address>_<name>/config`
+//!   (retained), before its state ([`discovery`]), with that object id as
+//!   its unique id: two sites with their own prefixes (or node ids) on one
+//!   broker keep their own entities even with the same bus names.
 //! - A message on `<prefix>/command/event` fires the event its payload
 //!   names, as `kmplog trigger` does.
 //!
@@ -80,6 +84,7 @@ pub struct Settings {
     password: Option<String>,
     prefix: String,
     discovery: Option<String>,
+    node_id: String,
     client_id: Option<String>,
     ca: Option<String>,
 }
@@ -167,9 +172,11 @@ impl Settings {
             password,
             prefix: DEFAULT_PREFIX.to_owned(),
             discovery: Some(DEFAULT_DISCOVERY.to_owned()),
+            node_id: String::new(),
             client_id: None,
             ca: None,
         };
+        let mut node_id = None;
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode(value).ok_or_else(|| {
@@ -198,16 +205,23 @@ impl Settings {
                         _ => Some(topic("the discovery prefix")?),
                     }
                 }
+                "node_id" if discovery::is_node_id(&value) => node_id = Some(value),
+                "node_id" => {
+                    return Err(fail(format!(
+                        "node_id '{value}' is not a Home Assistant node id: give letters, digits, '_' and '-' only, such as node_id=north"
+                    )));
+                }
                 "client_id" if !value.is_empty() => settings.client_id = Some(value),
                 "ca" if !value.is_empty() => settings.ca = Some(value),
                 "client_id" | "ca" => return Err(fail(format!("{key} is empty"))),
                 other => {
                     return Err(fail(format!(
-                        "'{other}' is not an option; the options are prefix, discovery, client_id and ca"
+                        "'{other}' is not an option; the options are prefix, discovery, node_id, client_id and ca"
                     )));
                 }
             }
         }
+        settings.node_id = node_id.unwrap_or_else(|| discovery::default_node_id(&settings.prefix));
         if settings.ca.is_some() && !settings.tls {
             return Err(fail("ca= is for mqtts:// (TLS) only".to_owned()));
         }
@@ -479,10 +493,17 @@ impl MqttSink {
                 .get(&(reading.bus.clone(), reading.address))
                 .copied();
             if let Some(discovery) = &self.settings.discovery {
-                let topic = config_topic(discovery, &reading.bus, reading.address, &reading.name);
+                let topic = config_topic(
+                    discovery,
+                    &self.settings.node_id,
+                    &reading.bus,
+                    reading.address,
+                    &reading.name,
+                );
                 if !state.announced.contains(&topic) {
                     let config = config_payload(&Entity {
                         prefix: &self.settings.prefix,
+                        node_id: &self.settings.node_id,
                         bus: &reading.bus,
                         address: reading.address,
                         name: &reading.name,
@@ -767,6 +788,7 @@ mod tests {
                 password: None,
                 prefix: "kmplog".to_owned(),
                 discovery: Some("homeassistant".to_owned()),
+                node_id: "kmplog".to_owned(),
                 client_id: None,
                 ca: None,
             }
@@ -783,6 +805,7 @@ mod tests {
         assert_eq!(settings.password.as_deref(), Some("p:ss"));
         assert_eq!(settings.prefix, "site/heat");
         assert_eq!(settings.discovery.as_deref(), Some("ha"));
+        assert_eq!(settings.node_id, "site_heat", "the prefix as a node id");
         assert_eq!(settings.client_id.as_deref(), Some("k1"));
         assert_eq!(settings.ca.as_deref(), Some("/tmp/ca.pem"));
         assert_eq!(
@@ -794,6 +817,12 @@ mod tests {
         assert_eq!(
             Settings::parse("mqtt://h?discovery=off").unwrap().discovery,
             None
+        );
+        assert_eq!(
+            Settings::parse("mqtt://h?prefix=a/b&node_id=North-1")
+                .unwrap()
+                .node_id,
+            "North-1"
         );
         let v6 = Settings::parse("mqtt://[::1]:1884").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 1884));
@@ -819,6 +848,8 @@ mod tests {
             ("mqtt://h?ca=/x.pem", "ca= is for mqtts://"),
             ("mqtt://u:%zz@h", "the password is not valid"),
             ("mqtt://[::1", "lacks its closing"),
+            ("mqtt://h?node_id=site/a", "node_id 'site/a' is not"),
+            ("mqtt://h?node_id=", "node_id '' is not"),
         ] {
             let error = Settings::parse(url).unwrap_err();
             assert!(error.contains(message), "{url}: {error}");

@@ -148,13 +148,15 @@ impl Simulator {
     }
 }
 
-/// A loopback port that was free a moment ago: bound to port 0, then
-/// released, for a listener that must come back on the same port.
+/// A loopback port that was free a moment ago, for a listener that must
+/// come back on the same port. It is taken below the kernel's ephemeral
+/// range (32768 and up on Linux), so that while the listener is down no
+/// outgoing connection of another test can be given it as its own port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free port")
-        .port()
+    (0..1000)
+        .map(|_| fastrand::u16(20_000..32_000))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free loopback port between 20000 and 32000")
 }
 
 /// A temporary working directory for one logger: its configuration, its

@@ -375,7 +375,8 @@ items = ["SERIALNO", "T2"]
         .map(|row| (row.address, row.name.clone()))
         .collect();
     for (address, name) in &names {
-        let topic = format!("{discovery}/sensor/kmplog_gateway_{address}_{name}/config");
+        // The prefix has only letters, digits and '-': it is the node id.
+        let topic = format!("{discovery}/sensor/{prefix}_gateway_{address}_{name}/config");
         let configs: Vec<&Message> = messages.iter().filter(|m| m.topic == topic).collect();
         assert_eq!(configs.len(), 1, "one config for {topic}");
         let state = format!("{prefix}/gateway/{address}/{name}");
@@ -390,17 +391,17 @@ items = ["SERIALNO", "T2"]
         assert_eq!(config["availability_topic"], status.as_str());
         assert_eq!(
             config["unique_id"],
-            format!("kmplog_gateway_{address}_{name}")
+            format!("{prefix}_gateway_{address}_{name}")
         );
         assert_eq!(config["device"]["manufacturer"], "Kamstrup");
         assert_eq!(
             config["device"]["identifiers"],
-            serde_json::json!([format!("kmplog_gateway_{address}")])
+            serde_json::json!([format!("{prefix}_gateway_{address}")])
         );
         let device = if *address == 1 {
-            "MULTICAL 603 at gateway/1"
+            format!("MULTICAL 603 at gateway/1 ({prefix})")
         } else {
-            "Kamstrup meter at gateway/2"
+            format!("Kamstrup meter at gateway/2 ({prefix})")
         };
         assert_eq!(config["device"]["name"], device);
         let classes = (
@@ -431,7 +432,7 @@ items = ["SERIALNO", "T2"]
             retained_topics.contains_key(format!("{prefix}/gateway/{address}/{name}").as_str())
         );
         assert!(retained_topics.contains_key(
-            format!("{discovery}/sensor/kmplog_gateway_{address}_{name}/config").as_str()
+            format!("{discovery}/sensor/{prefix}_gateway_{address}_{name}/config").as_str()
         ));
     }
 }
@@ -615,4 +616,102 @@ fn a_broker_outage_loses_nothing() {
         repeated.len() <= 20 && repeated.iter().all(|(_, n)| **n == 2),
         "more repeats than the messages in flight at the outage: {repeated:?}"
     );
+}
+
+/// Two sites publish to one broker with the same bus name and meter
+/// address under prefixes of their own: Home Assistant must get two
+/// entities per value, on two devices, not one config the other overwrites.
+#[test]
+fn two_sites_with_one_bus_name_keep_their_own_entities() {
+    if !available(
+        listening(SHARED_BROKER),
+        &format!("the MQTT broker on {SHARED_BROKER}"),
+    ) {
+        return;
+    }
+    let base = unique_prefix("sites");
+    let sites = [format!("{base}-north"), format!("{base}-south")];
+    let discovery = format!("{base}-ha");
+    let filters = [
+        format!("{discovery}/#"),
+        format!("{}/#", sites[0]),
+        format!("{}/#", sites[1]),
+    ];
+    let subscriber = Subscriber::start(1883, &filters, None);
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let request = "\n[[bus.request]]\ndescription = \"Heat\"\naddresses = 1\npolling = \"500ms\"\nitems = [\"T1\", \"E1\"]\n";
+    let loggers: Vec<(Workdir, Logger)> = sites
+        .iter()
+        .map(|prefix| {
+            let workdir = Workdir::new();
+            let config = workdir.config(&[&simulator.bus("gateway"), request]);
+            let sink = format!("mqtt://127.0.0.1:1883?prefix={prefix}&discovery={discovery}");
+            let logger = Logger::start(
+                &workdir,
+                &[
+                    "run",
+                    config.to_str().unwrap(),
+                    "--api",
+                    "off",
+                    "--json",
+                    "--for",
+                    "2s",
+                    "--sink",
+                    &sink,
+                ],
+            );
+            (workdir, logger)
+        })
+        .collect();
+    for (_, logger) in loggers {
+        let run = logger.finish().ok();
+        assert!(!readings(&run).is_empty(), "{run:#?}");
+    }
+    let configs_of = |messages: &[Message]| -> BTreeMap<String, Json> {
+        messages
+            .iter()
+            .filter(|m| m.topic.starts_with(&format!("{discovery}/")) && !m.payload.is_empty())
+            .map(|m| (m.topic.clone(), m.json()))
+            .collect()
+    };
+    // Two sites, two values each: four configs on four topics.
+    let messages = subscriber.wait_for(Duration::from_secs(10), |messages| {
+        configs_of(messages).len() >= 4
+    });
+    let retained = clear_retained(1883, &filters);
+    let configs = configs_of(&messages);
+    assert_eq!(
+        configs.len(),
+        4,
+        "a discovery topic per site and value: {:?}",
+        configs.keys()
+    );
+    for name in ["T1", "E1"] {
+        let of_name: Vec<&Json> = configs
+            .values()
+            .filter(|config| config["name"] == name)
+            .collect();
+        let field = |key: &str| -> BTreeSet<String> {
+            of_name
+                .iter()
+                .map(|config| config[key].to_string())
+                .collect()
+        };
+        assert_eq!(field("unique_id").len(), 2, "{name}: {of_name:?}");
+        let devices: BTreeSet<String> = of_name
+            .iter()
+            .map(|config| config["device"]["identifiers"].to_string())
+            .collect();
+        assert_eq!(devices.len(), 2, "a device per site: {of_name:?}");
+        let states: BTreeSet<String> = sites
+            .iter()
+            .map(|prefix| format!("\"{prefix}/gateway/1/{name}\""))
+            .collect();
+        assert_eq!(field("state_topic"), states, "{name}");
+    }
+    let retained_configs = retained
+        .iter()
+        .filter(|m| m.topic.starts_with(&format!("{discovery}/")))
+        .count();
+    assert_eq!(retained_configs, 4, "both sites' configs stay retained");
 }

@@ -25,6 +25,7 @@ use kmp::unit::{Quantity, Unit};
 use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
 
+use super::DEFAULT_PREFIX;
 use crate::outbox::Stored;
 
 /// How Home Assistant should see one KMP unit.
@@ -186,21 +187,37 @@ pub fn state_topic(prefix: &str, bus: &str, address: u8, name: &str) -> String {
     )
 }
 
-/// The object id of one value: `kmplog_<bus>_<address>_<name>`.
-pub fn object_id(bus: &str, address: u8, name: &str) -> String {
+/// The node id a topic prefix gives unless one is chosen: the prefix made
+/// safe as an object id (`kmplog`, `site_north` for `site/north`), so that
+/// sites with their own prefixes on one broker have their own entities.
+pub fn default_node_id(prefix: &str) -> String {
+    object_id_part(prefix)
+}
+
+/// Whether `node_id` can be the first part of an object id and a unique id.
+pub fn is_node_id(node_id: &str) -> bool {
+    !node_id.is_empty()
+        && node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The object id of one value, also its unique id:
+/// `<node>_<bus>_<address>_<name>`.
+pub fn object_id(node_id: &str, bus: &str, address: u8, name: &str) -> String {
     format!(
-        "kmplog_{}_{address}_{}",
+        "{node_id}_{}_{address}_{}",
         object_id_part(bus),
         object_id_part(name)
     )
 }
 
 /// The discovery topic of one value:
-/// `<discovery>/sensor/kmplog_<bus>_<address>_<name>/config`.
-pub fn config_topic(discovery: &str, bus: &str, address: u8, name: &str) -> String {
+/// `<discovery>/sensor/<node>_<bus>_<address>_<name>/config`.
+pub fn config_topic(discovery: &str, node_id: &str, bus: &str, address: u8, name: &str) -> String {
     format!(
         "{discovery}/sensor/{}/config",
-        object_id(bus, address, name)
+        object_id(node_id, bus, address, name)
     )
 }
 
@@ -238,6 +255,8 @@ pub fn state_payload(stored: &Stored, model: Option<Model>) -> Json {
 pub struct Entity<'a> {
     /// The topic prefix of the state topics.
     pub prefix: &'a str,
+    /// What tells this logger's entities from another's on the same broker.
+    pub node_id: &'a str,
     /// The bus name.
     pub bus: &'a str,
     /// The meter address.
@@ -261,6 +280,7 @@ pub fn status_topic(prefix: &str) -> String {
 pub fn config_payload(entity: &Entity<'_>) -> Json {
     let Entity {
         prefix,
+        node_id,
         bus,
         address,
         name,
@@ -289,13 +309,17 @@ pub fn config_payload(entity: &Entity<'_>) -> Json {
     let value_template = format!(
         "{{{{ {value} if value_json.status == 'ok' and value_json.{field} is not none else None }}}}"
     );
-    let object_id = object_id(bus, address, name);
-    let device_id = format!("kmplog_{}_{address}", object_id_part(bus));
+    let object_id = object_id(node_id, bus, address, name);
+    let device_id = format!("{node_id}_{}_{address}", object_id_part(bus));
     let model_name = model.map(Model::name);
-    let device_name = format!(
-        "{} at {bus}/{address}",
-        model_name.unwrap_or("Kamstrup meter")
-    );
+    let model_name_or_kind = model_name.unwrap_or("Kamstrup meter");
+    // Two sites' meters with one bus name and address would show as two
+    // devices of one name; the default node id tells nothing.
+    let device_name = if node_id == default_node_id(DEFAULT_PREFIX) {
+        format!("{model_name_or_kind} at {bus}/{address}")
+    } else {
+        format!("{model_name_or_kind} at {bus}/{address} ({node_id})")
+    };
     let mut device = json!({
         "identifiers": [device_id],
         "name": device_name,
@@ -662,10 +686,17 @@ mod tests {
         );
         assert_eq!(state_topic("site/a", "b+#/x", 3, "T1"), "site/a/b___x/3/T1");
         assert_eq!(
-            config_topic("homeassistant", "boiler-room", 3, "E1"),
+            config_topic("homeassistant", "kmplog", "boiler-room", 3, "E1"),
             "homeassistant/sensor/kmplog_boiler-room_3_E1/config"
         );
-        assert_eq!(object_id("b.ü", 1, "E1"), "kmplog_b___1_E1");
+        assert_eq!(object_id("kmplog", "b.ü", 1, "E1"), "kmplog_b___1_E1");
+        assert_eq!(default_node_id("kmplog"), "kmplog");
+        assert_eq!(default_node_id("site/north"), "site_north");
+        assert_eq!(default_node_id("heat-2"), "heat-2");
+        assert!(is_node_id("North_2-b"));
+        for bad in ["", "a/b", "a b", "ü"] {
+            assert!(!is_node_id(bad), "{bad:?}");
+        }
         assert_eq!(status_topic("kmplog"), "kmplog/status");
     }
 
@@ -700,6 +731,7 @@ mod tests {
     fn a_discovery_message_field_by_field() {
         let entity = Entity {
             prefix: "kmplog",
+            node_id: "kmplog",
             bus: "boiler-room",
             address: 3,
             name: "E1",
@@ -799,5 +831,53 @@ mod tests {
                 .unwrap()
                 .contains("value_json.flags")
         );
+    }
+
+    /// Defect: two sites with the same bus name and address on one broker
+    /// had one unique id, one device and one discovery topic, so the
+    /// second site's config replaced the first's entity.
+    #[test]
+    fn two_prefixes_give_their_own_entities_and_devices() {
+        let entity = |prefix| {
+            let node_id = default_node_id(prefix);
+            let config = config_payload(&Entity {
+                prefix,
+                node_id: &node_id,
+                bus: "gateway",
+                address: 1,
+                name: "E1",
+                register: 60,
+                unit: Some(Unit(0x08)),
+                model: Some(Model::Multical603),
+            });
+            let topic = config_topic("homeassistant", &node_id, "gateway", 1, "E1");
+            (topic, config)
+        };
+        let (north_topic, north) = entity("site/north");
+        let (south_topic, south) = entity("site/south");
+        assert_eq!(
+            north_topic,
+            "homeassistant/sensor/site_north_gateway_1_E1/config"
+        );
+        assert_eq!(
+            south_topic,
+            "homeassistant/sensor/site_south_gateway_1_E1/config"
+        );
+        assert_eq!(north["unique_id"], "site_north_gateway_1_E1");
+        assert_eq!(south["unique_id"], "site_south_gateway_1_E1");
+        assert_eq!(
+            north["device"]["identifiers"],
+            json!(["site_north_gateway_1"])
+        );
+        assert_eq!(
+            south["device"]["identifiers"],
+            json!(["site_south_gateway_1"])
+        );
+        assert_eq!(
+            north["device"]["name"],
+            "MULTICAL 603 at gateway/1 (site_north)"
+        );
+        assert_eq!(north["state_topic"], "site/north/gateway/1/E1");
+        assert_eq!(south["state_topic"], "site/south/gateway/1/E1");
     }
 }

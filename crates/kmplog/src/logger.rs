@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::config::{Config, TerminalMode};
 use crate::live::{self, Latest};
 use crate::outbox::Outbox;
-use crate::reading::Reading;
+use crate::reading::{LiveBatch, Reading};
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::mqtt::MqttSink;
 use crate::sink::postgres::PostgresSink;
@@ -57,7 +57,7 @@ pub struct Logger {
     /// The latest reading of every register.
     pub latest: Arc<Mutex<Latest>>,
     /// Every batch of readings as it is read, for live views.
-    pub live: broadcast::Sender<Arc<[Reading]>>,
+    pub live: broadcast::Sender<LiveBatch>,
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
     collector: std::thread::JoinHandle<()>,
@@ -272,7 +272,7 @@ fn collect(
     mut outbox: Outbox,
     appended: watch::Sender<u64>,
     latest: Arc<Mutex<Latest>>,
-    live: broadcast::Sender<Arc<[Reading]>>,
+    live: broadcast::Sender<LiveBatch>,
 ) {
     let mut pending: VecDeque<Vec<Reading>> = VecDeque::new();
     let mut last_error: Option<String> = None;
@@ -299,7 +299,10 @@ fn collect(
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .update(&batch);
-                    let _ = live.send(batch);
+                    let _ = live.send(LiveBatch {
+                        last_seq: last,
+                        readings: batch,
+                    });
                     appended.send_replace(last);
                 }
                 Err(error) => {

@@ -1149,3 +1149,50 @@ async fn connections_past_the_cap_get_503_and_the_api_answers_again_once_they_cl
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// `promtool check metrics` on what `/metrics` serves; without promtool
+/// the test fails under `CI=true` and is skipped loudly elsewhere.
+#[tokio::test]
+async fn metrics_pass_promtool_check() {
+    use std::io::Write;
+    let fixture = fixture(None, false).await;
+    fixture.state.buses[0]
+        .lock()
+        .lateness_us
+        .extend([1200, 800, 15_000]);
+    let (status, text) = send(&fixture.state, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("quantile=\"0.99\""), "{text}");
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut promtool = match promtool {
+        Ok(promtool) => promtool,
+        Err(error) => {
+            let message = format!(
+                "promtool cannot be run ({error}): install it with `apt-get install prometheus`"
+            );
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                panic!("{message}");
+            }
+            eprintln!("\n!!!!! SKIPPED: {message} !!!!!\n");
+            return;
+        }
+    };
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

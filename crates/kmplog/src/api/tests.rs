@@ -1196,3 +1196,14 @@ async fn metrics_pass_promtool_check() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_long_uri_gets_json_from_the_real_server_too() {
+    let fixture = fixture(None, false).await;
+    let (address, _stop) = listen(&fixture).await;
+    let path = format!("/api/buses?{}", "x".repeat(guard::MAX_URI_BYTES + 1000));
+    let (status, body) = http_get(address, &path).await.unwrap();
+    assert_eq!(status, 414, "{body}");
+    let json: JsonValue = serde_json::from_str(&body).unwrap();
+    assert!(json["error"].as_str().unwrap().contains("this API reads"), "{json}");
+}

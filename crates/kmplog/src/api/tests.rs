@@ -1205,5 +1205,40 @@ async fn a_long_uri_gets_json_from_the_real_server_too() {
     let (status, body) = http_get(address, &path).await.unwrap();
     assert_eq!(status, 414, "{body}");
     let json: JsonValue = serde_json::from_str(&body).unwrap();
-    assert!(json["error"].as_str().unwrap().contains("this API reads"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("this API reads"),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn readings_the_database_lacks_are_reported_missed_once() {
+    let limits = Limits {
+        replay_readings: 2,
+        ..Limits::default()
+    };
+    // The database holds 1..=6; 7..=9 never reached it.
+    let fixture = fixture_with(None, true, limits).await;
+    fixture.live.send(batch(11, 2)).unwrap();
+    settle().await;
+    let mut stream = open_stream(&fixture.state, Some("5")).await;
+    let events = read_events(&mut stream, 4).await;
+    assert_eq!(events[0].1, "6", "{events:?}");
+    assert_eq!(
+        (events[1].0.as_str(), events[1].1.as_str()),
+        ("missed", "9")
+    );
+    assert_eq!(
+        (&events[1].2["from_seq"], &events[1].2["readings"]),
+        (&json!(6), &json!(3)),
+        "{events:?}"
+    );
+    assert!(
+        events[1].2["error"]
+            .as_str()
+            .unwrap()
+            .contains("not (yet) in the SQLite database"),
+        "{events:?}"
+    );
+    assert_eq!(values(&events[2..]), expected(10..=11));
 }

@@ -283,3 +283,39 @@ fn with_a_token_every_request_needs_the_header_and_trigger_sends_it() {
         .expect("run kmplog trigger");
     assert!(output.status.success(), "{output:?}");
 }
+
+#[test]
+fn a_foreign_page_or_host_is_refused_while_trigger_still_fires() {
+    let (_simulator, _workdir, logger) = start(&[]);
+    let api = logger.api().to_owned();
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/api/events/go",
+        &["Origin: http://evil.example"],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .expect("error")
+            .contains("refusing POST from a page of http://evil.example"),
+        "{body}"
+    );
+    // DNS rebinding: the page's own name pointed at 127.0.0.1.
+    let mut stream = TcpStream::connect(&api).expect("connect to the API");
+    write!(
+        stream,
+        "GET /api/buses HTTP/1.1\r\nHost: rebind.evil.example:7064\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 421 "), "{answer}");
+    assert!(
+        answer.contains("--api-name rebind.evil.example"),
+        "{answer}"
+    );
+    let fired = run_kmplog(&["trigger", "go", "--api", &api]).ok();
+    assert_eq!(fired.stdout, "event go fired\n");
+}

@@ -171,7 +171,7 @@ fn readings_metrics_and_the_live_stream_match_what_is_read() {
         );
     }
     assert!(
-        metrics.contains("# TYPE kmplog_schedule_lateness_seconds gauge"),
+        metrics.contains("# TYPE kmplog_schedule_lateness_seconds summary"),
         "{metrics}"
     );
 

@@ -230,6 +230,37 @@ fn a_public_address_without_a_token_is_refused_before_anything_starts() {
             .contains("--api-token (or KMPLOG_API_TOKEN) is empty"),
         "{run:#?}"
     );
+    let run = workdir.run(&[
+        "run",
+        config,
+        "--api",
+        "0.0.0.0:0",
+        "--api-token",
+        "short",
+        "--for",
+        "1s",
+    ]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("with a token of 5 characters")
+            && run.stderr.contains("openssl rand -hex 32"),
+        "{run:#?}"
+    );
+    let run = workdir.run(&[
+        "run",
+        config,
+        "--api-name",
+        "http://kmplog.example.net",
+        "--for",
+        "1s",
+    ]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("'http://kmplog.example.net' is not a host name")
+            && run.stderr.contains("such as kmplog.example.net"),
+        "{run:#?}"
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::config::{BusConfig, BusEndpoint, Config, TerminalMode};
 use crate::live::{Latest, LiveTable};
 use crate::outbox::Outbox;
 use crate::outbox::collector::{Unwritten, collect};
-use crate::reading::Reading;
+use crate::reading::LiveBatch;
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::mqtt::MqttSink;
 use crate::sink::postgres::PostgresSink;
@@ -61,7 +61,7 @@ pub struct Logger {
     /// The latest reading of every register.
     pub latest: Arc<Mutex<Latest>>,
     /// Every batch of readings as it is read, for live views.
-    pub live: broadcast::Sender<Arc<[Reading]>>,
+    pub live: broadcast::Sender<LiveBatch>,
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use kmp::catalogue::info;
@@ -261,6 +262,25 @@ fn is_running_total(unit: Unit) -> bool {
             | Quantity::Volume
             | Quantity::Mass
     ) || unit.code() == HOURS
+}
+
+/// A batch of readings as the outbox numbered them, for the live views:
+/// the readings carry the sequence numbers `last_seq - len + 1 ..= last_seq`
+/// in order (the outbox numbers a batch in one transaction, without gaps).
+#[derive(Debug, Clone)]
+pub struct LiveBatch {
+    /// The outbox sequence number of the batch's last reading.
+    pub last_seq: u64,
+    /// The readings.
+    pub readings: Arc<[Reading]>,
+}
+
+impl LiveBatch {
+    /// Each reading with its sequence number.
+    pub fn numbered(&self) -> impl Iterator<Item = (u64, &Reading)> {
+        let first = (self.last_seq + 1).saturating_sub(self.readings.len() as u64);
+        (first..).zip(self.readings.iter())
+    }
 }
 
 #[cfg(test)]

@@ -154,12 +154,16 @@ pub fn render(
             );
         }
     }
-    // Gauges, not a summary: the quantiles are over the last samples a bus
-    // keeps, so a summary's _sum and _count would not only grow.
+    // A summary, as Prometheus reads quantiles (a gauge may not carry a
+    // `quantile` label), over the window of runs a bus keeps, as client
+    // libraries' summaries are over a window too. Without `_sum` and
+    // `_count`: those must only grow, and the window forgets old runs; the
+    // text format and promtool let a summary go without them, and the
+    // window's size is the gauge below.
     family(
         &mut out,
         "kmplog_schedule_lateness_seconds",
-        "gauge",
+        "summary",
         "How late timed runs started, over the bus's latest runs (quantile 1 is the maximum).",
     );
     for bus in buses {
@@ -301,6 +305,7 @@ mod tests {
             "kmplog_bus_connected{bus=\"heat\"} 1",
             "kmplog_outbox_depth{sink=\"sqlite:kmplog.db\"} 0",
             "kmplog_outbox_depth{sink=\"influx+http://h/write?db=x&token=***\"} 42",
+            "# TYPE kmplog_schedule_lateness_seconds summary",
             "kmplog_schedule_lateness_seconds{bus=\"heat\",quantile=\"0.5\"} 0.05",
             "kmplog_schedule_lateness_seconds{bus=\"heat\",quantile=\"0.99\"} 0.099",
             "kmplog_schedule_lateness_seconds{bus=\"heat\",quantile=\"1\"} 0.1",

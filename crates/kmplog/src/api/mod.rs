@@ -3,8 +3,9 @@
 //! - `POST /api/events/{name}` fires a named event (what `kmplog trigger`
 //!   sends), 404 when no request waits for it; `GET /api/buses` shows every bus with its queue and state;
 //! - `GET /api/readings` answers from the SQLite sink's database, with
-//!   filters ([`readings`]); `GET /api/readings/stream` sends every reading
-//!   as it is read, as server-sent events;
+//!   filters and a cursor ([`readings`]); `GET /api/readings/stream` sends
+//!   every reading as it is read, as server-sent events that a client
+//!   resumes with `Last-Event-ID` ([`feed`]);
 //! - `GET /metrics`: the latest values and the logger's own health in the
 //!   Prometheus text format ([`metrics`]);
 //! - `GET /api/openapi.json`: the description of all of these, written by
@@ -13,10 +14,15 @@
 //! With a token every request needs `Authorization: Bearer TOKEN`; without
 //! one the API refuses to listen anywhere but on a loopback address
 //! ([`check_bind`]), since anyone who reaches it could fire events. Every
-//! error is JSON, `{"error": "..."}`, with a 4xx status for a bad request.
+//! request passes [`guard`] first (Host, Origin, sizes), and [`server`]
+//! bounds connections and header time. Every error is JSON,
+//! `{"error": "..."}`, with a 4xx status for a bad request.
 
+pub mod feed;
+pub mod guard;
 pub mod metrics;
 pub mod readings;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +42,9 @@ use crate::bus::events::EventRouter;
 use crate::bus::state::SharedState;
 use crate::live::Latest;
 use crate::outbox::OutboxReader;
-use crate::reading::Reading;
+use crate::reading::LiveBatch;
+use feed::Feed;
+use server::Limits;
 
 /// The OpenAPI 3.1 description of every route, served as is.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -50,8 +58,8 @@ pub struct ApiState {
     pub buses: Vec<SharedState>,
     /// The latest reading of every register, for `/metrics`.
     pub latest: Arc<Mutex<Latest>>,
-    /// Every batch of readings as it is read, for the live stream.
-    pub live: broadcast::Sender<Arc<[Reading]>>,
+    /// The latest readings and the live clients.
+    pub feed: Feed,
     /// The SQLite sink's database, which `/api/readings` reads; `None` when
     /// the SQLite sink is off.
     pub database: Option<PathBuf>,
@@ -62,26 +70,51 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     /// Cancelled when the server stops, so that live streams end.
     pub shutdown: CancellationToken,
+    /// The address the API listens on, which decides the `Host`s it
+    /// answers to ([`guard`]).
+    pub bind: SocketAddr,
+    /// Further names the API answers to (`--api-name`).
+    pub host_names: Vec<String>,
+    /// Permits for the readings queries answered at once.
+    pub readings_queries: Arc<tokio::sync::Semaphore>,
+    /// What the API holds at most.
+    pub limits: Limits,
 }
 
 impl ApiState {
     /// A state with no database, no outbox and no token around `events`,
-    /// `buses`, `latest` and `live`.
+    /// `buses`, `latest` and `live`, bound to 127.0.0.1 with the default
+    /// limits. Starts the live feed, so it needs a Tokio runtime.
     pub fn new(
         events: EventRouter,
         buses: Vec<SharedState>,
         latest: Arc<Mutex<Latest>>,
-        live: broadcast::Sender<Arc<[Reading]>>,
+        live: broadcast::Sender<LiveBatch>,
+    ) -> Self {
+        Self::with_limits(events, buses, latest, live, Limits::default())
+    }
+
+    /// [`ApiState::new`] within `limits`.
+    pub fn with_limits(
+        events: EventRouter,
+        buses: Vec<SharedState>,
+        latest: Arc<Mutex<Latest>>,
+        live: broadcast::Sender<LiveBatch>,
+        limits: Limits,
     ) -> Self {
         ApiState {
             events,
             buses,
             latest,
-            live,
+            feed: Feed::start(&live, limits.replay_readings, limits.stream_backlog),
             database: None,
             outbox: None,
             token: None,
             shutdown: CancellationToken::new(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 7064)),
+            host_names: Vec::new(),
+            readings_queries: Arc::new(tokio::sync::Semaphore::new(limits.readings_queries)),
+            limits,
         }
     }
 }
@@ -117,6 +150,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 here is a busy or briefly unreadable resource.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -139,7 +178,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
         (
             Method::GET,
             "/api/readings/stream",
-            on(MethodFilter::GET, readings::stream),
+            on(MethodFilter::GET, feed::stream),
         ),
         (
             Method::GET,
@@ -154,7 +193,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
     ]
 }
 
-/// The API's routes, behind the token check when there is a token.
+/// The API's routes, behind [`guard::screen`] and the token check when
+/// there is a token.
 pub fn router(state: ApiState) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in routes() {
@@ -164,6 +204,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::screen))
         .with_state(state)
 }
 
@@ -180,10 +221,14 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         )
         .into_response();
     };
-    let given = given.as_bytes();
+    // RFC 9110: the scheme is case-insensitive, and spaces may follow it.
     let Some(given) = given
-        .strip_prefix(b"Bearer ")
-        .or_else(|| given.strip_prefix(b"bearer "))
+        .as_bytes()
+        .split_first_chunk::<6>()
+        .filter(|(scheme, rest)| {
+            scheme.eq_ignore_ascii_case(b"bearer") && rest.first().is_some_and(|c| *c == b' ')
+        })
+        .map(|(_, rest)| rest)
     else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -297,22 +342,37 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
     Json(json!({ "buses": buses }))
 }
 
-/// Whether the API may listen on `address`: anywhere with a token, only on
-/// a loopback address without one. The error names both ways out.
+/// The shortest token allowed on other than a loopback address.
+pub const MIN_PUBLIC_TOKEN: usize = 16;
+
+/// Whether the API may listen on `address`: on a loopback address (also as
+/// `::ffff:127.0.0.1`) always, elsewhere only with a token of at least
+/// [`MIN_PUBLIC_TOKEN`] characters. The error names the ways out.
 pub fn check_bind(address: SocketAddr, token: Option<&str>) -> Result<(), String> {
-    if token.is_some() || address.ip().is_loopback() {
+    if address.ip().to_canonical().is_loopback() {
         return Ok(());
     }
-    Err(format!(
-        "refusing to serve the API on {address} without a token: anyone who reaches it could fire events and read the meters; \
-         give a token with --api-token TOKEN (or KMPLOG_API_TOKEN), or listen on a loopback address such as --api 127.0.0.1:{}",
-        address.port()
-    ))
+    let port = address.port();
+    match token {
+        None => Err(format!(
+            "refusing to serve the API on {address} without a token: anyone who reaches it could fire events and read the meters; \
+             give a token with --api-token TOKEN (or KMPLOG_API_TOKEN), such as the output of `openssl rand -hex 32`, \
+             or listen on a loopback address such as --api 127.0.0.1:{port}"
+        )),
+        Some(token) if token.chars().count() < MIN_PUBLIC_TOKEN => Err(format!(
+            "refusing to serve the API on {address} with a token of {} characters: on other than a loopback address it needs \
+             at least {MIN_PUBLIC_TOKEN}, since anyone who reaches it can guess a short one; use a long random token such as \
+             the output of `openssl rand -hex 32`",
+            token.chars().count()
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
-/// Binds `address` and serves the API until `shutdown`; returns the bound
-/// address (port 0 picks a free port). Refuses a non-loopback address when
-/// `state` has no token.
+/// Binds `address` and serves the API until `shutdown` within
+/// `state.limits` ([`server`]); returns the bound address (port 0 picks a
+/// free port). Refuses a non-loopback address when `state` has no token or
+/// a short one.
 pub async fn serve(
     address: SocketAddr,
     mut state: ApiState,
@@ -322,13 +382,9 @@ pub async fn serve(
     state.shutdown = shutdown.clone();
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let server =
-            axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(error) = server.await {
-            eprintln!("kmplog: API on {bound}: {error}");
-        }
-    });
+    state.bind = bound;
+    let limits = state.limits;
+    tokio::spawn(server::run(listener, router(state), limits, shutdown));
     Ok(bound)
 }
 

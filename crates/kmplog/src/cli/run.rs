@@ -41,6 +41,13 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     api_token: Option<String>,
+    /// A host name the API answers to besides its address and, on a
+    /// loopback address, localhost: the name a reverse proxy or a DNS entry
+    /// gives it, such as --api-name kmplog.example.net. Other names are
+    /// refused (421), so that a web page cannot reach the API through a
+    /// name of its own (DNS rebinding). Repeatable.
+    #[arg(long = "api-name", value_name = "NAME", value_parser = parse_api_name)]
+    api_names: Vec<String>,
     /// Another sink, by URL, besides those of the configuration: sqlite:PATH,
     /// csv:DIR, jsonl:DIR, postgres://user@host/db, mqtt://host:1883,
     /// influx+http://host:8086/api/v2/write?org=ORG&bucket=BUCKET. Repeatable.
@@ -79,6 +86,20 @@ fn parse_api(text: &str) -> Result<ApiAddress, String> {
         format!("'{text}' is not HOST:PORT with an IP address, such as 127.0.0.1:7064, or off")
     })?;
     Ok(ApiAddress(Some(address)))
+}
+
+fn parse_api_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if valid {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "'{text}' is not a host name: give a name without scheme or port, such as kmplog.example.net"
+        ))
+    }
 }
 
 /// Runs `kmplog run`.
@@ -133,18 +154,19 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
             logger.live.clone(),
         );
         state.token = token;
+        state.host_names = args.api_names.clone();
         state.database = sqlite_database(config);
         // The logger has created the outbox by now; without it /metrics
         // only lacks the depths.
         state.outbox = match OutboxReader::open(&config.sinks.outbox) {
             Ok(reader) => Some(Arc::new(Mutex::new(reader))),
             Err(error) => {
-                eprintln!("kmplog: /metrics will not show outbox depths: {error}");
+                tracing::warn!(reason = %error, "/metrics will not show outbox depths");
                 None
             }
         };
         match api::serve(address, state, stop_api.clone()).await {
-            Ok(bound) => eprintln!("kmplog: API on http://{bound}"),
+            Ok(bound) => tracing::info!(address = %bound, "API on http://{bound}"),
             Err(error) => {
                 // The buses have started: stop them so that the sinks keep
                 // what they have read already.

@@ -19,7 +19,7 @@ use tracing::{error, info};
 
 use super::Outbox;
 use crate::live::Latest;
-use crate::reading::Reading;
+use crate::reading::{LiveBatch, Reading};
 
 /// Pause between attempts to write to an outbox that fails.
 const RETRY: Duration = Duration::from_secs(1);
@@ -47,7 +47,7 @@ pub fn collect(
     mut outbox: Outbox,
     appended: watch::Sender<u64>,
     latest: Arc<Mutex<Latest>>,
-    live: broadcast::Sender<Arc<[Reading]>>,
+    live: broadcast::Sender<LiveBatch>,
     grace: Duration,
 ) -> Result<(), Unwritten> {
     let mut pending: VecDeque<Vec<Reading>> = VecDeque::new();
@@ -122,7 +122,7 @@ fn write(
     pending: &mut VecDeque<Vec<Reading>>,
     appended: &watch::Sender<u64>,
     latest: &Mutex<Latest>,
-    live: &broadcast::Sender<Arc<[Reading]>>,
+    live: &broadcast::Sender<LiveBatch>,
 ) -> Result<(), String> {
     while let Some(batch) = pending.front() {
         let last = outbox.append(batch).map_err(|error| match error {
@@ -134,7 +134,10 @@ fn write(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .update(&batch);
-        let _ = live.send(batch);
+        let _ = live.send(LiveBatch {
+            last_seq: last,
+            readings: batch,
+        });
         appended.send_replace(last);
     }
     Ok(())

@@ -171,7 +171,7 @@ fn readings_metrics_and_the_live_stream_match_what_is_read() {
         );
     }
     assert!(
-        metrics.contains("# TYPE kmplog_schedule_lateness_seconds gauge"),
+        metrics.contains("# TYPE kmplog_schedule_lateness_seconds summary"),
         "{metrics}"
     );
 
@@ -230,6 +230,37 @@ fn a_public_address_without_a_token_is_refused_before_anything_starts() {
             .contains("--api-token (or KMPLOG_API_TOKEN) is empty"),
         "{run:#?}"
     );
+    let run = workdir.run(&[
+        "run",
+        config,
+        "--api",
+        "0.0.0.0:0",
+        "--api-token",
+        "short",
+        "--for",
+        "1s",
+    ]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("with a token of 5 characters")
+            && run.stderr.contains("openssl rand -hex 32"),
+        "{run:#?}"
+    );
+    let run = workdir.run(&[
+        "run",
+        config,
+        "--api-name",
+        "http://kmplog.example.net",
+        "--for",
+        "1s",
+    ]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("'http://kmplog.example.net' is not a host name")
+            && run.stderr.contains("such as kmplog.example.net"),
+        "{run:#?}"
+    );
 }
 
 #[test]
@@ -282,4 +313,40 @@ fn with_a_token_every_request_needs_the_header_and_trigger_sends_it() {
         .output()
         .expect("run kmplog trigger");
     assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn a_foreign_page_or_host_is_refused_while_trigger_still_fires() {
+    let (_simulator, _workdir, logger) = start(&[]);
+    let api = logger.api().to_owned();
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/api/events/go",
+        &["Origin: http://evil.example"],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .expect("error")
+            .contains("refusing POST from a page of http://evil.example"),
+        "{body}"
+    );
+    // DNS rebinding: the page's own name pointed at 127.0.0.1.
+    let mut stream = TcpStream::connect(&api).expect("connect to the API");
+    write!(
+        stream,
+        "GET /api/buses HTTP/1.1\r\nHost: rebind.evil.example:7064\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 421 "), "{answer}");
+    assert!(
+        answer.contains("--api-name rebind.evil.example"),
+        "{answer}"
+    );
+    let fired = run_kmplog(&["trigger", "go", "--api", &api]).ok();
+    assert_eq!(fired.stdout, "event go fired\n");
 }

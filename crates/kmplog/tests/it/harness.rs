@@ -349,7 +349,9 @@ impl Logger {
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.strip_prefix("kmplog: API on http://") {
+                // `... INFO API on http://127.0.0.1:PORT address=...`
+                if let Some((_, rest)) = line.split_once("API on http://") {
+                    let address = rest.split_whitespace().next().unwrap_or(rest);
                     let _ = api_sender.send(address.to_owned());
                 }
                 text.push_str(&line);
@@ -442,9 +444,29 @@ pub fn http(address: &str, method: &str, path: &str, headers: &[&str]) -> (u16, 
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        unchunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, body)
+}
+
+/// A chunked body's content: each chunk is `SIZE (hex) CRLF DATA CRLF`.
+fn unchunk(mut body: &str) -> String {
+    let mut content = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16)
+            .unwrap_or_else(|_| panic!("a chunk size in {body:?}"));
+        if size == 0 {
+            break;
+        }
+        content.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    content
 }

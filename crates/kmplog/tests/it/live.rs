@@ -171,7 +171,7 @@ fn the_demo_fits(columns: u16, rows: u16, end: End) {
         kmplog().display()
     );
     let tmux = Tmux::start(columns, rows, &workdir, &command);
-    let api_line = |line: &String| line.starts_with("kmplog: API on http://127.0.0.1:");
+    let api_line = |line: &String| line.contains(" API on http://127.0.0.1:");
     // Readings have come when the table shows some or counts them (at 24
     // rows, under the queue and the API's line, none fits).
     let lines = tmux.wait_for(

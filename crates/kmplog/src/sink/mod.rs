@@ -64,8 +64,10 @@ impl SinkError {
 const BATCH: usize = 500;
 /// First pause after a failed delivery; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest pause between delivery attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest pause between delivery attempts: a database or broker that
+/// comes back after a long outage is written to again within it, rather
+/// than after a pause that grew while it was away.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often an idle sink looks at the outbox even without news.
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
@@ -353,6 +355,71 @@ mod tests {
         });
         let delivered = delivered.lock().unwrap().clone();
         (delivered, logged)
+    }
+
+    /// Refuses every delivery until `back`, then records when it took one.
+    struct DownUntil {
+        back: tokio::time::Instant,
+        delivered_at: Arc<Mutex<Option<tokio::time::Instant>>>,
+    }
+
+    impl Sink for DownUntil {
+        fn name(&self) -> String {
+            "down-until".to_owned()
+        }
+
+        fn deliver<'a>(&'a mut self, _batch: &'a [Stored]) -> SinkFuture<'a> {
+            Box::pin(async move {
+                let now = tokio::time::Instant::now();
+                if now < self.back {
+                    return Err(SinkError("connection refused".to_owned()));
+                }
+                self.delivered_at.lock().unwrap().get_or_insert(now);
+                Ok(())
+            })
+        }
+    }
+
+    #[test]
+    fn a_sink_back_after_a_long_outage_is_written_to_within_five_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 10_000).unwrap();
+        outbox.register("down-until", true).unwrap();
+        outbox.append(&[reading(1)]).unwrap();
+        let reader = outbox.reader().unwrap();
+        let (_appended, receiver) = watch::channel(0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let outage = Duration::from_secs(40);
+        let after_return = runtime.block_on(async {
+            let back = tokio::time::Instant::now() + outage;
+            let delivered_at = Arc::new(Mutex::new(None));
+            let sink = DownUntil {
+                back,
+                delivered_at: Arc::clone(&delivered_at),
+            };
+            let delivered = async {
+                loop {
+                    if let Some(at) = *delivered_at.lock().unwrap() {
+                        return at;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            tokio::select! {
+                () = drain(Box::new(sink), reader, receiver, Stop::default()) => {
+                    unreachable!("the loop runs until stopped")
+                }
+                at = delivered => at.duration_since(back),
+            }
+        });
+        assert!(
+            after_return <= Duration::from_secs(5),
+            "delivered {after_return:?} after the sink came back from a {outage:?} outage"
+        );
     }
 
     #[test]

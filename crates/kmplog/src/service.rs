@@ -1,9 +1,11 @@
 //! Telling systemd how the logger is, for a `Type=notify` unit
 //! (`dist/kmplog.service`): READY=1 once the buses and the API are up,
 //! WATCHDOG=1 at half the interval systemd asks for (`WatchdogSec=`) for as
-//! long as the logger is healthy, and STOPPING=1 when it stops. A logger
-//! that hangs, or whose bus loops have died, stops pinging and systemd
-//! restarts it. Outside systemd (no `NOTIFY_SOCKET`) all of it does nothing.
+//! long as the logger is healthy, and STOPPING=1 once it has stopped, just
+//! before the process exits (the stop itself, with the sinks' grace time,
+//! is the logger's). A logger that hangs, or whose bus loops have died,
+//! stops pinging and systemd restarts it. Outside systemd (no
+//! `NOTIFY_SOCKET`) all of it does nothing.
 
 use std::time::Duration;
 
@@ -35,7 +37,7 @@ impl Service {
         Service { watchdog }
     }
 
-    /// Tells systemd that the logger is stopping; no more pings.
+    /// Tells systemd that the logger is going; no more pings.
     pub fn stopping(self) {
         if let Some(watchdog) = self.watchdog {
             watchdog.abort();

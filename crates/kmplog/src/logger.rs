@@ -143,7 +143,8 @@ impl Logger {
         let zone = time_zone(config)?;
         let on_terminal = std::io::stdout().is_terminal();
         let (json_stdout, table) = match config.sinks.terminal {
-            TerminalMode::Off => (false, false),
+            // --json asks for JSON lines whatever the file says.
+            TerminalMode::Off => (options.json, false),
             TerminalMode::Json => (true, false),
             TerminalMode::Table => (options.json, !options.json),
             TerminalMode::Auto => (options.json || !on_terminal, !options.json && on_terminal),

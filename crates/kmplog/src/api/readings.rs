@@ -135,7 +135,7 @@ impl Filter {
                 ("address", _) => {
                     filter.address = Some(value.parse().map_err(|_| {
                         ApiError::bad_request(format!(
-                            "address={value} is not a meter address; give a number from 0 to 255, such as address=63"
+                            "address={value} is not a meter address; give a number from 1 to 255, such as address=63"
                         ))
                     })?);
                 }

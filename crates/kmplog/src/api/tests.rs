@@ -240,7 +240,10 @@ async fn each_filter_narrows_the_readings() {
 async fn bad_filters_are_400_with_a_message() {
     let fixture = fixture(None, true).await;
     for (query, message) in [
-        ("address=300", "address=300 is not a meter address"),
+        (
+            "address=999",
+            "address=999 is not a meter address; give a number from 1 to 255",
+        ),
         ("address=x", "address=x is not a meter address"),
         (
             "status=fine",

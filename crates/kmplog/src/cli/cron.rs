@@ -6,6 +6,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use kmp_schedule::{Cron, Method, Schedule};
 
+use super::output::print_line;
 use super::{Failure, Outcome};
 
 /// Options of `kmplog cron`.
@@ -65,7 +66,7 @@ pub fn run(args: Args) -> Outcome {
             start.strftime("%Y-%m-%dT%H:%M:%S%:z")
         )));
     }
-    println!("{}", lines.join("\n"));
+    print_line(lines.join("\n"));
     Ok(())
 }
 

@@ -5,13 +5,13 @@ use kmp::frame::{ACK, Frame};
 use kmp::message::{Message, Request, Response, cid_name};
 use serde_json::{Value as Json, json};
 
-use super::output::{display_value, export_name, register_json};
+use super::output::{display_value, export_name, print_line, register_json};
 use super::{Failure, Outcome};
 
 /// Options of `kmplog decode`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog decode 403F0201234567E9560D\n  kmplog decode '80 3F 10 01 00 3C 38 DA 0D' --json"
+    after_help = "Examples:\n  kmplog decode 403F0201234567E9560D\n  kmplog decode '80 3F 10 01 00 3C B2 5F 0D' --json"
 )]
 pub struct Args {
     /// The frame's bytes in hex, start and stop bytes included; spaces,
@@ -27,14 +27,14 @@ pub struct Args {
 pub fn run(args: Args) -> Outcome {
     let wire = parse_hex(&args.hex).map_err(Failure::usage)?;
     if wire == [ACK] {
-        println!(
+        print_line(format_args!(
             "{}",
             if args.json {
                 json!({ "ack": true }).to_string()
             } else {
                 "ACK".to_owned()
             }
-        );
+        ));
         return Ok(());
     }
     let frame =
@@ -43,9 +43,9 @@ pub fn run(args: Args) -> Outcome {
         Failure::failed(format!("invalid {} frame: {error}", cid_name(frame.cid)))
     })?;
     if args.json {
-        println!("{}", frame_json(&frame, &message));
+        print_line(frame_json(&frame, &message));
     } else {
-        println!("{}", frame_text(&frame, &message));
+        print_line(frame_text(&frame, &message));
     }
     Ok(())
 }

@@ -1,18 +1,21 @@
 //! `kmplog type` and `kmplog serial`: the meter type with its software
 //! revision, and the serial number.
 
+use std::cell::Cell;
+
 use kmp::catalogue::Model;
 use kmp::message::{Request, Response};
 use serde_json::json;
 
 use super::line::MeterArgs;
+use super::output::print_line;
 use super::read::parse_address;
 use super::{Failure, Outcome};
 use crate::bus::Outcome as MeterOutcome;
 
-/// Options of `kmplog type` and `kmplog serial`.
+/// Options of `kmplog type` and `kmplog serial` (each names its own
+/// example, in [`super::Command`]).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  kmplog type --tcp 127.0.0.1:7063 --address 63")]
 pub struct Args {
     #[command(flatten)]
     line: MeterArgs,
@@ -26,9 +29,11 @@ pub struct Args {
 
 /// Runs `kmplog type`.
 pub async fn run_type(args: Args) -> Outcome {
-    query(&args, Request::GetType, |address, response| match response {
+    let unknown_model = Cell::new(false);
+    let outcome = query(&args, Request::GetType, |address, response| match response {
         Response::Type { meter_type, revision } => {
             let model = Model::from_meter_type(*meter_type);
+            unknown_model.set(unknown_model.get() || model.is_none());
             Some(if args.json {
                 json!({
                     "address": address,
@@ -38,13 +43,19 @@ pub async fn run_type(args: Args) -> Outcome {
                 })
                 .to_string()
             } else {
-                let model = model.map_or_else(|| "model not in the catalogue".to_owned(), |model| model.to_string());
-                format!("meter {address}: type 0x{meter_type:04X} ({model}), software revision {revision}")
+                let model = model.map_or_else(String::new, |model| format!(" ({model})"));
+                format!("meter {address}: type code 0x{meter_type:04X}{model}, software revision {revision}")
             })
         }
         _ => None,
     })
-    .await
+    .await;
+    if unknown_model.get() && !args.json {
+        eprintln!(
+            "note: kmplog has no table from type codes to models yet; name the model yourself: model = \"603\" in the configuration, --model 603 for `kmplog read`"
+        );
+    }
+    outcome
 }
 
 /// Runs `kmplog serial`.
@@ -77,7 +88,7 @@ async fn query(
         let exchange = line.transact(address, &request).await?;
         match &exchange.outcome {
             MeterOutcome::Response(response) => match show(address, response) {
-                Some(text) => println!("{text}"),
+                Some(text) => print_line(&text),
                 None => errors.push(format!("meter {address}: unexpected reply {response:?}")),
             },
             _ => errors.push(line.explain(address, &exchange)),

@@ -2,10 +2,12 @@
 //! `run` that parses, calls the library and prints.
 
 mod check;
+mod completions;
 mod cron;
 mod decode;
 mod demo;
 mod line;
+mod man;
 mod meter_info;
 mod output;
 mod queue;
@@ -18,7 +20,7 @@ mod trigger;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::logging::{self, LogFormat};
 
@@ -28,11 +30,15 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for bad input (arguments, hex text): the same as clap's.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The version with the commit and the build date, `0.1.0 (1326b9d
+/// 2026-12-01)`, from build.rs.
+pub const VERSION: &str = env!("KMPLOG_VERSION");
+
 /// kmplog: reads Kamstrup meters over KMP (serial lines and TCP gateways).
 #[derive(Debug, Parser)]
-#[command(name = "kmplog", version, about, long_about = None, propagate_version = true)]
+#[command(name = "kmplog", version = VERSION, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Try it without hardware:\n  kmplog demo\n\nOr read a simulated meter once:\n  kmplog simulate &\n  kmplog read --tcp 127.0.0.1:7063 --address 63 --register E1 --register T1"
+    after_help = "Try it without hardware: the whole logger on simulated meters, or one read of a\nsimulated meter.\n\nExamples:\n  kmplog demo\n  kmplog simulate &\n  kmplog read --tcp 127.0.0.1:7063 --address 63 --register E1 --register T1"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,8 +65,10 @@ enum Command {
     /// Read registers from one or more meters once and print them.
     Read(read::Args),
     /// Read the meter type and software revision.
+    #[command(after_help = "Example:\n  kmplog type --tcp 127.0.0.1:7063 --address 63")]
     Type(meter_info::Args),
     /// Read the serial number.
+    #[command(after_help = "Example:\n  kmplog serial --tcp 127.0.0.1:7063 --address 63")]
     Serial(meter_info::Args),
     /// Decode one KMP frame given in hex (either direction).
     Decode(decode::Args),
@@ -82,6 +90,16 @@ enum Command {
     Trigger(trigger::Args),
     /// Decode and print all KMP traffic on a line or in a recording.
     Sniff(sniff::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions::Args),
+    /// Print the manual page (roff), to install or to read with `man -l`.
+    Man(man::Args),
+}
+
+/// The whole command line as clap defines it: for completions, the manual
+/// page and tests that go through every command's help.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// A failure to report: the message goes to stderr, the code is the exit status.
@@ -143,6 +161,8 @@ pub fn main() -> ExitCode {
             Command::Cron(args) => cron::run(args),
             Command::Trigger(args) => trigger::run(args).await,
             Command::Sniff(args) => sniff::run(args).await,
+            Command::Completions(args) => completions::run(&args),
+            Command::Man(args) => man::run(&args),
         }
     });
     match outcome {
@@ -156,10 +176,8 @@ pub fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     #[test]
     fn command_line_definition_is_consistent() {
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }

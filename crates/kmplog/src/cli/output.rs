@@ -1,5 +1,9 @@
-//! Shared output: register names from the catalogue and the JSON form of a
-//! register value, so every command prints values the same way.
+//! Shared output: stdout itself ([`print_line`]), register names from the
+//! catalogue and the JSON form of a register value, so every command prints
+//! values the same way.
+
+use std::fmt::Display;
+use std::io::{ErrorKind, Write};
 
 use kmp::catalogue::info::{InfoFlag, register_flags};
 use kmp::catalogue::{self, Model};
@@ -7,6 +11,26 @@ use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
 
 pub use kmp::catalogue::export_name;
+
+/// Prints `text` and a newline on stdout: every command's output goes
+/// through here.
+///
+/// A reader that has gone (`kmplog registers | head -1`) wants no more: the
+/// command ends at once, quietly and successfully, as `yes | head` does,
+/// instead of panicking as `println!` would. Any other failure to write (a
+/// full disk behind a redirect) ends it with a message and status 1.
+pub fn print_line(text: impl Display) {
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("kmplog: cannot write to stdout: {error}");
+            std::process::exit(i32::from(super::EXIT_FAILURE));
+        }
+    }
+}
 
 /// What register `id` holds, in words; empty when no catalogue has it.
 pub fn description(model: Option<Model>, id: u16) -> &'static str {

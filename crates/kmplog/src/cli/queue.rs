@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use super::output::print_line;
 use super::{Failure, Outcome};
 use crate::config::edit::{Direction, EditError, NewRequest, QueueFile, RequestRef};
 use crate::config::{self, BusConfig};
@@ -17,7 +18,7 @@ use crate::config::{self, BusConfig};
 /// Options of `kmplog queue`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog queue list kmplog.toml\n  kmplog queue add kmplog.toml --bus boiler-room --description 'Temperatures' --addresses '1;2' --items T1,T2 --polling 5min\n  kmplog queue rename kmplog.toml --bus boiler-room 2 'Daily readout'\n  kmplog queue up kmplog.toml --bus boiler-room 'Daily readout'\n  kmplog queue remove kmplog.toml --bus boiler-room 3\n\nREQUEST is a position in the bus queue (1, 2, ...) or an exact description."
+    after_help = "Examples:\n  kmplog queue list kmplog.toml\n  kmplog queue add kmplog.toml --bus boiler-room --description 'Temperatures' \\\n      --addresses '1;2' --items T1,T2 --polling 5min\n  kmplog queue rename kmplog.toml --bus boiler-room 2 'Daily readout'\n  kmplog queue up kmplog.toml --bus boiler-room 'Daily readout'\n  kmplog queue remove kmplog.toml --bus boiler-room 3\n\nREQUEST is a position in the bus queue (1, 2, ...) or an exact description."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -158,12 +159,12 @@ pub fn run(args: Args) -> Outcome {
                 || "at the end".to_owned(),
                 |position| format!("at position {position}"),
             );
-            println!(
+            print_line(format_args!(
                 "{}: added '{}' to bus '{}' {at}",
                 add.file.display(),
                 request.description,
                 add.bus
-            );
+            ));
             Ok(())
         }
         QueueCommand::Rename {
@@ -173,24 +174,24 @@ pub fn run(args: Args) -> Outcome {
             edit(&target.file, |queue| {
                 queue.rename(&target.bus, &target.request, &new_description)
             })?;
-            println!(
+            print_line(format_args!(
                 "{}: request {} of bus '{}' is now '{new_description}'",
                 target.file.display(),
                 target.request,
                 target.bus
-            );
+            ));
             Ok(())
         }
         QueueCommand::Remove(target) => {
             edit(&target.file, |queue| {
                 queue.remove(&target.bus, &target.request)
             })?;
-            println!(
+            print_line(format_args!(
                 "{}: removed request {} from bus '{}'",
                 target.file.display(),
                 target.request,
                 target.bus
-            );
+            ));
             Ok(())
         }
         QueueCommand::Up(target) => move_request(&target, Direction::Up),
@@ -207,12 +208,12 @@ fn move_request(target: &Target, direction: Direction) -> Outcome {
     } else {
         "down"
     };
-    println!(
+    print_line(format_args!(
         "{}: moved request {} of bus '{}' {way}",
         target.file.display(),
         target.request,
         target.bus
-    );
+    ));
     Ok(())
 }
 
@@ -268,7 +269,7 @@ fn list(file: &Path, bus: Option<&str>) -> Outcome {
             ]);
         }
     }
-    println!("{table}");
+    print_line(&table);
     Ok(())
 }
 

@@ -10,14 +10,14 @@ use kmp::value::RegisterValue;
 use serde_json::json;
 
 use super::line::MeterArgs;
-use super::output::{description, display_value, export_name, register_json};
+use super::output::{description, display_value, export_name, print_line, register_json};
 use super::{Failure, Outcome};
 use crate::bus::Outcome as MeterOutcome;
 
 /// Options of `kmplog read`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog read --tcp 127.0.0.1:7063 --address 63 --register E1 --register T1 --register 0x57\n  kmplog read --serial /dev/ttyUSB0 --address '1;2;17' --register 60 --json"
+    after_help = "Examples:\n  kmplog read --tcp 127.0.0.1:7063 --address 63 -r E1 -r T1 -r 0x57\n  kmplog read --serial /dev/ttyUSB0 --address '1;2;17' --register 60 --json"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -167,7 +167,16 @@ pub async fn run(args: Args) -> Outcome {
     }
     let errors: Vec<String> = results
         .into_iter()
-        .filter_map(|result| result.error)
+        .filter_map(|result| match result.error {
+            Some(error) => Some(error),
+            // A reply without one value is no reading: say so, and fail,
+            // so that a script does not take it for one.
+            None if result.values.is_empty() => Some(format!(
+                "meter {} answered, but with none of the registers asked for; `kmplog registers` lists the registers of each model",
+                result.address
+            )),
+            None => None,
+        })
         .collect();
     if errors.is_empty() {
         Ok(())
@@ -187,7 +196,7 @@ fn print_json(model: Option<Model>, result: &MeterResult) {
     if let (Some(error), Some(map)) = (&result.error, object.as_object_mut()) {
         map.insert("error".to_owned(), json!(error));
     }
-    println!("{object}");
+    print_line(&object);
 }
 
 fn print_table(model: Option<Model>, results: &[MeterResult]) {
@@ -227,7 +236,7 @@ fn print_table(model: Option<Model>, results: &[MeterResult]) {
             ]);
         }
     }
-    println!("{table}");
+    print_line(&table);
 }
 
 #[cfg(test)]

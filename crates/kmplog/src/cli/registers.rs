@@ -5,6 +5,7 @@ use kmp::catalogue::Model;
 use serde_json::json;
 
 use super::Outcome;
+use super::output::print_line;
 use super::read::parse_model;
 
 /// Options of `kmplog registers`.
@@ -43,7 +44,7 @@ pub fn run(args: Args) -> Outcome {
                     "name": info.name,
                     "source": info.source,
                 });
-                println!("{line}");
+                print_line(&line);
             } else {
                 table.add_row([
                     model.short_name().to_owned(),
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> Outcome {
         }
     }
     if !args.json {
-        println!("{table}");
+        print_line(&table);
     }
     Ok(())
 }

@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use super::{Failure, Outcome};
 use crate::api::{self, ApiState};
+use crate::bus::state::SharedState;
 use crate::clock::Clock;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Diagnostics, Severity};
 use crate::logger::{Logger, Options};
 use crate::outbox::OutboxReader;
+use crate::service::{self, Service};
 use crate::sink::url::SinkUrl;
 
 /// Where the API listens unless told otherwise.
@@ -104,12 +107,29 @@ fn parse_api_name(text: &str) -> Result<String, String> {
 
 /// Runs `kmplog run`.
 pub async fn run(args: Args) -> Outcome {
-    let (config, remarks) =
-        config::load(&args.file).map_err(|diagnostics| Failure::failed(diagnostics.to_string()))?;
-    if !remarks.list().is_empty() {
-        eprintln!("{remarks}");
-    }
+    let file_name = args.file.display().to_string();
+    let (config, remarks) = config::load(&args.file)
+        .map_err(|diagnostics| super::check::rejected(&file_name, &diagnostics))?;
+    log_remarks(&file_name, &remarks);
     serve(&config, &args.run, Clock::System).await
+}
+
+/// Each warning and note about the file as one log event with its place
+/// (`kmplog.toml:8:11`), so that under systemd the journal keeps them;
+/// `kmplog check` shows them with their source lines instead.
+fn log_remarks(file_name: &str, remarks: &Diagnostics) {
+    for remark in remarks.list() {
+        let at = match &remark.location {
+            Some(at) => format!("{file_name}:{}:{}", at.line, at.column),
+            None => file_name.to_owned(),
+        };
+        match remark.severity {
+            Severity::Note => info!(at = %at, hint = ?remark.hint, "{}", remark.message),
+            Severity::Warning | Severity::Error => {
+                warn!(at = %at, hint = ?remark.hint, "{}", remark.message);
+            }
+        }
+    }
 }
 
 /// The database `/api/readings` reads: the SQLite sink's, named in
@@ -179,7 +199,16 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
             }
         }
     }
+    let service = {
+        let (buses, states) = (config.buses.clone(), logger.buses.clone());
+        let clock = options.clock.clone();
+        Service::ready(move || {
+            let states: Vec<_> = states.iter().map(SharedState::snapshot).collect();
+            service::bus_loops_alive(&buses, &states, clock.now())
+        })
+    };
     let stopped = logger.run_until_stopped(&options).await;
+    service.stopping();
     stop_api.cancel();
     stopped.map_err(|unwritten| Failure::failed(unwritten.to_string()))
 }

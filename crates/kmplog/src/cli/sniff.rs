@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::decode::{frame_json, frame_text, hex};
 use super::line::LineArgs;
+use super::output::print_line;
 use super::{Failure, Outcome};
 
 /// Options of `kmplog sniff`.
@@ -114,5 +115,5 @@ fn print_event(event: &Event, json: bool) {
             format!("{time} invalid frame: {error}; bytes {}", hex(bytes))
         }
     };
-    println!("{line}");
+    print_line(&line);
 }

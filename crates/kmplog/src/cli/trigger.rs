@@ -1,13 +1,14 @@
 //! `kmplog trigger`: fire a named event in a running logger, through its
 //! HTTP API, so that the requests waiting for it run now.
 
+use super::output::print_line;
 use super::{Failure, Outcome};
 use crate::api::is_event_name;
 
 /// Options of `kmplog trigger`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  kmplog trigger morning-read --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog trigger morning-read --api 192.168.1.5:7064"
+    after_help = "Examples:\n  kmplog trigger morning-read --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog trigger morning-read --api 192.168.1.5:7064"
 )]
 pub struct Args {
     /// The event's name (letters, digits, '-' and '_').
@@ -57,7 +58,7 @@ pub async fn run(args: Args) -> Outcome {
     .map_err(|error| Failure::failed(format!("trigger: {error}")))?;
     match response {
         Ok((200..=299, _)) => {
-            println!("event {} fired", args.name);
+            print_line(format_args!("event {} fired", args.name));
             Ok(())
         }
         Ok((status, body)) => {

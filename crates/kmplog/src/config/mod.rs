@@ -228,35 +228,95 @@ pub fn load(path: &Path) -> Result<(Config, Diagnostics), Diagnostics> {
 /// messages): the configuration and its warnings and notes, or every
 /// mistake found.
 pub fn parse(text: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>), Diagnostics> {
-    let mut context = raw::Context::new(text);
+    let mut syntax = raw::Context::new(text);
     let (document, syntax_errors) = DeTable::parse_recoverable(text);
-    if !syntax_errors.is_empty() {
-        // The tree of a text with syntax errors is a guess: report the
-        // syntax alone rather than mistakes that may not be there.
-        for error in syntax_errors {
-            let span = error.span().unwrap_or(0..0);
-            let message = error.message().trim().replace('\n', "; ");
-            context.error(
-                span,
-                format!("TOML syntax: {message}"),
-                "write `key = value`, strings in quotes, tables as [sinks] and [[bus]], for example: name = \"boiler-room\"",
-            );
-        }
-        return Err(Diagnostics::new(
-            file_name,
-            text,
-            context.into_diagnostics(),
-        ));
+    for error in syntax_errors {
+        let span = error.span().unwrap_or(0..0);
+        let message = error.message().trim().replace('\n', "; ");
+        syntax.error(
+            span,
+            format!("TOML syntax: {message}"),
+            "write `key = value`, strings in quotes, tables as [sinks] and [[bus]], for example: name = \"boiler-room\"",
+        );
     }
-    let config = validate::config(&mut context, &document);
-    match config {
-        Some(config) if !context.has_errors() => Ok((config, context.into_diagnostics())),
-        _ => Err(Diagnostics::new(
-            file_name,
-            text,
-            context.into_diagnostics(),
-        )),
+    let mut found = syntax.into_diagnostics();
+    let mut validation = raw::Context::new(text);
+    let config = validate::config(&mut validation, &document);
+    let validated = validation.into_diagnostics();
+    if found.is_empty() {
+        return match config {
+            Some(config) if !has_errors(&validated) => Ok((config, validated)),
+            _ => Err(Diagnostics::new(file_name, text, validated)),
+        };
     }
+    // The rest of the file is validated too, so that one run shows every
+    // mistake. Where the parser had to recover, its tree is a guess: what
+    // validation says on a broken line, or about a broken table as a whole
+    // (a key it lacks), may not be so; nor are warnings worth reading in a
+    // file that cannot be used yet.
+    let broken: Vec<(usize, usize)> = found
+        .iter()
+        .filter_map(|diagnostic| diagnostic.location.as_ref())
+        .map(|at| (at.line, section_of(text, at.span.start)))
+        .collect();
+    found.extend(validated.into_iter().filter(|diagnostic| {
+        let Some(at) = &diagnostic.location else {
+            return false;
+        };
+        let section = section_of(text, at.span.start);
+        let on_header = is_header(text, at.span.start);
+        diagnostic.severity == Severity::Error
+            && !broken.iter().any(|&(line, broken_section)| {
+                line == at.line || (on_header && section == broken_section)
+            })
+    }));
+    found.sort_by_key(|diagnostic| {
+        (
+            diagnostic.location.as_ref().map(|at| at.span.start),
+            diagnostic.severity,
+        )
+    });
+    Err(Diagnostics::new(file_name, text, found))
+}
+
+/// Which table of `text` the byte `offset` lies in: 0 for the top level
+/// before the first header, then one more for each `[table]` or `[[table]]`
+/// header line, the line of `offset` included.
+fn section_of(text: &str, offset: usize) -> usize {
+    let bytes = text.as_bytes();
+    let line_end = line_bounds(bytes, offset).end;
+    bytes[..line_end]
+        .split(|&byte| byte == b'\n')
+        .filter(|line| line.trim_ascii_start().starts_with(b"["))
+        .count()
+}
+
+/// Whether the line of byte `offset` is a table header.
+fn is_header(text: &str, offset: usize) -> bool {
+    let bytes = text.as_bytes();
+    bytes[line_bounds(bytes, offset)]
+        .trim_ascii_start()
+        .starts_with(b"[")
+}
+
+/// The byte range of the line that holds `offset`, without its newline.
+fn line_bounds(bytes: &[u8], offset: usize) -> std::ops::Range<usize> {
+    let offset = offset.min(bytes.len());
+    let start = bytes[..offset]
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let end = bytes[offset..]
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(bytes.len(), |newline| offset + newline);
+    start..end
+}
+
+fn has_errors(found: &[Diagnostic]) -> bool {
+    found
+        .iter()
+        .any(|diagnostic| diagnostic.severity == Severity::Error)
 }
 
 #[cfg(test)]

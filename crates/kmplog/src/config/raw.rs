@@ -58,13 +58,6 @@ impl<'s> Context<'s> {
         self.report(Severity::Error, span, message, hint);
     }
 
-    /// Whether an error has been recorded.
-    pub fn has_errors(&self) -> bool {
-        self.found
-            .iter()
-            .any(|diagnostic| diagnostic.severity == Severity::Error)
-    }
-
     /// Everything recorded, in the order of the file (errors first at one place).
     pub fn into_diagnostics(mut self) -> Vec<Diagnostic> {
         self.found.sort_by_key(|diagnostic| {

@@ -5,6 +5,7 @@
 //! run in parallel without sharing state.
 
 mod api;
+mod cli;
 mod config;
 mod harness;
 mod live;

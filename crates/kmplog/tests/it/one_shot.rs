@@ -234,7 +234,9 @@ fn several_meters_on_one_line_answer_only_to_their_address() {
 #[test]
 fn electricity_meter_leaves_out_heat_registers() {
     let simulator = Simulator::tcp(&["--meter", "5:382"]);
-    let run = read_json(&simulator, "5", &["60", "86"], &[]).ok();
+    let run = read_json(&simulator, "5", &["60", "86"], &[]);
+    // Nothing came back: the JSON says which, and the status says it failed.
+    assert_eq!(run.code, 1, "{run:#?}");
     let meter = &run.json_lines()[0];
     assert_eq!(meter["registers"], serde_json::json!([]));
     assert_eq!(meter["missing"], serde_json::json!([60, 86]));

@@ -8,6 +8,7 @@
 //! they cannot waits in the outbox for the next start.
 
 use std::io::IsTerminal;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +66,7 @@ pub struct Logger {
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,
+    collector_running: Arc<AtomicBool>,
     sinks: Sinks,
     view: Option<LiveTable>,
 }
@@ -187,11 +189,17 @@ impl Logger {
         }
         let latest = Arc::new(Mutex::new(Latest::default()));
         let (live, _) = broadcast::channel(64);
+        let collector_running = Arc::new(AtomicBool::new(true));
         let collector = {
             let (latest, live) = (Arc::clone(&latest), live.clone());
+            let running = Arc::clone(&collector_running);
             std::thread::Builder::new()
                 .name("collector".to_owned())
-                .spawn(move || collect(readings, outbox, appended, latest, live, OUTBOX_GRACE))
+                .spawn(move || {
+                    // Cleared however the thread ends, a panic included.
+                    let _running = Running(running);
+                    collect(readings, outbox, appended, latest, live, OUTBOX_GRACE)
+                })
                 .map_err(|error| format!("cannot start the collector: {error}"))?
         };
         let view = table.then(|| {
@@ -210,15 +218,15 @@ impl Logger {
             shutdown,
             tasks,
             collector,
+            collector_running,
             sinks,
             view,
         })
     }
 
-    /// Runs until `options.duration` has passed or Ctrl-C / SIGTERM, then
-    /// stops and waits until every sink has written everything; the error
-    /// is readings that never reached the outbox.
-    pub async fn run_until_stopped(self, options: &Options) -> Result<(), Unwritten> {
+    /// Waits until `options.duration` has passed or Ctrl-C / SIGTERM came:
+    /// the moment to call [`Logger::stop`].
+    pub async fn until_asked_to_stop(options: &Options) {
         let stop = async {
             match options.duration {
                 Some(duration) => tokio::time::sleep(duration).await,
@@ -229,7 +237,13 @@ impl Logger {
             () = stop => {}
             () = termination() => {}
         }
-        self.stop().await
+    }
+
+    /// Whether the collector still takes readings into the outbox: a
+    /// logger whose collector died reads meters for nothing.
+    pub fn collector_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let running = Arc::clone(&self.collector_running);
+        move || running.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops the buses, writes what they read to the outbox and lets the
@@ -255,6 +269,15 @@ impl Logger {
             view.stop().await;
         }
         collected
+    }
+}
+
+/// Clears its flag when dropped: the collector thread has ended.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -1,10 +1,10 @@
 //! Telling systemd how the logger is, for a `Type=notify` unit
 //! (`dist/kmplog.service`): READY=1 once the buses and the API are up,
 //! WATCHDOG=1 at half the interval systemd asks for (`WatchdogSec=`) for as
-//! long as the logger is healthy, and STOPPING=1 once it has stopped, just
-//! before the process exits (the stop itself, with the sinks' grace time,
-//! is the logger's). A logger that hangs, or whose bus loops have died,
-//! stops pinging and systemd restarts it. Outside systemd (no
+//! long as the logger is healthy, and STOPPING=1 when its stop begins (the
+//! stop itself, with the sinks' grace time, is the logger's). A logger that
+//! hangs, or whose bus loops or collector have died, stops pinging and
+//! systemd restarts it. Outside systemd (no
 //! `NOTIFY_SOCKET`) all of it does nothing.
 
 use std::time::Duration;
@@ -60,9 +60,11 @@ async fn ping(period: Duration, healthy: impl Fn() -> bool) {
         }
         match (was_healthy, is_healthy) {
             (true, false) => error!(
-                "a bus loop has stopped running its requests: no more watchdog pings, so systemd restarts the logger"
+                "a bus loop has stopped running its requests, or the collector has stopped: no more watchdog pings, so systemd restarts the logger"
             ),
-            (false, true) => info!("the bus loops run again: pinging the watchdog again"),
+            (false, true) => {
+                info!("the bus loops and the collector run again: pinging the watchdog again")
+            }
             _ => {}
         }
         was_healthy = is_healthy;

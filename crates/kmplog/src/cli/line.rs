@@ -88,7 +88,12 @@ impl MeterArgs {
 
     /// Opens the line and puts a master on it.
     pub async fn connect(&self) -> Result<MeterLine, Failure> {
-        let endpoint = self.line.endpoint()?;
+        let mut endpoint = self.line.endpoint()?;
+        // A master, like a logger's bus: refused on a port another master
+        // holds rather than colliding with it on the line.
+        if let Endpoint::Serial(settings) = &mut endpoint {
+            settings.exclusive = true;
+        }
         let byte_time = endpoint.byte_time();
         let settings = MasterSettings {
             timeout: self.timeout(),

@@ -202,13 +202,17 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
     let service = {
         let (buses, states) = (config.buses.clone(), logger.buses.clone());
         let clock = options.clock.clone();
+        let collector_alive = logger.collector_probe();
         Service::ready(move || {
             let states: Vec<_> = states.iter().map(SharedState::snapshot).collect();
-            service::bus_loops_alive(&buses, &states, clock.now())
+            collector_alive() && service::bus_loops_alive(&buses, &states, clock.now())
         })
     };
-    let stopped = logger.run_until_stopped(&options).await;
+    Logger::until_asked_to_stop(&options).await;
+    // Before the stop, which can take the sinks' grace time: systemd then
+    // waits for it rather than taking a slow stop for a hang.
     service.stopping();
+    let stopped = logger.stop().await;
     stop_api.cancel();
     stopped.map_err(|unwritten| Failure::failed(unwritten.to_string()))
 }

@@ -248,7 +248,7 @@ fn a_second_logger_on_the_same_configuration_is_refused_at_once_naming_the_first
 }
 
 #[test]
-fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
+fn a_serial_line_takes_one_master_and_any_number_of_listeners_and_refuses_a_one_shot_read() {
     let simulator = Simulator::pty(&["--meter", "1"]);
     let request = |send: bool| {
         let schedule = if send {
@@ -309,6 +309,15 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners() {
             && second.stderr.contains(&format!("pid {}", first.pid())),
         "{}",
         second.stderr
+    );
+    // A one-shot read is a master too: refused, not let loose on the line.
+    let read = simulator.run("read", &["--address", "1", "--register", "E1"]);
+    assert_eq!(read.code, 1, "{read:#?}");
+    assert!(
+        read.stderr
+            .contains(&format!("is held by another master (pid {}", first.pid())),
+        "{}",
+        read.stderr
     );
     let (listener_dir, listener_config) = site("listener", false);
     let listener = listener_dir.run(&[

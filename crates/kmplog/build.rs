@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() {
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
@@ -53,34 +52,10 @@ fn absolute(path: &str) -> PathBuf {
 
 /// The build date, `YYYY-MM-DD` in UTC.
 fn build_date() -> String {
-    let seconds = std::env::var("SOURCE_DATE_EPOCH")
+    let at = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|text| text.trim().parse::<i64>().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0))
-        });
-    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01, by Howard
-/// Hinnant's `civil_from_days` (a build script has no date library).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+        .and_then(|seconds| jiff::Timestamp::from_second(seconds).ok())
+        .unwrap_or_else(jiff::Timestamp::now);
+    at.strftime("%Y-%m-%d").to_string()
 }

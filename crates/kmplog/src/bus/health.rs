@@ -89,33 +89,11 @@ impl MeterWatch {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
     /// Log lines written while `body` runs, as text without times.
     fn logged(body: impl FnOnce()) -> Vec<String> {
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .without_time()
-            .with_target(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, body);
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let ((), text) = crate::logging::capture(body);
         text.lines().map(|line| line.trim().to_owned()).collect()
     }
 

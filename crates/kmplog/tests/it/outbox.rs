@@ -213,15 +213,21 @@ fn once_the_disk_has_room_again_the_outbox_takes_what_waited_without_a_restart()
     );
 }
 
+/// A configuration of one bus, "heat", on `simulator`, reading E1 of
+/// meter 1 every second, with the terminal off.
+fn heat_bus_config(workdir: &Workdir, simulator: &Simulator) -> std::path::PathBuf {
+    workdir.config(&[
+        "[sinks]\nterminal = \"off\"\n\n",
+        &simulator.bus("heat"),
+        "[[bus.request]]\ndescription = \"Main\"\naddresses = 1\npolling = \"1s\"\nitems = [\"E1\"]\n",
+    ])
+}
+
 #[test]
 fn a_second_logger_on_the_same_configuration_is_refused_at_once_naming_the_first() {
     let simulator = Simulator::tcp(&["--meter", "1"]);
     let workdir = Workdir::new();
-    let config = workdir.config(&[
-        "[sinks]\nterminal = \"off\"\n\n",
-        &simulator.bus("heat"),
-        "[[bus.request]]\ndescription = \"Main\"\naddresses = 1\npolling = \"1s\"\nitems = [\"E1\"]\n",
-    ]);
+    let config = heat_bus_config(&workdir, &simulator);
     let config = config.to_str().unwrap();
     let first = Logger::start(&workdir, &["run", config, "--api", "off", "--for", "20s"]);
     let lock = workdir.path().join("kmplog-outbox.db.lock");
@@ -345,11 +351,7 @@ fn a_serial_line_takes_one_master_and_any_number_of_listeners_and_refuses_a_one_
 fn damaged_rows_in_the_outbox_hold_up_no_sink_and_are_reported_once() {
     let simulator = Simulator::tcp(&["--meter", "1"]);
     let workdir = Workdir::new();
-    let config = workdir.config(&[
-        "[sinks]\nterminal = \"off\"\n\n",
-        &simulator.bus("heat"),
-        "[[bus.request]]\ndescription = \"Main\"\naddresses = 1\npolling = \"1s\"\nitems = [\"E1\"]\n",
-    ]);
+    let config = heat_bus_config(&workdir, &simulator);
     // An outbox left by an earlier run, its sink at the start, its first 500
     // rows damaged on disk.
     let outbox = rusqlite::Connection::open(workdir.path().join("kmplog-outbox.db")).unwrap();

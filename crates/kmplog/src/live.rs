@@ -143,6 +143,7 @@ mod tests {
             requests: vec![RequestState {
                 description: "Main values".to_owned(),
                 method: "polling 30s".to_owned(),
+                method_words: "every 30 s".to_owned(),
                 last_run: Some("2026-11-25T08:00:00Z".parse().unwrap()),
                 next_run: Some("2026-11-25T08:00:30Z".parse().unwrap()),
                 last_result: Some("ok".to_owned()),

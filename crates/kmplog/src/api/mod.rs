@@ -15,6 +15,7 @@
 //! ([`check_bind`]), since anyone who reaches it could fire events. Every
 //! error is JSON, `{"error": "..."}`, with a 4xx status for a bad request.
 
+pub mod meters;
 pub mod metrics;
 pub mod readings;
 
@@ -274,6 +275,7 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
                     json!({
                         "description": request.description,
                         "method": request.method,
+                        "method_words": request.method_words,
                         "last_run": request.last_run.map(|at| at.to_string()),
                         "next_run": request.next_run.map(|at| at.to_string()),
                         "last_result": request.last_result,
@@ -284,6 +286,12 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
                 "name": bus.name,
                 "line": bus.endpoint,
                 "connected": bus.connected,
+                "state": meters::state_in_words(&bus),
+                "listening_only": bus.listening_only,
+                "retry_at": bus.retry_at.map(|at| at.to_string()),
+                "crc_errors": bus.crc_errors,
+                "time_zone": bus.time_zone,
+                "meters": bus.meters.iter().map(meters::meter_json).collect::<Vec<_>>(),
                 "polls": bus.polls,
                 "timeouts": bus.timeouts,
                 "faults": bus.faults,

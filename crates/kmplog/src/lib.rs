@@ -19,3 +19,4 @@ pub mod reading;
 pub mod sim;
 pub mod sink;
 pub mod transport;
+pub mod web;

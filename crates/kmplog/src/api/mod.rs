@@ -15,6 +15,7 @@
 //! ([`check_bind`]), since anyone who reaches it could fire events. Every
 //! error is JSON, `{"error": "..."}`, with a 4xx status for a bad request.
 
+pub mod history;
 pub mod meters;
 pub mod metrics;
 pub mod readings;
@@ -139,6 +140,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
         ),
         (
             Method::GET,
+            "/api/history",
+            on(MethodFilter::GET, history::history),
+        ),
+        (
+            Method::GET,
             "/api/readings/stream",
             on(MethodFilter::GET, readings::stream),
         ),
@@ -165,6 +171,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(crate::web::router())
         .with_state(state)
 }
 

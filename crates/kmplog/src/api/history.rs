@@ -3,12 +3,16 @@
 //! however long the range: for each bucket the lowest, highest and last
 //! value, how many readings were `suspect` and how many failed.
 //!
-//! The buckets are computed in SQL over the `(bus, address, name, ts)`
-//! index: the text of `ts` narrows the rows to whole seconds (it sorts right
-//! across seconds, see [`super::readings`]), `unixepoch(ts, 'subsec')` gives
-//! each row its exact place. The last value of a bucket is that of its
-//! newest row, which is its highest id: one bus task reads a meter, and its
-//! readings reach the sink in the order they were read. Its text is the
+//! Each bucket is one aggregate query over a range of the `(bus, address,
+//! name, ts)` index, run once per bucket with the same prepared statement.
+//! (One `GROUP BY` over the whole range is slower: SQLite sorts every row
+//! by its bucket, not knowing the buckets follow the index.) Buckets of a
+//! second or more are whole seconds, so that comparing the text of `ts` is
+//! exact (it sorts right across seconds, see [`super::readings`]); where a
+//! bucket's ends fall within a second (short ranges, and the range's own
+//! ends) `unixepoch(ts, 'subsec')` decides. The last value of a bucket is
+//! that of its newest row, its highest id: one bus task reads a meter, and
+//! its readings reach the sink in the order they were read. Its text is the
 //! exact decimal as stored; lowest and highest are numbers, for the plot.
 //!
 //! Where readings stop for longer than they usually come (twice their
@@ -63,26 +67,44 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// The fewest buckets of whole milliseconds, at most `points`, that
-    /// cover `from` to `to`, both included.
+    /// The fewest buckets, at most `points`, that cover `from` to `to`, both
+    /// included: of whole milliseconds, or of whole seconds from a whole
+    /// second when they are a second or longer.
     pub fn new(from: Timestamp, to: Timestamp, points: usize) -> Buckets {
-        let from_ms = from.as_millisecond();
-        // `to` itself must fall in the last bucket: the span counts it.
-        let span = (to.as_millisecond() - from_ms).max(0) + 1;
         let points = i64::try_from(points.max(1)).unwrap_or(i64::MAX);
-        let width_ms = span.div_euclid(points) + i64::from(span.rem_euclid(points) != 0);
-        let count = span.div_euclid(width_ms) + i64::from(span.rem_euclid(width_ms) != 0);
-        Buckets {
-            from_ms,
-            width_ms,
-            count,
+        let to_ms = to.as_millisecond();
+        let cover = |from_ms: i64, unit: i64| {
+            // `to` itself must fall in the last bucket: the span counts it.
+            let span = (to_ms - from_ms).max(0) + 1;
+            let width = ceil_div(ceil_div(span, points), unit) * unit;
+            Buckets {
+                from_ms,
+                width_ms: width,
+                count: ceil_div(span, width),
+            }
+        };
+        let exact = cover(from.as_millisecond(), 1);
+        if exact.width_ms < 1000 {
+            return exact;
         }
+        cover(from.as_millisecond().div_euclid(1000) * 1000, 1000)
+    }
+
+    /// Bucket `index`: its start and end in milliseconds, end excluded.
+    fn bounds_ms(&self, index: i64) -> (i64, i64) {
+        let start = self.from_ms + index * self.width_ms;
+        (start, start + self.width_ms)
     }
 
     /// Start of bucket `index`, in seconds since the epoch.
     pub fn start_seconds(&self, index: i64) -> f64 {
         (self.from_ms + index * self.width_ms) as f64 / 1000.0
     }
+}
+
+/// `value / divisor`, rounded up, for positive numbers.
+fn ceil_div(value: i64, divisor: i64) -> i64 {
+    value.div_euclid(divisor) + i64::from(value.rem_euclid(divisor) != 0)
 }
 
 /// One bucket as the database sums it up.
@@ -96,16 +118,16 @@ pub struct BucketRow {
     pub max: Option<f64>,
     /// The last value, exact as stored.
     pub last: Option<String>,
-    /// Time of the bucket's first reading with a value, in seconds.
+    /// Time of the bucket's first reading, in seconds.
     pub first_time: Option<f64>,
-    /// Time of the bucket's last reading with a value, in seconds.
+    /// Time of the bucket's last reading, in seconds.
     pub last_time: Option<f64>,
-    /// Readings with a value.
+    /// Readings, with a value or not.
+    pub readings: u64,
+    /// Readings with a value; the others failed (timeout, line down, ...).
     pub valued: u64,
     /// Readings flagged `suspect`.
     pub suspect: u64,
-    /// Readings without a value (timeout, line down, ...).
-    pub failed: u64,
 }
 
 /// The series of a plot, column by column; a gap marker is a point whose
@@ -137,19 +159,21 @@ impl Series {
             .push(row.and_then(|row| row.last.as_deref()?.parse().ok()));
         self.last_text.push(row.and_then(|row| row.last.clone()));
         self.suspect.push(row.map_or(0, |row| row.suspect));
-        self.failed.push(row.map_or(0, |row| row.failed));
+        self.failed
+            .push(row.map_or(0, |row| row.readings - row.valued));
     }
 }
 
 /// The series of `rows` (in bucket order), with a gap marker after a
 /// bucket when at least one empty bucket follows it and the readings on
-/// either side are further apart than twice their mean spacing.
+/// either side are further apart than twice their mean spacing. (A bucket
+/// of failed readings has no values, so it breaks the line by itself.)
 pub fn assemble(buckets: &Buckets, rows: &[BucketRow]) -> Series {
-    let valued: u64 = rows.iter().map(|row| row.valued).sum();
+    let readings: u64 = rows.iter().map(|row| row.readings).sum();
     let first = rows.iter().find_map(|row| row.first_time);
     let last = rows.iter().rev().find_map(|row| row.last_time);
     let spacing = match (first, last) {
-        (Some(first), Some(last)) if valued > 1 => (last - first) / (valued - 1) as f64,
+        (Some(first), Some(last)) if readings > 1 => (last - first) / (readings - 1) as f64,
         _ => f64::INFINITY,
     };
     let mut series = Series::default();
@@ -160,7 +184,6 @@ pub fn assemble(buckets: &Buckets, rows: &[BucketRow]) -> Series {
         {
             let apart = match (before.last_time, row.first_time) {
                 (Some(end), Some(start)) => start - end,
-                // A bucket of failed readings only already breaks the line.
                 _ => 0.0,
             };
             if apart > 2.0 * spacing {
@@ -172,6 +195,12 @@ pub fn assemble(buckets: &Buckets, rows: &[BucketRow]) -> Series {
     }
     series
 }
+
+/// The rows of one bucket, as SQL conditions after those on the series:
+/// the text of `ts` for the index, and the exact time where a bucket's end
+/// falls within a second (`?6` is true where the text is exact).
+const BUCKET_ROWS: &str = "bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5 \
+     AND (?6 OR (unixepoch(ts, 'subsec') * 1000 >= ?7 AND unixepoch(ts, 'subsec') * 1000 < ?8))";
 
 /// The buckets of `query`'s range with readings, from the database, with
 /// the unit of the last value.
@@ -188,79 +217,92 @@ pub fn bucket_rows(
     connection
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|error| error.to_string())?;
-    // Stored times start with their whole second in this form; comparing
-    // the text lets SQLite use the index, the epoch comparison is exact.
-    let second = |time: Timestamp| time.strftime("%Y-%m-%dT%H:%M:%S").to_string();
-    let after_to = query
-        .to
-        .checked_add(SignedDuration::from_secs(1))
-        .unwrap_or(query.to);
-    let sql = "
-        SELECT g.bucket, g.low, g.high, r.value, r.unit, g.first_t, g.last_t, g.valued, g.suspect, g.failed
-        FROM (
-            SELECT bucket,
-                   MIN(v) AS low, MAX(v) AS high,
-                   MIN(CASE WHEN v IS NOT NULL THEN t END) AS first_t,
-                   MAX(CASE WHEN v IS NOT NULL THEN t END) AS last_t,
-                   MAX(CASE WHEN v IS NOT NULL THEN id END) AS last_id,
-                   COUNT(v) AS valued,
-                   SUM(status = 'suspect') AS suspect,
-                   SUM(v IS NULL) AS failed
-            FROM (
-                SELECT id, status, CAST(value AS REAL) AS v, t,
-                       CAST((t * 1000 - ?4) / ?5 AS INTEGER) AS bucket
-                FROM (
-                    SELECT id, status, value, unixepoch(ts, 'subsec') AS t
-                    FROM readings
-                    WHERE bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?6 AND ts < ?7
-                )
-                WHERE t * 1000 >= ?4 AND t * 1000 <= ?8
-            )
-            GROUP BY bucket
-        ) AS g
-        LEFT JOIN readings AS r ON r.id = g.last_id
-        ORDER BY g.bucket";
-    let mut statement = connection.prepare(sql).map_err(|error| error.to_string())?;
+    let sql = |text: String| connection.prepare(&text).map_err(|error| error.to_string());
+    let mut aggregate = sql(format!(
+        "SELECT MIN(CAST(value AS REAL)), MAX(CAST(value AS REAL)), COUNT(*), COUNT(value), \
+         SUM(status = 'suspect'), MAX(id), MIN(ts), MAX(ts) FROM readings WHERE {BUCKET_ROWS}"
+    ))?;
+    let mut by_id = sql("SELECT value, unit FROM readings WHERE id = ?1".to_owned())?;
+    let mut last_valued = sql(format!(
+        "SELECT value, unit FROM readings WHERE {BUCKET_ROWS} AND value IS NOT NULL \
+         ORDER BY id DESC LIMIT 1"
+    ))?;
+    // Stored times start with their whole second in this form.
+    let second = |ms: i64| -> Result<String, String> {
+        let time = Timestamp::from_millisecond(ms).map_err(|error| error.to_string())?;
+        Ok(time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+    };
+    let seconds_of = |text: Option<String>| {
+        text.and_then(|text| text.parse::<Timestamp>().ok())
+            .map(|time| time.as_millisecond() as f64 / 1000.0)
+    };
+    let (range_start, range_end) = (query.from.as_millisecond(), query.to.as_millisecond() + 1);
+    let mut rows = Vec::new();
     let mut unit = None;
-    let rows = statement
-        .query_map(
-            params![
-                query.bus,
-                query.address,
-                query.name,
-                buckets.from_ms,
-                buckets.width_ms,
-                second(query.from),
-                second(after_to),
-                query.to.as_millisecond(),
-            ],
-            |row| {
+    for index in 0..buckets.count {
+        let (start, end) = buckets.bounds_ms(index);
+        let (start, end) = (start.max(range_start), end.min(range_end));
+        if start >= end {
+            continue;
+        }
+        let text_is_exact = start % 1000 == 0 && end % 1000 == 0;
+        let from_second = second(start.div_euclid(1000) * 1000)?;
+        let to_second = second(ceil_div(end, 1000) * 1000)?;
+        let conditions = params![
+            query.bus,
+            query.address,
+            query.name,
+            from_second,
+            to_second,
+            text_is_exact,
+            start,
+            end,
+        ];
+        let (mut row, last_id, first, last) = aggregate
+            .query_row(conditions, |row| {
                 Ok((
                     BucketRow {
-                        index: row.get(0)?,
-                        min: row.get(1)?,
-                        max: row.get(2)?,
-                        last: row.get(3)?,
-                        first_time: row.get(5)?,
-                        last_time: row.get(6)?,
-                        valued: count(row.get(7)?),
-                        suspect: count(row.get(8)?),
-                        failed: count(row.get(9)?),
+                        index,
+                        min: row.get(0)?,
+                        max: row.get(1)?,
+                        readings: count(row.get(2)?),
+                        valued: count(row.get(3)?),
+                        suspect: count(row.get(4)?),
+                        ..BucketRow::default()
                     },
-                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, Option<i64>>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                    row.get::<_, Option<String>>(7)?,
                 ))
-            },
-        )
-        .map_err(|error| error.to_string())?;
-    let mut buckets_read = Vec::new();
-    for row in rows {
-        let (row, row_unit) = row.map_err(|error| error.to_string())?;
-        if row_unit.is_some() {
-            unit = row_unit;
+            })
+            .map_err(|error| error.to_string())?;
+        let Some(last_id) = last_id else {
+            continue;
+        };
+        row.first_time = seconds_of(first);
+        row.last_time = seconds_of(last);
+        let value_and_unit = |row: &rusqlite::Row<'_>| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, Option<String>>(1)?,
+            ))
+        };
+        let (mut value, mut value_unit) = by_id
+            .query_row([last_id], value_and_unit)
+            .map_err(|error| error.to_string())?;
+        if value.is_none() && row.valued > 0 {
+            // The newest reading failed: the last value is an older one.
+            (value, value_unit) = last_valued
+                .query_row(conditions, value_and_unit)
+                .map_err(|error| error.to_string())?;
         }
-        buckets_read.push(row);
+        row.last = value;
+        if value_unit.is_some() {
+            unit = value_unit;
+        }
+        rows.push(row);
     }
-    Ok((buckets_read, unit))
+    Ok((rows, unit))
 }
 
 /// A count from SQL, where `SUM` of no rows is `NULL`.
@@ -410,28 +452,50 @@ mod tests {
 
     #[test]
     fn a_range_is_cut_into_at_most_the_points_asked_for() {
-        // (from, to, points, width_ms, count)
+        // (from, to, points, width_ms, count): whole seconds from a second
+        // and up, whole milliseconds below.
         let cases = [
             (
                 "2026-12-01T10:00:00Z",
                 "2026-12-01T11:00:00Z",
                 2000,
+                2000,
                 1801,
-                1999,
             ),
             (
                 "2026-12-01T10:00:00Z",
                 "2026-12-01T10:59:59.999Z",
                 2000,
-                1800,
                 2000,
+                1800,
+            ),
+            (
+                "2026-12-01T10:00:00.5Z",
+                "2026-12-01T11:00:00Z",
+                2000,
+                2000,
+                1801,
             ),
             (
                 "2026-12-01T10:00:00Z",
                 "2026-12-08T10:00:00Z",
                 2000,
-                302_401,
+                303_000,
+                1997,
+            ),
+            (
+                "2026-12-01T10:00:00Z",
+                "2026-12-01T10:33:19.999Z",
                 2000,
+                1000,
+                2000,
+            ),
+            (
+                "2026-12-01T10:00:00Z",
+                "2026-12-01T10:33:20Z",
+                2000,
+                2000,
+                1001,
             ),
             (
                 "2026-12-01T10:00:00Z",
@@ -441,14 +505,7 @@ mod tests {
                 2000,
             ),
             ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z", 2000, 1, 1),
-            (
-                "2026-12-01T10:00:00Z",
-                "2026-12-01T10:00:06.999Z",
-                2,
-                3500,
-                2,
-            ),
-            ("2026-12-01T10:00:00Z", "2026-12-01T10:00:07Z", 2, 3501, 2),
+            ("2026-12-01T10:00:00Z", "2026-12-01T10:00:07Z", 2, 4000, 2),
             ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.002Z", 1, 3, 1),
         ];
         for (from, to, points, width_ms, count) in cases {
@@ -459,7 +516,8 @@ mod tests {
                 "{from} to {to} in {points}"
             );
             assert!(buckets.count <= points as i64);
-            // The last bucket holds `to`.
+            // The first bucket holds `from`, the last `to`.
+            assert!(buckets.from_ms <= at(from).as_millisecond(), "{from}");
             let last_end = buckets.from_ms + buckets.count * buckets.width_ms;
             assert!(at(to).as_millisecond() < last_end, "{from} to {to}");
         }
@@ -474,6 +532,7 @@ mod tests {
             last: Some("2".to_owned()),
             first_time: Some(first),
             last_time: Some(last),
+            readings: valued,
             valued,
             ..BucketRow::default()
         }
@@ -548,7 +607,9 @@ mod tests {
         };
         let failed = BucketRow {
             index: 1,
-            failed: 3,
+            first_time: Some(1.0),
+            last_time: Some(1.9),
+            readings: 3,
             ..BucketRow::default()
         };
         let series = assemble(
@@ -743,6 +804,16 @@ mod tests {
         assert_eq!(answer["min"], json!([21.05]));
         assert_eq!(answer["max"], json!([21.07]));
         assert_eq!(answer["last_text"], json!(["21.07"]));
+
+        // When the newest readings of a bucket failed, its last value is the
+        // newest that has one.
+        let (_, answer) = get(
+            &state,
+            "/api/history?bus=heat&address=1&name=T1&from=2026-12-01T10:07:55Z&to=2026-12-01T10:08:04Z&points=1",
+        )
+        .await;
+        assert_eq!(answer["last_text"], json!(["21.79"]));
+        assert_eq!(answer["failed"], json!([5]));
 
         let (status, answer) = get(&state, "/api/history?bus=heat&name=T1").await;
         assert_eq!(status, 400, "{answer}");

@@ -12,3 +12,4 @@ mod mqtt;
 mod offline;
 mod one_shot;
 mod postgres;
+mod web;

@@ -468,6 +468,7 @@ function drawPlot(answer) {
   const unit = answer.unit ? ` ${answer.unit}` : '';
   const suspect = answer.suspect.reduce((a, b) => a + b, 0);
   const failed = answer.failed.reduce((a, b) => a + b, 0);
+  const gaps = answer.last.filter((v, i) => v === null && answer.failed[i] === 0).length;
   const range = `${formatTime(answer.from)} to ${formatTime(answer.to)}`;
   const summary = document.getElementById('history-summary');
   if (values.length === 0 && failed === 0) {
@@ -477,7 +478,8 @@ function drawPlot(answer) {
     summary.textContent =
       `${answer.name} from ${range}: lowest ${Math.min(...lows)}${unit}, highest ${Math.max(...highs)}${unit}` +
       (lastIndex === undefined ? '' : `, last ${answer.last_text[lastIndex]}${unit}`) +
-      `; ${suspect} suspect and ${failed} failed readings; steps of ${formatSpan(Math.max(1, Math.round(answer.bucket_ms / 1000)))}.`;
+      `; ${suspect} suspect and ${failed} failed readings; ${gaps === 1 ? '1 gap' : `${gaps} gaps`}` +
+      `; steps of ${formatSpan(Math.max(1, Math.round(answer.bucket_ms / 1000)))}.`;
   }
   const bottom = lows.length ? Math.min(...lows) : 0;
   const data = [
@@ -496,7 +498,9 @@ function drawPlot(answer) {
     width,
     height,
     tzDate: (ts) => (page.zone ? uPlot.tzDate(new Date(ts * 1e3), page.zone) : new Date(ts * 1e3)),
-    scales: { x: { time: true, min: answer.time.length ? undefined : Date.parse(answer.from) / 1000 } },
+    // The range asked for, not just the span of the data: an hour with
+    // readings in its last minutes shows as such.
+    scales: { x: { time: true, range: () => [Date.parse(answer.from) / 1000, Date.parse(answer.to) / 1000] } },
     cursor: { drag: { x: true, y: false, setScale: false } },
     series: [
       { label: 'Time' },
@@ -507,7 +511,7 @@ function drawPlot(answer) {
       { label: 'Failed', stroke: '#cf222e', paths: () => null, points: marks('#cf222e'), value: (u, v) => (v === null ? '' : 'failed') },
     ],
     bands: [{ series: [2, 1], fill: 'rgba(31,95,139,0.12)' }],
-    axes: [{}, { label: answer.unit || '', size: 60 }],
+    axes: [{ values: (u, splits) => axisTimes(splits), space: 70 }, { label: answer.unit || '', size: 60 }],
     hooks: {
       setSelect: [
         (u) => {
@@ -524,6 +528,22 @@ function drawPlot(answer) {
   container.replaceChildren();
   page.plot = new uPlot(options, data, container);
   page.plot.over.addEventListener('dblclick', zoomOut);
+}
+
+// Tick labels on the 24-hour clock of the logger's zone: the date where the
+// ticks are days apart, seconds where they are less than a minute apart.
+function axisTimes(splits) {
+  const step = splits.length > 1 ? splits[1] - splits[0] : 3600;
+  const options =
+    step >= 86400
+      ? { month: '2-digit', day: '2-digit' }
+      : step >= 3600 * 6
+        ? { month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }
+        : step >= 60
+          ? { hour: '2-digit', minute: '2-digit' }
+          : { hour: '2-digit', minute: '2-digit', second: '2-digit' };
+  const format = formatter(options);
+  return splits.map((seconds) => format.format(new Date(seconds * 1000)));
 }
 
 function zoomOut() {

@@ -33,7 +33,7 @@ async fn get(state: &ApiState, uri: &str, if_none_match: Option<&str>) -> Respon
         .unwrap()
 }
 
-fn header_of<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+fn header_of(response: &Response, name: header::HeaderName) -> &str {
     response
         .headers()
         .get(name)

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::harness::{Logger, Simulator, Workdir, free_port};
+use crate::harness::{Logger, Simulator, Workdir, free_port, http};
 
 /// chromedriver on a free loopback port, stopped when dropped.
 struct Driver {
@@ -208,13 +208,14 @@ items = ["T1", "T2", "FLOW1", "POWER1"]
 [[bus.request]]
 description = "Counters when hot"
 addresses = "1"
+model = "603"
 event = "hot"
 items = ["SERIALNO", "E1"]
 "#,
     ]);
     seed_history(&workdir.path().join("kmplog.db"));
     let logger = Logger::run(&workdir, &config, "120s");
-    let page = format!("http://{}/", logger.api());
+    let api = logger.api().to_owned();
     let folder = screenshot_folder(&workdir);
     let driver = start_driver(&chromedriver);
     let profile = tempfile::tempdir().expect("a profile folder");
@@ -223,7 +224,7 @@ items = ["SERIALNO", "E1"]
     // when a check fails.
     let checks = tokio::spawn({
         let client = client.clone();
-        async move { check_the_console(&client, &page, &folder).await }
+        async move { check_the_console(&client, &api, &folder).await }
     })
     .await;
     client.close().await.expect("close the browser");
@@ -233,12 +234,13 @@ items = ["SERIALNO", "E1"]
     }
 }
 
-async fn check_the_console(client: &Client, page: &str, folder: &Path) {
+async fn check_the_console(client: &Client, api: &str, folder: &Path) {
+    let page = format!("http://{api}/");
     client
         .set_window_rect(0, 0, 1280, 800)
         .await
         .expect("a 1280x800 window");
-    client.goto(page).await.expect("open the page");
+    client.goto(&page).await.expect("open the page");
     assert_eq!(client.title().await.expect("a title"), "kmplog");
 
     // The overview: the bus, its state in words, both requests with their
@@ -264,10 +266,21 @@ async fn check_the_console(client: &Client, page: &str, folder: &Path) {
         "every 1 s",
         "Counters when hot",
         "on event `hot`",
+        "MULTICAL 603",
         "100 % of",
     ] {
         assert!(overview.contains(expected), "{expected:?} in {overview}");
     }
+    // The serial number shows once a request has read it.
+    let (status, body) = http(api, "POST", "/api/events/hot", &[]);
+    assert_eq!(status, 202, "{body}");
+    wait_for(
+        client,
+        "the serial number of meter 1 shows",
+        "/^[0-9]+$/.test(document.querySelector('.bus .table-wrap[aria-label^=\"Meters\"] tbody tr td:nth-child(3)').textContent)",
+        limit,
+    )
+    .await;
 
     // A value changes without a reload: the page keeps a mark set now.
     wait_for(

@@ -7,8 +7,10 @@
 
 const REFRESH_MS = 2000;
 // A polled value is stale once three polling intervals have passed without
-// a new one: one late poll is normal on a busy bus, three are not. A value
-// whose latest reading failed is stale at once, whatever its method.
+// a new one (or three of the spacings its readings come at, on a line too
+// slow for its interval): one late poll is normal on a busy bus, three are
+// not. A value whose latest reading failed is stale at once, whatever its
+// method; one read at times of day, by cron or on events is not aged.
 const STALE_INTERVALS = 3;
 
 const page = {
@@ -19,6 +21,7 @@ const page = {
   plot: null,
   history: null, // { bus, address, name, from, to, back: [] }
   opener: null, // the button that opened the history, for focus on close
+  renderPending: false,
 };
 
 function el(tag, attributes = {}, ...children) {
@@ -130,11 +133,14 @@ function lateness(samples) {
   return `${ms(sorted[Math.floor(sorted.length / 2)])} median, ${ms(sorted[sorted.length - 1])} max`;
 }
 
-function table(caption, headers, rows) {
+// A table in a scrolling region of its own (keyboard users scroll it with
+// the arrow keys once it has the focus); its body is filled on each refresh.
+function table(caption, headers) {
   const head = el('tr', {}, ...headers.map(([text, cls]) => el('th', { scope: 'col', class: cls, text })));
+  const body = el('tbody');
   const wrap = el('div', { class: 'table-wrap', role: 'region', 'aria-label': caption, tabindex: '0' });
-  wrap.append(el('table', {}, el('caption', { class: 'visually-hidden', text: caption }), el('thead', {}, head), el('tbody', {}, ...rows)));
-  return wrap;
+  wrap.append(el('table', {}, el('caption', { class: 'visually-hidden', text: caption }), el('thead', {}, head), body));
+  return { wrap, body };
 }
 
 function cell(text, cls) {
@@ -189,31 +195,34 @@ function busSection(name) {
     endpoint: el('p', { class: 'endpoint' }),
     state: el('p', { class: 'state' }),
     counters: el('dl', { class: 'counters' }),
-    requests: el('div'),
-    meters: el('div'),
-    valuesBody: el('tbody'),
+    requests: table(`Requests on ${name}`, [['Description'], ['Method'], ['Last run'], ['Next run'], ['Last result']]),
+    meters: table(`Meters on ${name}`, [
+      ['Address', 'number'],
+      ['Model'],
+      ['Serial'],
+      ['Last answer'],
+      ['Last attempt'],
+      ['Answer rate', 'number'],
+      ['Suspect', 'number'],
+      ['Info flags'],
+      ['Reads today', 'number'],
+    ]),
+    values: table(`Values on ${name}`, [['Meter', 'number'], ['Name'], ['Value', 'number'], ['Unit'], ['Read at'], ['State']]),
     rows: new Map(),
     name,
   };
-  const valuesHead = el(
-    'tr',
-    {},
-    ...[['Meter', 'number'], ['Name'], ['Value', 'number'], ['Unit'], ['Read at'], ['State']].map(([text, cls]) =>
-      el('th', { scope: 'col', class: cls, text }),
-    ),
-  );
-  const values = el('div', { class: 'table-wrap', role: 'region', 'aria-label': `Values on ${name}`, tabindex: '0' });
-  values.append(el('table', { class: 'values' }, el('thead', {}, valuesHead), section.valuesBody));
+  section.valuesBody = section.values.body;
+  section.values.body.parentElement.classList.add('values');
   section.root.append(
     el('div', { class: 'bus-head' }, title, section.endpoint),
     section.state,
     section.counters,
     el('h4', { text: 'Requests' }),
-    section.requests,
+    section.requests.wrap,
     el('h4', { text: 'Meters' }),
-    section.meters,
+    section.meters.wrap,
     el('h4', { text: 'Values' }),
-    values,
+    section.values.wrap,
   );
   page.sections.set(name, section);
   return section;
@@ -242,16 +251,8 @@ function renderBuses() {
     section.counters.replaceChildren(
       ...counters.map(([term, value]) => el('div', {}, el('dt', { text: term }), el('dd', { text: String(value) }))),
     );
-    section.requests.replaceChildren(
-      table(`Requests on ${bus.name}`, [['Description'], ['Method'], ['Last run'], ['Next run'], ['Last result']], requestRows(bus)),
-    );
-    section.meters.replaceChildren(
-      table(
-        `Meters on ${bus.name}`,
-        [['Address', 'number'], ['Model'], ['Serial'], ['Last answer'], ['Last attempt'], ['Answer rate', 'number'], ['Suspect', 'number'], ['Info flags'], ['Reads today', 'number']],
-        meterRows(bus),
-      ),
-    );
+    section.requests.body.replaceChildren(...requestRows(bus));
+    section.meters.body.replaceChildren(...meterRows(bus));
     return section.root;
   });
   // Keep the sections (and the focus within them) when nothing moved.
@@ -288,11 +289,14 @@ function takeReading(reading) {
   const known = page.values.get(key);
   // Stored readings may come after live ones: the newest wins.
   if (known && Date.parse(known.lastTs) > Date.parse(reading.ts)) return;
+  // How far apart this value's readings come: more than the polling
+  // interval on a line too slow for it.
+  const period = known ? Math.max(0, Date.parse(reading.ts) - Date.parse(known.lastTs)) : 0;
   if (reading.value === null || reading.value === undefined) {
     // Keep the last value shown, marked stale, with why.
-    page.values.set(key, { reading: known ? known.reading : reading, failed: reading.status, lastTs: reading.ts });
+    page.values.set(key, { reading: known ? known.reading : reading, failed: reading.status, lastTs: reading.ts, period });
   } else {
-    page.values.set(key, { reading, failed: null, lastTs: reading.ts });
+    page.values.set(key, { reading, failed: null, lastTs: reading.ts, period });
   }
 }
 
@@ -302,7 +306,7 @@ function staleness(entry) {
   const request = bus && bus.requests.find((r) => r.description === entry.reading.request);
   const interval = request && intervalMs(request.method);
   const age = Date.now() - new Date(entry.reading.ts).getTime();
-  if (interval && age > STALE_INTERVALS * interval) {
+  if (interval && age > STALE_INTERVALS * Math.max(interval, entry.period)) {
     return { stale: true, text: `stale: none for ${formatSpan(Math.round(age / 1000))}` };
   }
   if (entry.reading.status === 'suspect') return { stale: false, text: 'suspect', kind: 'suspect' };
@@ -382,7 +386,14 @@ function connectLive() {
   source.addEventListener('open', () => setStatus('Live'));
   source.addEventListener('message', (event) => {
     takeReading(JSON.parse(event.data));
-    renderValues();
+    // A transaction's readings come together: draw them once.
+    if (!page.renderPending) {
+      page.renderPending = true;
+      setTimeout(() => {
+        page.renderPending = false;
+        renderValues();
+      }, 50);
+    }
   });
   source.addEventListener('lagged', (event) => {
     const { missed_batches: missed } = JSON.parse(event.data);

@@ -173,6 +173,52 @@ mod tests {
     }
 
     #[test]
+    fn each_address_is_one_meter_with_the_model_and_the_smallest_budget_of_its_requests() {
+        let (config, _) = crate::config::parse(
+            r#"
+[[bus]]
+name = "gw"
+tcp = "127.0.0.1:4001"
+
+[[bus.request]]
+description = "Live"
+addresses = "1;2"
+polling = "1h"
+items = ["T1"]
+
+[[bus.request]]
+description = "Daily"
+addresses = "2;3"
+model = "603"
+reads_per_day = 24
+polling = "1h"
+items = ["E1"]
+"#,
+            "kmplog.toml",
+        )
+        .unwrap();
+        let meters = meters_of(&config.buses[0]);
+        let summary: Vec<(u8, Option<&str>, Option<u32>)> = meters
+            .iter()
+            .map(|meter| {
+                (
+                    meter.address,
+                    meter.model.map(|model| model.name()),
+                    meter.reads_per_day,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, None, None),
+                (2, Some("MULTICAL 603"), Some(24)),
+                (3, Some("MULTICAL 603"), Some(24)),
+            ]
+        );
+    }
+
+    #[test]
     fn reads_today_start_again_on_a_new_day() {
         let state = SharedState::new(BusState::default());
         let zone = TimeZone::UTC;

@@ -340,6 +340,17 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         .expect("look for unnamed controls");
     assert_eq!(unnamed, json!([]), "controls without an accessible name");
 
+    // Nothing the page does from here on may break its security policy.
+    client
+        .execute(
+            "window.kmplogViolations = [];
+             document.addEventListener('securitypolicyviolation',
+                 e => window.kmplogViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+            vec![],
+        )
+        .await
+        .expect("watch for policy violations");
+
     // Clicking T1 opens its plot; the readings so far are in it.
     client
         .find(Locator::XPath("//button[normalize-space()='T1']"))
@@ -379,7 +390,16 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         json!("history-title"),
         "the focus moves to the plot"
     );
+    client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .expect("scroll to the top");
     save_screenshot(client, folder, "plot.png").await;
+    let violations = client
+        .execute("return window.kmplogViolations;", vec![])
+        .await
+        .expect("read the violations");
+    assert_eq!(violations, json!([]), "the plot breaks the page's policy");
 
     // A phone: nothing wider than the screen but the tables, which scroll.
     client
@@ -393,7 +413,6 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         Duration::from_secs(5),
     )
     .await;
-    save_screenshot(client, folder, "phone.png").await;
 
     // Escape closes the plot and gives the focus back to T1.
     client
@@ -410,4 +429,16 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         Duration::from_secs(5),
     )
     .await;
+    wait_for(
+        client,
+        "the overview fits 375 px",
+        "document.documentElement.scrollWidth <= window.innerWidth",
+        Duration::from_secs(5),
+    )
+    .await;
+    client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .expect("scroll to the top");
+    save_screenshot(client, folder, "phone.png").await;
 }

@@ -20,3 +20,4 @@ pub mod service;
 pub mod sim;
 pub mod sink;
 pub mod transport;
+pub mod web;

@@ -632,6 +632,7 @@ mod tests {
                     .map(|n| RequestState {
                         description: format!("Request {n} of {name}"),
                         method: "polling 30s".to_owned(),
+                        method_words: "every 30 s".to_owned(),
                         last_run: Some(at("2026-11-25T08:00:00Z")),
                         next_run: Some(at("2026-11-25T08:00:30Z")),
                         last_result: Some("ok".to_owned()),

@@ -135,6 +135,7 @@ mod tests {
         state.requests = vec![RequestState {
             description: "r".to_owned(),
             method: "polling 1s".to_owned(),
+            method_words: "every 1 s".to_owned(),
             last_run: None,
             next_run,
             last_result: None,

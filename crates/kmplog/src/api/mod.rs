@@ -20,6 +20,8 @@
 
 pub mod feed;
 pub mod guard;
+pub mod history;
+pub mod meters;
 pub mod metrics;
 pub mod readings;
 pub mod server;
@@ -177,6 +179,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
         ),
         (
             Method::GET,
+            "/api/history",
+            on(MethodFilter::GET, history::history),
+        ),
+        (
+            Method::GET,
             "/api/readings/stream",
             on(MethodFilter::GET, feed::stream),
         ),
@@ -204,6 +211,9 @@ pub fn router(state: ApiState) -> Router {
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // The page without the token (a browser cannot send it for the
+        // page itself), but behind the same Host and Origin screen.
+        .merge(crate::web::router())
         .layer(middleware::from_fn_with_state(state.clone(), guard::screen))
         .with_state(state)
 }
@@ -319,6 +329,7 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
                     json!({
                         "description": request.description,
                         "method": request.method,
+                        "method_words": request.method_words,
                         "last_run": request.last_run.map(|at| at.to_string()),
                         "next_run": request.next_run.map(|at| at.to_string()),
                         "last_result": request.last_result,
@@ -329,6 +340,12 @@ async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
                 "name": bus.name,
                 "line": bus.endpoint,
                 "connected": bus.connected,
+                "state": meters::state_in_words(&bus),
+                "listening_only": bus.listening_only,
+                "retry_at": bus.retry_at.map(|at| at.to_string()),
+                "crc_errors": bus.crc_errors,
+                "time_zone": bus.time_zone,
+                "meters": bus.meters.iter().map(meters::meter_json).collect::<Vec<_>>(),
                 "polls": bus.polls,
                 "timeouts": bus.timeouts,
                 "faults": bus.faults,

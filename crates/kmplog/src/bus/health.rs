@@ -49,6 +49,7 @@ pub(crate) fn line_opened(state: &SharedState) {
         }
     }
     state.connected = true;
+    state.retry_at = None;
 }
 
 /// Which meters of a bus answer, to log when one stops or comes back.

@@ -5,6 +5,7 @@
 pub mod events;
 mod health;
 pub mod master;
+pub mod meters;
 pub mod passive;
 pub mod state;
 pub mod task;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use kmp::frame::{Direction, Frame};
 use kmp::message::{Request, Response};
 use kmp::splitter::{Event, Splitter};
@@ -17,6 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use super::health::{MeterWatch, line_failed, line_opened};
+use super::meters::record_readings;
 use super::state::SharedState;
 use super::task::{BusContext, endpoint_of};
 use crate::config::{BusConfig, RequestConfig};
@@ -45,6 +46,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
         .collect();
     let mut backoff = super::task::MIN_BACKOFF;
     let mut meters = MeterWatch::default();
+    state.lock().time_zone = context.zone.iana_name().map(str::to_owned);
     loop {
         let mut line = match endpoint.open().await {
             Ok(line) => {
@@ -53,6 +55,9 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
             }
             Err(error) => {
                 line_failed(&context.clock, &state, error.to_string());
+                state.lock().retry_at = SignedDuration::try_from(backoff)
+                    .ok()
+                    .and_then(|pause| context.clock.now().checked_add(pause).ok());
                 if wait(&context, &mut backoff).await.is_err() {
                     return;
                 }
@@ -70,7 +75,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                     let overdue = pending.take().map(|open| {
                         readings_for(&config.name, &listeners, &open, Reply::Failed(Status::Timeout), context.clock.now())
                     });
-                    send(&context, &mut meters, &config.name, overdue.unwrap_or_default());
+                    send(&context, &state, &mut meters, &config.name, overdue.unwrap_or_default());
                     continue;
                 }
                 received = line.read(&mut buffer) => received,
@@ -93,7 +98,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                             Reply::Failed(Status::LineDown),
                             context.clock.now(),
                         );
-                        send(&context, &mut meters, &config.name, readings);
+                        send(&context, &state, &mut meters, &config.name, readings);
                     }
                     break;
                 }
@@ -110,7 +115,7 @@ pub async fn run_passive(config: BusConfig, state: SharedState, context: BusCont
                     &state,
                     context.clock.now(),
                 );
-                send(&context, &mut meters, &config.name, readings);
+                send(&context, &state, &mut meters, &config.name, readings);
             }
         }
         // A gateway that accepts and closes at once (its serial port is
@@ -132,9 +137,16 @@ async fn wait(context: &BusContext, backoff: &mut Duration) -> Result<(), ()> {
     Ok(())
 }
 
-fn send(context: &BusContext, meters: &mut MeterWatch, bus: &str, readings: Vec<Reading>) {
+fn send(
+    context: &BusContext,
+    state: &SharedState,
+    meters: &mut MeterWatch,
+    bus: &str,
+    readings: Vec<Reading>,
+) {
     if !readings.is_empty() {
         meters.observe(bus, &readings);
+        record_readings(state, &context.zone, &readings);
         let _ = context.readings.send(readings);
     }
 }

@@ -466,10 +466,42 @@ async fn failed_line_is_reopened_with_back_off_while_the_schedule_goes_on() {
     assert_eq!(opener.opens.load(Ordering::SeqCst), 4);
     let state = run.state.snapshot();
     assert!(state.connected);
+    assert_eq!(state.retry_at, None, "the line is up: no retry pending");
     assert_eq!(
         state.last_error.map(|(_, error)| error),
         Some("cannot connect to simulated: gateway down".to_owned())
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_that_is_down_shows_when_it_is_tried_again() {
+    let opener = line(&[1], 100);
+    let run = run(
+        vec![request("poll", &[1], polling("1s"))],
+        Arc::clone(&opener),
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_millis(4_500),
+        &[],
+    )
+    .await;
+    // Opens fail at 0 s, 1 s and 3 s; after 3 s the back-off is 4 s.
+    let state = run.state.snapshot();
+    assert!(!state.connected);
+    assert_eq!(
+        state
+            .retry_at
+            .map(|at| run.origin.duration_until(at).as_secs_f64()),
+        Some(7.0)
+    );
+    // Every attempt that found the line down counts for its meter.
+    let meter = state
+        .meters
+        .iter()
+        .find(|meter| meter.address == 1)
+        .unwrap();
+    assert_eq!((meter.attempts, meter.answers), (5, 0));
+    assert_eq!(meter.last_status.as_deref(), Some("line_down"));
 }
 
 #[tokio::test(start_paused = true)]

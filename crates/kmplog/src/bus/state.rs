@@ -15,6 +15,8 @@ pub struct RequestState {
     pub description: String,
     /// Its method, as text (`polling 30s`).
     pub method: String,
+    /// Its method in words, for people (`every 30 s`, `on event `hot``).
+    pub method_words: String,
     /// When it last ran.
     pub last_run: Option<Timestamp>,
     /// When it runs next; `None` for events and spent one-shots.
@@ -32,6 +34,18 @@ pub struct BusState {
     pub endpoint: String,
     /// Whether the line is open.
     pub connected: bool,
+    /// Whether the bus only listens to another master (every request has
+    /// `send = false`).
+    pub listening_only: bool,
+    /// When a line that is down is tried again; `None` while it is up, or
+    /// when no request is due to open it.
+    pub retry_at: Option<Timestamp>,
+    /// The IANA name of the time zone its schedules run in (and the
+    /// logger's), when it has one.
+    pub time_zone: Option<String>,
+    /// The meters of its requests, by address, in the order they first
+    /// appear in the queue.
+    pub meters: Vec<MeterState>,
     /// Its queue, in order.
     pub requests: Vec<RequestState>,
     /// Transactions run.
@@ -49,6 +63,56 @@ pub struct BusState {
     /// How late the latest timed runs started, in microseconds, oldest
     /// first; at most [`LATENESS_SAMPLES`].
     pub lateness_us: VecDeque<u64>,
+}
+
+/// What a bus knows of one meter, from the readings it took of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MeterState {
+    /// Its address on the bus.
+    pub address: u8,
+    /// Its model, when a request names it.
+    pub model: Option<kmp::catalogue::Model>,
+    /// Its serial number, once a request has read register 1001.
+    pub serial: Option<String>,
+    /// When it last answered.
+    pub last_answer: Option<Timestamp>,
+    /// The status of its latest attempt (`ok`, `timeout`, ...).
+    pub last_status: Option<String>,
+    /// Attempts to read it (one per request run, whatever the registers).
+    pub attempts: u64,
+    /// Attempts it answered.
+    pub answers: u64,
+    /// Values flagged `suspect` (a running total that fell).
+    pub suspect: u64,
+    /// The info-code flags its latest info code raised.
+    pub info_flags: Vec<String>,
+    /// The fewest reads a day any of its requests allows (`reads_per_day`).
+    pub reads_per_day: Option<u32>,
+    /// Reads of it on the logger's current day, and that day.
+    pub reads_today: u32,
+    /// The day `reads_today` counts, in the logger's time zone.
+    pub day: Option<jiff::civil::Date>,
+}
+
+/// A method in words: `every 5 s`, `at 11:00:00, 11:20:00`,
+/// ``cron `0 */15 * * * *` ``, ``on event `hot` ``, `once, at start`.
+pub fn method_in_words(method: &kmp_schedule::Method) -> String {
+    use kmp_schedule::Method;
+    match method {
+        Method::Once => "once, at start".to_owned(),
+        Method::Polling(interval) => {
+            // `5s` → `5 s`: the interval's own text, its unit set apart.
+            let text = interval.to_string();
+            let split = text
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len());
+            let (number, unit) = text.split_at(split);
+            format!("every {number} {unit}")
+        }
+        Method::TimesOfDay(times) => format!("at {}", times.to_string().replace(';', ", ")),
+        Method::Cron(cron) => format!("cron `{cron}`"),
+        Method::Event(name) => format!("on event `{name}`"),
+    }
 }
 
 /// How many lateness samples a bus keeps.

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use super::events::{EventRouter, Inbox};
 use super::health::{MeterWatch, line_failed, line_opened};
 use super::master::{Exchange, LineFault, Master, MasterSettings, Outcome};
-use super::state::{BusState, RequestState, SharedState};
+use super::meters::{meters_of, record_readings};
+use super::state::{BusState, RequestState, SharedState, method_in_words};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
@@ -166,6 +167,7 @@ impl Bus {
             })
             .collect();
         publish_plan(&state, &planned);
+        state.lock().time_zone = context.zone.iana_name().map(str::to_owned);
         Bus {
             inbox: context.events.inbox(&config.name),
             memory: EventMemory::new(context.clock.now()),
@@ -234,6 +236,7 @@ impl Bus {
                 guard.check(reading);
             }
             meters.observe(&config.name, readings);
+            record_readings(state, &context.zone, readings);
             let _ = context.readings.send(readings.clone());
         };
         let readings = run_request(config, &plan.config, connection, state, context, hand_on).await;
@@ -290,6 +293,11 @@ fn publish_plan(state: &SharedState, planned: &[Planned]) {
                 .method
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string),
+            method_words: plan
+                .config
+                .method
+                .as_ref()
+                .map_or_else(String::new, method_in_words),
             last_run: None,
             next_run: plan.next,
             last_result: None,
@@ -424,6 +432,7 @@ impl Connection {
         self.retry_at = clock.now().checked_add(backoff).ok();
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         line_failed(clock, state, error);
+        state.lock().retry_at = self.retry_at;
     }
 }
 
@@ -581,9 +590,31 @@ fn summarize(readings: &[Reading]) -> String {
 
 /// The state a bus starts with.
 pub fn initial_state(config: &BusConfig) -> BusState {
+    let listening_only = config.requests.iter().all(|request| !request.send);
+    // An active bus publishes its plan when it starts; a listening one has
+    // no plan, so its requests are shown as they are.
+    let requests = if listening_only {
+        config
+            .requests
+            .iter()
+            .map(|request| RequestState {
+                description: request.description.clone(),
+                method: "listen".to_owned(),
+                method_words: "listening only".to_owned(),
+                last_run: None,
+                next_run: None,
+                last_result: None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     BusState {
         name: config.name.clone(),
         endpoint: endpoint_of(&config.endpoint).to_string(),
+        listening_only,
+        requests,
+        meters: meters_of(config),
         ..BusState::default()
     }
 }

@@ -15,3 +15,4 @@ mod offline;
 mod one_shot;
 mod outbox;
 mod postgres;
+mod web;

@@ -1,0 +1,444 @@
+//! The web console in real headless Chromium, driven through chromedriver
+//! (fantoccini), against `kmplog run` on the simulator: the overview lists
+//! the buses and requests, a value changes without a reload, clicking `T1`
+//! shows a plot; every control has an accessible name, and the page fits
+//! a 375 px phone.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`,
+//! `/usr/bin/chromedriver`, or the paths in `CHROMIUM` and `CHROMEDRIVER`).
+//! Without them the test is skipped with a message; with `CI=true` it
+//! fails. The screenshots go to `KMPLOG_SCREENSHOTS` (a folder; the README's
+//! are made with `KMPLOG_SCREENSHOTS=docs/screenshots`), otherwise to the
+//! test's temporary folder.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::harness::{Logger, Simulator, Workdir, free_port, http};
+
+/// chromedriver on a free loopback port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser and its driver, or `None` (with a message) when they are
+/// not installed and this is not CI.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let find = |variable: &str, default: &str| {
+        std::env::var_os(variable)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let chromium = find("CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = find("CHROMEDRIVER", "/usr/bin/chromedriver");
+    if chromium.exists() && chromedriver.exists() {
+        return Some((chromium, chromedriver));
+    }
+    let message = format!(
+        "the web console tests need {} and {}: apt-get install chromium chromium-driver",
+        chromium.display(),
+        chromedriver.display()
+    );
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+/// Starts chromedriver and waits for its line saying it listens.
+fn start_driver(chromedriver: &Path) -> Driver {
+    let port = free_port();
+    let mut child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start chromedriver");
+    let stdout = child.stdout.take().expect("chromedriver stdout");
+    let mut driver = Driver { child, port };
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("started successfully") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                let status = driver.child.try_wait();
+                panic!("chromedriver ended before it listened: {status:?}");
+            }
+        }
+    }
+    // Keep reading, so that chromedriver never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    driver.port = port;
+    driver
+}
+
+/// A new headless Chromium session with a fresh, empty profile.
+async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+/// Where the screenshots go.
+fn screenshot_folder(workdir: &Workdir) -> PathBuf {
+    let folder = std::env::var_os("KMPLOG_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workdir.path().join("screenshots"));
+    std::fs::create_dir_all(&folder).expect("the screenshot folder");
+    folder
+}
+
+async fn save_screenshot(client: &Client, folder: &Path, name: &str) {
+    let png = client.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(folder.join(name), png).expect("write the screenshot");
+}
+
+/// The text of every live value on the page, by row.
+async fn value_texts(client: &Client) -> Vec<String> {
+    let answer = client
+        .execute(
+            "return [...document.querySelectorAll('table.values tbody tr[data-key]')]
+                .map(row => row.dataset.key + '=' + row.querySelector('td.value').textContent);",
+            vec![],
+        )
+        .await
+        .expect("read the values");
+    serde_json::from_value(answer).expect("a list of texts")
+}
+
+/// Waits until `condition` (JavaScript returning a boolean) holds.
+async fn wait_for(client: &Client, what: &str, condition: &str, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let held = client
+            .execute(&format!("return Boolean({condition});"), vec![])
+            .await
+            .expect("run a check in the page");
+        if held == json!(true) {
+            return;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Writes 50 minutes of earlier T1 readings of meter 1 into the SQLite
+/// sink's file, ending 5 minutes ago, every 10 s: with 10 minutes missing
+/// in the middle, one suspect reading and three timeouts.
+fn seed_history(database: &Path) {
+    drop(kmplog::sink::sqlite::SqliteSink::open(database).expect("the sink's schema"));
+    let connection = rusqlite::Connection::open(database).expect("the database");
+    let now = jiff::Timestamp::now();
+    for step in 0..300_i64 {
+        if (120..180).contains(&step) {
+            continue;
+        }
+        let time = now
+            .checked_sub(jiff::SignedDuration::from_secs(3300 - step * 10))
+            .expect("a time");
+        let value = format!("{:.2}", 70.0 + 2.0 * (step as f64 / 40.0).sin());
+        let (value, status) = match step {
+            250 => (Some(value), "suspect"),
+            260..=262 => (None, "timeout"),
+            _ => (Some(value), "ok"),
+        };
+        connection
+            .execute(
+                "INSERT INTO readings (ts, bus, address, request, register, name, value, unit, unit_code, status, key)
+                 VALUES (?1, 'boiler-room', 1, 'Live values', 86, 'T1', ?2, '°C', 37, ?3, ?4)",
+                rusqlite::params![time.to_string(), value, status, format!("seed-{step}")],
+            )
+            .expect("a seeded reading");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_buses_live_values_and_a_plot() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let simulator = Simulator::tcp(&["--meter", "1", "--meter", "2:403"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        &simulator.bus("boiler-room"),
+        r#"
+[[bus.request]]
+description = "Live values"
+addresses = "1;2"
+polling = "1s"
+items = ["T1", "T2", "FLOW1", "POWER1"]
+
+[[bus.request]]
+description = "Counters when hot"
+addresses = "1"
+model = "603"
+event = "hot"
+items = ["SERIALNO", "E1"]
+"#,
+    ]);
+    seed_history(&workdir.path().join("kmplog.db"));
+    let logger = Logger::run(&workdir, &config, "120s");
+    let api = logger.api().to_owned();
+    let folder = screenshot_folder(&workdir);
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+    // Checked in a task of its own, so that the browser is closed even
+    // when a check fails.
+    let checks = tokio::spawn({
+        let client = client.clone();
+        async move { check_the_console(&client, &api, &folder).await }
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    drop(logger);
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn check_the_console(client: &Client, api: &str, folder: &Path) {
+    let page = format!("http://{api}/");
+    client
+        .set_window_rect(0, 0, 1280, 800)
+        .await
+        .expect("a 1280x800 window");
+    client.goto(&page).await.expect("open the page");
+    assert_eq!(client.title().await.expect("a title"), "kmplog");
+
+    // The overview: the bus, its state in words, both requests with their
+    // methods in words, both meters.
+    let limit = Duration::from_secs(20);
+    wait_for(
+        client,
+        "the bus is connected",
+        "[...document.querySelectorAll('.bus .state')].some(s => s.textContent === 'connected')",
+        limit,
+    )
+    .await;
+    let overview = client
+        .find(Locator::Css("#buses"))
+        .await
+        .expect("the overview")
+        .text()
+        .await
+        .expect("its text");
+    for expected in [
+        "boiler-room",
+        "Live values",
+        "every 1 s",
+        "Counters when hot",
+        "on event `hot`",
+        "MULTICAL 603",
+        "100 % of",
+    ] {
+        assert!(overview.contains(expected), "{expected:?} in {overview}");
+    }
+    // The serial number shows once a request has read it.
+    let (status, body) = http(api, "POST", "/api/events/hot", &[]);
+    assert_eq!(status, 202, "{body}");
+    wait_for(
+        client,
+        "the serial number of meter 1 shows",
+        "/^[0-9]+$/.test(document.querySelector('.bus .table-wrap[aria-label^=\"Meters\"] tbody tr td:nth-child(3)').textContent)",
+        limit,
+    )
+    .await;
+
+    // A value changes without a reload: the page keeps a mark set now.
+    wait_for(
+        client,
+        "live values arrive",
+        "document.querySelectorAll('table.values tr[data-key]').length >= 8",
+        limit,
+    )
+    .await;
+    client
+        .execute("window.kmplogTestMark = 'same page';", vec![])
+        .await
+        .expect("mark the page");
+    let before = value_texts(client).await;
+    let start = Instant::now();
+    loop {
+        let now = value_texts(client).await;
+        if now.iter().any(|value| !before.contains(value)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no value changed within {limit:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mark = client
+        .execute("return window.kmplogTestMark;", vec![])
+        .await
+        .expect("read the mark");
+    assert_eq!(mark, json!("same page"), "the page was reloaded");
+    // Values are the exact decimal text: T1 has its two decimals.
+    let texts = value_texts(client).await;
+    let t1 = texts
+        .iter()
+        .find(|text| text.starts_with("boiler-room/1/T1="))
+        .expect("T1 of meter 1");
+    let digits = t1.rsplit('=').next().unwrap_or_default();
+    assert!(
+        digits
+            .split_once('.')
+            .is_some_and(|(_, fraction)| fraction.len() == 2),
+        "{t1}"
+    );
+    save_screenshot(client, folder, "overview.png").await;
+
+    // Every control has an accessible name.
+    let unnamed = client
+        .execute(
+            "return [...document.querySelectorAll('button, input, select, textarea, [tabindex]')]
+                .filter(e => !(e.getAttribute('aria-label') || (e.labels && e.labels.length)
+                    || e.getAttribute('aria-labelledby') || e.textContent.trim()))
+                .map(e => e.outerHTML);",
+            vec![],
+        )
+        .await
+        .expect("look for unnamed controls");
+    assert_eq!(unnamed, json!([]), "controls without an accessible name");
+
+    // Nothing the page does from here on may break its security policy.
+    client
+        .execute(
+            "window.kmplogViolations = [];
+             document.addEventListener('securitypolicyviolation',
+                 e => window.kmplogViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+            vec![],
+        )
+        .await
+        .expect("watch for policy violations");
+
+    // Clicking T1 opens its plot; the readings so far are in it.
+    client
+        .find(Locator::XPath("//button[normalize-space()='T1']"))
+        .await
+        .expect("the T1 button")
+        .click()
+        .await
+        .expect("click T1");
+    wait_for(
+        client,
+        "the plot is drawn",
+        "document.querySelector('#plot canvas') && /lowest/.test(document.getElementById('history-summary').textContent)",
+        limit,
+    )
+    .await;
+    let summary = client
+        .find(Locator::Id("history-summary"))
+        .await
+        .expect("the summary")
+        .text()
+        .await
+        .expect("its text");
+    assert!(summary.starts_with("T1 from "), "{summary}");
+    assert!(summary.contains("°C"), "{summary}");
+    // The seeded hour: its suspect reading, its timeouts and its gap, and
+    // the gap between it and the readings of now.
+    assert!(
+        summary.contains("1 suspect and 3 failed readings; 2 gaps"),
+        "{summary}"
+    );
+    let focused = client
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .expect("the focus");
+    assert_eq!(
+        focused,
+        json!("history-title"),
+        "the focus moves to the plot"
+    );
+    client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .expect("scroll to the top");
+    save_screenshot(client, folder, "plot.png").await;
+    let violations = client
+        .execute("return window.kmplogViolations;", vec![])
+        .await
+        .expect("read the violations");
+    assert_eq!(violations, json!([]), "the plot breaks the page's policy");
+
+    // A phone: nothing wider than the screen but the tables, which scroll.
+    client
+        .set_window_rect(0, 0, 375, 800)
+        .await
+        .expect("a 375 px window");
+    wait_for(
+        client,
+        "the page fits 375 px",
+        "document.documentElement.scrollWidth <= window.innerWidth",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Escape closes the plot and gives the focus back to T1.
+    client
+        .active_element()
+        .await
+        .expect("the focused element")
+        .send_keys(&char::from(fantoccini::key::Key::Escape).to_string())
+        .await
+        .expect("press Escape");
+    wait_for(
+        client,
+        "Escape closes the plot",
+        "document.getElementById('history').hidden && document.activeElement.textContent === 'T1'",
+        Duration::from_secs(5),
+    )
+    .await;
+    wait_for(
+        client,
+        "the overview fits 375 px",
+        "document.documentElement.scrollWidth <= window.innerWidth",
+        Duration::from_secs(5),
+    )
+    .await;
+    client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .expect("scroll to the top");
+    save_screenshot(client, folder, "phone.png").await;
+}

@@ -46,6 +46,14 @@ pub trait Sink: Send + 'static {
     /// so a sink must take a batch it has partly seen before without
     /// duplicating (the readings' keys are for that).
     fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a>;
+
+    /// For a sink that keeps a connection of its own (a broker's): a count
+    /// of the times it connected, so that a sink that failed is tried again
+    /// as soon as its connection is back, not after its back-off. Sinks
+    /// that connect as they deliver have none.
+    fn connections(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// A sink that cannot take readings now; they wait in the outbox.
@@ -166,6 +174,7 @@ async fn drain(
     stop: Stop,
 ) {
     let name = sink.name();
+    let mut connections = sink.connections();
     let mut backoff = MIN_BACKOFF;
     let mut down: Option<String> = None;
     let report = |reason: String, reader: &OutboxReader, down: &mut Option<String>| {
@@ -227,11 +236,24 @@ async fn drain(
                 report(error, &reader, &mut down);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
+                    () = connected_again(&mut connections) => {}
                     () = stop.for_good() => return,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Completes when the sink's own connection is made again; never for a
+/// sink without one.
+async fn connected_again(connections: &mut Option<watch::Receiver<u64>>) {
+    let changed = match connections {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -357,10 +379,12 @@ mod tests {
         (delivered, logged)
     }
 
-    /// Refuses every delivery until `back`, then records when it took one.
+    /// Refuses every delivery until `back`, then records when it took one;
+    /// with `connections`, it says when it is connected again.
     struct DownUntil {
         back: tokio::time::Instant,
         delivered_at: Arc<Mutex<Option<tokio::time::Instant>>>,
+        connections: Option<watch::Receiver<u64>>,
     }
 
     impl Sink for DownUntil {
@@ -378,10 +402,15 @@ mod tests {
                 Ok(())
             })
         }
+
+        fn connections(&self) -> Option<watch::Receiver<u64>> {
+            self.connections.clone()
+        }
     }
 
-    #[test]
-    fn a_sink_back_after_a_long_outage_is_written_to_within_five_seconds() {
+    /// How long after the end of a 40 s outage the sink first took a
+    /// reading; with `reconnects`, the sink's connection comes back with it.
+    fn delivery_after_outage(reconnects: bool) -> Duration {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(&dir.path().join("outbox.db"), 10_000).unwrap();
         outbox.register("down-until", true).unwrap();
@@ -393,32 +422,53 @@ mod tests {
             .start_paused(true)
             .build()
             .unwrap();
-        let outage = Duration::from_secs(40);
-        let after_return = runtime.block_on(async {
-            let back = tokio::time::Instant::now() + outage;
+        runtime.block_on(async {
+            let back = tokio::time::Instant::now() + Duration::from_secs(40);
             let delivered_at = Arc::new(Mutex::new(None));
+            let (connected, connections) = watch::channel(0_u64);
             let sink = DownUntil {
                 back,
                 delivered_at: Arc::clone(&delivered_at),
+                connections: reconnects.then_some(connections),
+            };
+            let connection = async {
+                tokio::time::sleep_until(back).await;
+                connected.send_replace(1);
+                std::future::pending::<()>().await;
             };
             let delivered = async {
                 loop {
                     if let Some(at) = *delivered_at.lock().unwrap() {
                         return at;
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             };
             tokio::select! {
                 () = drain(Box::new(sink), reader, receiver, Stop::default()) => {
                     unreachable!("the loop runs until stopped")
                 }
+                () = connection => unreachable!("it stays connected"),
                 at = delivered => at.duration_since(back),
             }
-        });
+        })
+    }
+
+    #[test]
+    fn a_sink_back_after_a_long_outage_is_written_to_within_five_seconds() {
+        let after_return = delivery_after_outage(false);
         assert!(
             after_return <= Duration::from_secs(5),
-            "delivered {after_return:?} after the sink came back from a {outage:?} outage"
+            "delivered {after_return:?} after the sink came back"
+        );
+    }
+
+    #[test]
+    fn a_sink_whose_connection_is_back_is_written_to_at_once() {
+        let after_return = delivery_after_outage(true);
+        assert!(
+            after_return < Duration::from_millis(50),
+            "delivered {after_return:?} after the sink's connection came back"
         );
     }
 

@@ -45,7 +45,7 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
     TlsConfiguration, Transport,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::discovery::{
@@ -425,6 +425,8 @@ pub struct MqttSink {
     acknowledged: HashSet<String>,
     stop: CancellationToken,
     connection: Option<std::thread::JoinHandle<()>>,
+    /// How many times the broker accepted a connection.
+    connections: watch::Receiver<u64>,
 }
 
 impl MqttSink {
@@ -438,6 +440,7 @@ impl MqttSink {
             .map_err(|error| SinkError(format!("MQTT sink {}: {error}", settings.name())))?;
         let state = Arc::new(Mutex::new(State::default()));
         let stop = CancellationToken::new();
+        let (connected, connections) = watch::channel(0);
         let connection = {
             let (settings, state, stop) = (settings.clone(), Arc::clone(&state), stop.clone());
             std::thread::Builder::new()
@@ -448,7 +451,8 @@ impl MqttSink {
                         .build()
                     {
                         Ok(runtime) => {
-                            runtime.block_on(connect(settings, tls, state, events, stop));
+                            runtime
+                                .block_on(connect(settings, tls, state, events, connected, stop));
                         }
                         Err(error) => tracing::error!(
                             sink = %settings.name(),
@@ -468,6 +472,7 @@ impl MqttSink {
             acknowledged: HashSet::new(),
             stop,
             connection: Some(connection),
+            connections,
         })
     }
 
@@ -537,6 +542,10 @@ impl Sink for MqttSink {
         self.settings.name()
     }
 
+    fn connections(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.connections.clone())
+    }
+
     fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
         Box::pin(async move {
             let waiting = self.publish(batch).map_err(SinkError)?;
@@ -593,6 +602,7 @@ async fn connect(
     tls: Option<TlsConfiguration>,
     state: Arc<Mutex<State>>,
     events: EventRouter,
+    connected: watch::Sender<u64>,
     stop: CancellationToken,
 ) {
     let name = settings.name();
@@ -636,6 +646,8 @@ async fn connect(
                     }
                     shared.last_error = None;
                     ever_connected = true;
+                    drop(shared);
+                    connected.send_modify(|count| *count += 1);
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(packet_id))) => {
                     let mut shared = lock(&state);

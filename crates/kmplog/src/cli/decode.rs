@@ -8,7 +8,9 @@ use serde_json::{Value as Json, json};
 
 use kmp::logger::{LoggerRequest, LoggerResponse, subcommand_name};
 
-use super::output::{display_value, export_name, log_row_json, log_table, register_json};
+use super::output::{
+    display_value, export_name, log_row_json, log_table, register_json, row_time_text,
+};
 use super::{Failure, Outcome};
 
 /// Options of `kmplog decode`.
@@ -185,7 +187,7 @@ fn logger_response_json(response: &LoggerResponse, map: &mut serde_json::Map<Str
             map.insert("info_flags".to_owned(), json!(entries.info.names()));
             let rows: Vec<Json> = entries
                 .rows_with_ids()
-                .map(|(log_id, row)| log_row_json(None, log_id, row))
+                .map(|(log_id, row)| log_row_json(None, log_id, row_time_text(row), row))
                 .collect();
             map.insert("rows".to_owned(), Json::Array(rows));
         }
@@ -304,7 +306,14 @@ pub(super) fn frame_text(frame: &Frame, message: &Message) -> String {
                     entries.first_log_id,
                     entries.last_log_id,
                     entries.info,
-                    log_table(None, entries.rows_with_ids())
+                    log_table(
+                        None,
+                        entries.rows_with_ids().map(|(log_id, row)| (
+                            log_id,
+                            row_time_text(row),
+                            row
+                        ))
+                    )
                 ),
                 LoggerResponse::Configuration(configuration) => format!(
                     "{what}: depth {}, registers {}",

@@ -6,6 +6,7 @@ mod cron;
 mod decode;
 mod demo;
 mod line;
+mod log;
 mod meter_info;
 mod output;
 mod queue;
@@ -58,6 +59,8 @@ struct Cli {
 enum Command {
     /// Read registers from one or more meters once and print them.
     Read(read::Args),
+    /// Read rows of a meter's own logger (hourly, daily, monthly, yearly).
+    Log(log::Args),
     /// Read the meter type and software revision.
     Type(meter_info::Args),
     /// Read the serial number.
@@ -131,6 +134,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Read(args) => read::run(args).await,
+            Command::Log(args) => log::run(args).await,
             Command::Type(args) => meter_info::run_type(args).await,
             Command::Serial(args) => meter_info::run_serial(args).await,
             Command::Decode(args) => decode::run(args),

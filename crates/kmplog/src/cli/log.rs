@@ -20,12 +20,13 @@ const DEFAULT_LAST: u32 = 10;
 /// Options of `kmplog log`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Rows print oldest first; --id N --count K reads log ids N to N+K-1. Times are the meter's clock.
+    after_help = "Rows print oldest first; --id N --count K reads log ids N to N+K-1. \
+Times are the meter's clock.
 
 Examples:
   kmplog log --tcp 127.0.0.1:7063 --address 63 --logger daily --last 10 --register E1 --register V1
-  kmplog log --tcp 127.0.0.1:7063 --address 63 --logger hourly --from 2026-11-30T06:00 --to 2026-11-30T18:00 --register E1 --json
-  kmplog log --tcp 127.0.0.1:7063 --address 63 --logger monthly --id 240 --count 3 --register 60 --register 68"
+  kmplog log --tcp 127.0.0.1:7063 --logger hourly --from 2026-11-30 --to 2026-12-01 -r E1 --json
+  kmplog log --tcp 127.0.0.1:7063 --logger monthly --id 240 --count 3 -r 60 -r 68"
 )]
 pub struct Args {
     #[command(flatten)]

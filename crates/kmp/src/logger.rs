@@ -438,7 +438,7 @@ impl LogTable {
         let first = rows.first().map_or(&[][..], Vec::as_slice);
         let register_count = u8::try_from(first.len())
             .map_err(|_| LoggerError::RegisterCount { count: first.len() })?;
-        if rows.first().is_some() && register_count == 0 {
+        if !rows.is_empty() && register_count == 0 {
             return Err(LoggerError::RegisterCount { count: 0 });
         }
         for (index, row) in rows.iter().enumerate().skip(1) {

@@ -257,7 +257,12 @@ pub async fn read_log<L: Line>(
         if at_tail {
             break;
         }
-        log_id = entries.first_log_id.saturating_sub(u32::from(count));
+        // From where the answer stopped; never forward, whatever the meter
+        // says its first row was.
+        log_id = entries
+            .first_log_id
+            .min(log_id)
+            .saturating_sub(u32::from(count));
     }
     if let Span::Time { from, to } = plan.span {
         read.rows.retain(|row| {
@@ -629,6 +634,26 @@ mod tests {
             }
         }
         assert!(retried > 0);
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_rows_is_named() {
+        let meter = Meter::new(63, Model::Multical603);
+        let mut master = master(meter, LineConfig::default());
+        let error = read_log(
+            &mut master,
+            63,
+            &plan(Logger::MINUTE_1, &[60], Span::Last(1)),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "meter 63 gave no minute1 logger rows: an answer without rows (info invalid_request) \
+             (asked for its newest row with the logger command 0xB8); a meter without loggers \
+             does not answer it"
+        );
     }
 
     #[tokio::test]

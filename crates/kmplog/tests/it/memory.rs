@@ -342,3 +342,16 @@ fn the_help_examples_run_against_the_simulator() {
         decode.stdout
     );
 }
+
+#[test]
+fn long_pages_arrive_whole_on_a_1200_baud_line() {
+    // A page of 400 bytes takes 3.7 s at 1200 baud, more than the reply
+    // timeout of 1.6 s: the master waits for the bytes a page may take.
+    let simulator = Simulator::pty(&[]);
+    let mut args = vec!["--logger", "hourly", "--last", "12", "--json"];
+    for register in ["E1", "E3", "V1", "T1", "T2", "FLOW1", "POWER1", "HOURS"] {
+        args.extend(["--register", register]);
+    }
+    let run = log(&simulator, &args).ok();
+    assert_eq!(rows(&run).len(), 12, "{}", run.stderr);
+}

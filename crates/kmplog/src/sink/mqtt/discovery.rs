@@ -414,6 +414,15 @@ mod tests {
         ("voltage", &["V", "mV", "µV", "kV", "MV"], &["measurement"]),
         ("current", &["A", "mA"], &["measurement"]),
         ("temperature", &["°C", "°F", "K"], &["measurement"]),
+        ("frequency", &["Hz", "kHz", "MHz", "GHz"], &["measurement"]),
+        ("humidity", &["%"], &["measurement"]),
+        (
+            "speed",
+            &[
+                "m/s", "km/h", "mph", "kn", "ft/s", "in/d", "in/h", "mm/d", "mm/h", "mm/s",
+            ],
+            &["measurement"],
+        ),
         (
             "volume",
             &["mL", "L", "m³", "ft³", "CCF", "fl. oz.", "gal"],
@@ -660,7 +669,17 @@ mod tests {
             (0x3C, Some("duration"), Some("measurement"), Some("s"), 1),
             (0x3D, Some("duration"), Some("measurement"), Some("ms"), 1),
             (0x3E, Some("duration"), Some("measurement"), Some("d"), 1),
-            (0x42, None, None, None, 1),
+            (0x42, None, Some("measurement"), Some("l/imp"), 1),
+            (0x43, Some("frequency"), Some("measurement"), Some("Hz"), 1),
+            (
+                0x46,
+                Some("volume"),
+                Some("total_increasing"),
+                Some("gal"),
+                1,
+            ),
+            (0x55, Some("humidity"), Some("measurement"), Some("%"), 1),
+            (0x4B, None, None, None, 1),
         ];
         for &(code, device_class, state_class, unit, factor) in expected {
             let class = ha_class(Unit(code));

@@ -80,11 +80,6 @@ impl Logger {
             .find(|(_, known)| *known == name)
             .map(|(logger, _)| *logger)
     }
-
-    /// Every named logger's name, for messages that list them.
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        Logger::NAMES.iter().map(|(_, name)| *name)
-    }
 }
 
 impl fmt::Display for Logger {

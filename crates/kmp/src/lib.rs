@@ -9,6 +9,7 @@
 //! - [`frame`]: one frame on the wire (start byte, address, CID, data, CRC, stop);
 //! - [`splitter`]: cuts an arbitrary byte stream into frames and ACKs, skipping garbage;
 //! - [`message`]: the commands (GetType, GetRegister, ...) in both directions;
+//! - [`logger`]: the logger command 0xB8, its requests and its rows;
 //! - [`value`](mod@value) and [`unit`](mod@unit): register values kept exactly, with their unit;
 //! - [`catalogue`]: the registers each meter model is known to have.
 //!
@@ -36,6 +37,7 @@
 pub mod catalogue;
 pub mod crc;
 pub mod frame;
+pub mod logger;
 pub mod message;
 pub mod splitter;
 pub mod stuffing;
@@ -43,7 +45,8 @@ pub mod unit;
 pub mod value;
 
 pub use frame::{Direction, Frame, FrameError};
+pub use logger::{LogEntries, LogInfo, Logger, LoggerRequest, LoggerResponse};
 pub use message::{Command, MessageError, RegisterList, Request, Response};
 pub use splitter::{Event, Splitter};
 pub use unit::Unit;
-pub use value::{ParseValueError, RegisterValue, Value};
+pub use value::{DateTime7, ParseValueError, RegisterValue, Value};

@@ -3,7 +3,9 @@
 //! a [`Frame`], so the logger and the simulator share this code.
 //!
 //! GetType, GetSerialNo and GetRegister have public layouts and are decoded
-//! fully. SetClock, PutRegister, the event-status and the log commands have no
+//! fully, and so is the logger command 0xB8 (its layouts live in
+//! [`crate::logger`]). SetClock, PutRegister, the event-status and the older
+//! log commands (0xA0..0xA3) have no
 //! public layout (kmp-protocol.md §3, open questions): they are recognised by
 //! CID and their data is kept byte for byte as [`Request::Raw`] and
 //! [`Response::Raw`], so nothing is lost or guessed.
@@ -11,6 +13,7 @@
 use std::fmt;
 
 use crate::frame::{Direction, Frame};
+use crate::logger::{LoggerError, LoggerRequest, LoggerResponse};
 use crate::unit::Unit;
 use crate::value::{RegisterValue, Value, ValueError};
 
@@ -42,11 +45,14 @@ pub enum Command {
     GetLogIdPresent,
     /// 0xA3: logged values from a time backwards.
     GetLogTimePast,
+    /// 0xB8: the loggers of newer meters (MULTICAL 603/303, flowIQ): §3.1,
+    /// in [`crate::logger`].
+    Logger,
 }
 
 impl Command {
     /// Every known command.
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 12] = [
         Command::GetType,
         Command::GetSerialNo,
         Command::SetClock,
@@ -58,6 +64,7 @@ impl Command {
         Command::GetLogLastPresent,
         Command::GetLogIdPresent,
         Command::GetLogTimePast,
+        Command::Logger,
     ];
 
     /// The CID byte.
@@ -74,6 +81,7 @@ impl Command {
             Command::GetLogLastPresent => 0xA1,
             Command::GetLogIdPresent => 0xA2,
             Command::GetLogTimePast => 0xA3,
+            Command::Logger => 0xB8,
         }
     }
 
@@ -98,6 +106,7 @@ impl Command {
             Command::GetLogLastPresent => "GetLogLastPresent",
             Command::GetLogIdPresent => "GetLogIDPresent",
             Command::GetLogTimePast => "GetLogTimePast",
+            Command::Logger => "Logger",
         }
     }
 }
@@ -160,6 +169,9 @@ pub enum MessageError {
         /// What is wrong with it.
         source: ValueError,
     },
+    /// A logger (0xB8) request or reply that does not fit its layout.
+    #[error(transparent)]
+    Logger(#[from] LoggerError),
 }
 
 /// What the master asks a meter.
@@ -171,6 +183,8 @@ pub enum Request {
     GetSerialNo,
     /// Read registers.
     GetRegister(RegisterList),
+    /// Ask a logger (0xB8).
+    Logger(LoggerRequest),
     /// Any other command, with its data as sent (layout not public).
     Raw {
         /// The command identifier.
@@ -220,6 +234,7 @@ impl Request {
             Request::GetType => Command::GetType.cid(),
             Request::GetSerialNo => Command::GetSerialNo.cid(),
             Request::GetRegister(_) => Command::GetRegister.cid(),
+            Request::Logger(_) => Command::Logger.cid(),
             Request::Raw { cid, .. } => *cid,
         }
     }
@@ -237,6 +252,7 @@ impl Request {
                 }
                 data
             }
+            Request::Logger(request) => request.encode(),
             Request::Raw { data, .. } => data.clone(),
         };
         Frame::new(Direction::ToMeter, address, self.cid(), data)
@@ -274,6 +290,7 @@ impl Request {
                     .collect();
                 Request::get_register(&registers)
             }
+            Some(Command::Logger) => Ok(Request::Logger(LoggerRequest::decode(data)?)),
             _ => Ok(Request::Raw {
                 cid: frame.cid,
                 data: data.to_vec(),
@@ -338,6 +355,8 @@ pub enum Response {
     /// Answer to GetRegister: the registers the meter knows, in its order.
     /// Registers it does not know are left out, so match by ID.
     Registers(Vec<RegisterValue>),
+    /// Answer of a logger (0xB8).
+    Logger(LoggerResponse),
     /// Any other command's answer, with its data as sent (layout not public).
     Raw {
         /// The command identifier.
@@ -354,6 +373,7 @@ impl Response {
             Response::Type { .. } => Command::GetType.cid(),
             Response::SerialNo { .. } => Command::GetSerialNo.cid(),
             Response::Registers(_) => Command::GetRegister.cid(),
+            Response::Logger(_) => Command::Logger.cid(),
             Response::Raw { cid, .. } => *cid,
         }
     }
@@ -378,6 +398,7 @@ impl Response {
                 }
                 data
             }
+            Response::Logger(response) => response.encode(),
             Response::Raw { data, .. } => data.clone(),
         };
         Frame::new(Direction::FromMeter, address, self.cid(), data)
@@ -411,6 +432,7 @@ impl Response {
                 }),
             },
             Some(Command::GetRegister) => decode_registers(data).map(Response::Registers),
+            Some(Command::Logger) => Ok(Response::Logger(LoggerResponse::decode(data)?)),
             _ => Ok(Response::Raw {
                 cid: frame.cid,
                 data: data.to_vec(),

@@ -58,6 +58,24 @@ pub enum Quantity {
     Ascii,
     /// A set of flags.
     BitField,
+    /// Pulses per volume or volume per pulse (pulse inputs).
+    PulseRatio,
+    /// Frequency.
+    Frequency,
+    /// An angle.
+    Angle,
+    /// A share in percent (relative humidity and O₂ included).
+    Percent,
+    /// Speed.
+    Speed,
+    /// Specific energy (kJ/kg).
+    SpecificEnergy,
+    /// Acidity (pH).
+    Acidity,
+    /// Moisture content (g/kg).
+    Moisture,
+    /// A network address (IPv4, IPv6).
+    NetworkAddress,
     /// A code this table does not know.
     Unknown,
 }
@@ -134,6 +152,35 @@ const TABLE: [(&str, Quantity); 0x41] = {
     ]
 };
 
+/// The codes above 0x40 (kmp-protocol.md §4: conpot's table from a real 382,
+/// and jktjkt/PyKMP); the codes between them are unknown.
+const ABOVE_0X40: [(u8, &str, Quantity); 17] = {
+    use Quantity::*;
+    [
+        (0x41, "imp/l", PulseRatio),
+        (0x42, "l/imp", PulseRatio),
+        (0x43, "Hz", Frequency),
+        (0x44, "°", Angle),
+        (0x45, "%", Percent),
+        (0x46, "US gal", Volume),
+        (0x47, "US gal/min", VolumeFlow),
+        (0x48, "date-time", DateTime),
+        (0x49, "IPv4", NetworkAddress),
+        (0x4A, "IPv6", NetworkAddress),
+        (0x4F, "date-time", DateTime),
+        (0x55, "%RH", Percent),
+        (0x56, "%O₂", Percent),
+        (0x57, "m/s", Speed),
+        (0x58, "kJ/kg", SpecificEnergy),
+        (0x59, "pH", Acidity),
+        (0x5A, "g/kg", Moisture),
+    ]
+};
+
+/// Unit `0x4F`: a date and time in 7 bytes (DST/offset, YY, MM, DD, hh, mm,
+/// ss), as register 348 carries it in the loggers.
+pub const DATE_TIME_7: Unit = Unit(0x4F);
+
 impl Unit {
     /// The unit code as on the wire.
     pub fn code(self) -> u8 {
@@ -142,20 +189,28 @@ impl Unit {
 
     /// Whether the code is in the table.
     pub fn is_known(self) -> bool {
-        usize::from(self.0) < TABLE.len()
+        self.entry().is_some()
+    }
+
+    fn entry(self) -> Option<(&'static str, Quantity)> {
+        TABLE.get(usize::from(self.0)).copied().or_else(|| {
+            ABOVE_0X40
+                .iter()
+                .find(|(code, _, _)| *code == self.0)
+                .map(|&(_, symbol, quantity)| (symbol, quantity))
+        })
     }
 
     /// The symbol (`"GJ"`, `"°C"`), empty for a plain number; `None` for an
     /// unknown code.
     pub fn symbol(self) -> Option<&'static str> {
-        TABLE.get(usize::from(self.0)).map(|(symbol, _)| *symbol)
+        self.entry().map(|(symbol, _)| symbol)
     }
 
     /// What the unit measures.
     pub fn quantity(self) -> Quantity {
-        TABLE
-            .get(usize::from(self.0))
-            .map_or(Quantity::Unknown, |(_, quantity)| *quantity)
+        self.entry()
+            .map_or(Quantity::Unknown, |(_, quantity)| quantity)
     }
 }
 
@@ -190,8 +245,23 @@ mod tests {
 
     #[test]
     fn unknown_code_is_shown_not_guessed() {
-        assert_eq!(Unit(0x41).to_string(), "unit 0x41");
+        assert_eq!(Unit(0x4B).to_string(), "unit 0x4B");
         assert_eq!(Unit(0xFF).quantity(), Quantity::Unknown);
-        assert!(!Unit(0x41).is_known());
+        assert!(!Unit(0x4B).is_known());
+    }
+
+    #[test]
+    fn units_above_0x40() {
+        for (code, symbol, quantity) in [
+            (0x41, "imp/l", Quantity::PulseRatio),
+            (0x43, "Hz", Quantity::Frequency),
+            (0x4F, "date-time", Quantity::DateTime),
+            (0x55, "%RH", Quantity::Percent),
+            (0x5A, "g/kg", Quantity::Moisture),
+        ] {
+            assert_eq!(Unit(code).to_string(), symbol, "code 0x{code:02X}");
+            assert_eq!(Unit(code).quantity(), quantity, "code 0x{code:02X}");
+        }
+        assert!(!Unit(0x50).is_known());
     }
 }

@@ -193,8 +193,38 @@ impl Value {
             sig_ex |= 0x80;
         }
         out.extend_from_slice(&[self.width, sig_ex]);
+        self.encode_mantissa(out);
+    }
+
+    /// Appends the mantissa alone, in its width: how a logger row after the
+    /// first carries a value (its length and sigEx are row 1's).
+    pub fn encode_mantissa(&self, out: &mut Vec<u8>) {
         let bytes = self.mantissa.to_be_bytes();
         out.extend(bytes.iter().skip(bytes.len().saturating_sub(self.width())));
+    }
+
+    /// Whether `other` has this value's width, sign and exponent bits, so that
+    /// it can travel as a bare mantissa after this value's header.
+    pub fn same_layout(&self, other: &Value) -> bool {
+        self.width == other.width
+            && self.negative == other.negative
+            && self.exponent == other.exponent
+            && self.negative_zero_exponent == other.negative_zero_exponent
+    }
+
+    /// The value with this one's width, sign and exponent and the mantissa
+    /// `bytes` (big-endian, as many as the width).
+    pub fn with_mantissa_bytes(&self, bytes: &[u8]) -> Result<Value, ValueError> {
+        if bytes.len() != self.width() {
+            return Err(ValueError::Truncated {
+                needed: self.width(),
+                available: bytes.len(),
+            });
+        }
+        let mantissa = bytes
+            .iter()
+            .fold(0u128, |acc, &byte| (acc << 8) | u128::from(byte));
+        Ok(Value { mantissa, ..*self })
     }
 
     /// The mantissa's bytes as on the wire (for ASCII and bit-field units).
@@ -327,6 +357,67 @@ impl fmt::Display for Value {
     }
 }
 
+/// A unit-`0x4F` date and time: seven bytes, DST/offset, YY, MM, DD, hh, mm,
+/// ss. The first byte's meaning is not public; it is kept as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DateTime7 {
+    /// The DST/offset byte, as sent.
+    pub offset: u8,
+    /// The year, 2000 + YY.
+    pub year: u16,
+    /// 1..=12.
+    pub month: u8,
+    /// 1..=31.
+    pub day: u8,
+    /// 0..=23.
+    pub hour: u8,
+    /// 0..=59.
+    pub minute: u8,
+    /// 0..=59.
+    pub second: u8,
+}
+
+impl DateTime7 {
+    /// The 7-byte value of this date and time (YY is the year less 2000).
+    pub fn to_value(&self) -> Value {
+        let bytes = [
+            self.offset,
+            u8::try_from(self.year.saturating_sub(2000)).unwrap_or(u8::MAX),
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+        ];
+        let mantissa = bytes
+            .iter()
+            .fold(0u128, |acc, &byte| (acc << 8) | u128::from(byte));
+        Value {
+            negative: false,
+            mantissa,
+            exponent: 0,
+            width: 7,
+            negative_zero_exponent: false,
+        }
+    }
+}
+
+impl fmt::Display for DateTime7 {
+    /// `2026-01-01T00:00:00`, with ` (offset byte 0xNN)` when that byte is
+    /// not 0, since its meaning is not public.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )?;
+        if self.offset != 0 {
+            write!(f, " (offset byte 0x{:02X})", self.offset)?;
+        }
+        Ok(())
+    }
+}
+
 /// One register as a meter reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RegisterValue {
@@ -339,6 +430,33 @@ pub struct RegisterValue {
 }
 
 impl RegisterValue {
+    /// A unit-`0x4F` value's date and time; `None` for another unit, a width
+    /// other than 7 or fields out of range.
+    pub fn date_time_7(&self) -> Option<DateTime7> {
+        if self.unit.code() != 0x4F || self.value.width() != 7 || self.value.exponent != 0 {
+            return None;
+        }
+        let &[offset, yy, month, day, hour, minute, second] =
+            self.value.mantissa_bytes().as_slice()
+        else {
+            return None;
+        };
+        let stamp = DateTime7 {
+            offset,
+            year: 2000 + u16::from(yy),
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        };
+        let valid = valid_date(stamp.year.into(), month.into(), day.into())
+            && hour < 24
+            && minute < 60
+            && second < 60;
+        valid.then_some(stamp)
+    }
+
     /// The value in its natural form where the unit calls for one (a date,
     /// a time, text, flags); `None` for plain quantities, and for a value that
     /// does not fit its unit's form (the exact value then stands alone).
@@ -360,6 +478,7 @@ impl RegisterValue {
                 let date = date(2000 + day / 10_000, day / 100 % 100, day % 100)?;
                 Some(format!("{date}T{}", time_of_day(time)?))
             }),
+            (0x4F, _) => self.date_time_7().map(|stamp| stamp.to_string()),
             (_, Quantity::Ascii) => {
                 let text: String = self
                     .value
@@ -561,6 +680,15 @@ mod tests {
         check(0x40, 251124153000, 8, Some("2025-11-24T15:30:00"));
         check(0x36, 0x4B414D, 4, Some("KAM"));
         check(0x3B, 0b101, 1, Some("0b00000101"));
+        check(0x4F, 0x00_1A_01_01_00_00_00, 7, Some("2026-01-01T00:00:00"));
+        check(
+            0x4F,
+            0x01_19_0C_1F_17_3B_3B,
+            7,
+            Some("2025-12-31T23:59:59 (offset byte 0x01)"),
+        );
+        check(0x4F, 0x00_19_0D_01_00_00_00, 7, None);
+        check(0x4F, 0x00_1A_01_01_00_00_00, 8, None);
         check(0x08, 1234, 4, None);
     }
 }

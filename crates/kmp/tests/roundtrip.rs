@@ -7,6 +7,8 @@
 //!   exactly the garbage that was put in. Addresses, register IDs, units and
 //!   mantissas are drawn with a bias towards the bytes that need stuffing
 //!   (`80 40 0D 06 1B`).
+//! - Logger (0xB8) requests and replies take part in that, and a logger reply
+//!   of up to 60 rows of 12 registers decodes to itself.
 //! - Stuffing: `unstuff(stuff(x)) == x` for any bytes, and the stuffed bytes
 //!   hold no start, stop or ACK byte.
 //! - `Frame::decode` and `Message::decode` never panic on arbitrary bytes, and
@@ -19,6 +21,10 @@
 //!   of this file, is mantissa × 10^exponent with the exponent's precision.
 
 use kmp::frame::{ACK, MAX_FRAME_LEN, START_FROM_METER, START_TO_METER};
+use kmp::logger::{
+    LogEntries, LogInfo, LogQuery, LogRegisters, LogTable, Logger, LoggerConfiguration,
+    LoggerRequest, LoggerResponse,
+};
 use kmp::message::{Message, SoftwareRevision};
 use kmp::stuffing::{needs_escape, stuff_into, unstuff};
 use kmp::{Event, Frame, RegisterValue, Request, Response, Splitter, Unit, Value};
@@ -31,7 +37,7 @@ const SPECIAL: [u8; 5] = [START_TO_METER, START_FROM_METER, 0x0D, ACK, 0x1B];
 
 /// CIDs whose data has a public layout, decoded into typed messages; any
 /// other CID travels as `Raw`.
-const TYPED_CIDS: [u8; 3] = [0x01, 0x02, 0x10];
+const TYPED_CIDS: [u8; 4] = [0x01, 0x02, 0x10, 0xB8];
 
 // ---------------------------------------------------------------- strategies
 
@@ -77,6 +83,140 @@ fn register_value() -> impl Strategy<Value = RegisterValue> {
     })
 }
 
+fn logger() -> impl Strategy<Value = Logger> {
+    prop_oneof![3 => (0u8..=9).prop_map(Logger), 1 => byte().prop_map(Logger)]
+}
+
+fn log_registers(max: usize) -> impl Strategy<Value = LogRegisters> {
+    vec(any::<u16>(), 1..=max).prop_map(|ids| LogRegisters::new(&ids).unwrap())
+}
+
+/// Subcommands without a public layout, kept raw.
+fn other_subcommand() -> impl Strategy<Value = u8> {
+    any::<u8>().prop_filter("05..07 are typed", |sub| !(0x05..=0x07).contains(sub))
+}
+
+// Boxed: the logger strategies are deep, and the stream strategies nest
+// several messages; unboxed, their value trees overflow a test thread's stack.
+fn logger_request() -> BoxedStrategy<LoggerRequest> {
+    prop_oneof![
+        logger().prop_map(|logger| LoggerRequest::GetConfiguration { logger }),
+        (logger(), any::<u32>(), any::<u16>(), log_registers(12)).prop_map(
+            |(logger, log_id, entries, registers)| LoggerRequest::GetLogIdPastAbs {
+                logger,
+                log_id,
+                entries,
+                registers
+            }
+        ),
+        (logger(), any::<u16>(), any::<u16>(), log_registers(12)).prop_map(
+            |(logger, offset, entries, registers)| LoggerRequest::GetLogLastEntryPastAbs {
+                logger,
+                offset,
+                entries,
+                registers
+            }
+        ),
+        (other_subcommand(), logger(), bytes(0..=16)).prop_map(|(subcommand, logger, data)| {
+            LoggerRequest::Other {
+                subcommand,
+                logger,
+                data,
+            }
+        }),
+    ]
+    .boxed()
+}
+
+/// A table of `rows` rows: row 1 random, later rows the same registers in the
+/// same layout with random mantissas (all a later row can carry).
+fn log_table(rows: std::ops::RangeInclusive<usize>, registers: usize) -> BoxedStrategy<LogTable> {
+    (vec(register_value(), 1..=registers), rows, any::<u8>())
+        .prop_flat_map(|(header, rows, empty_count)| {
+            let later = header
+                .iter()
+                .map(|cell| vec(any::<u8>(), cell.value.width()))
+                .collect::<Vec<_>>();
+            vec(later, rows.saturating_sub(1)).prop_map(move |later_rows| {
+                if rows == 0 {
+                    return LogTable::empty(empty_count);
+                }
+                let mut table = vec![header.clone()];
+                for mantissas in later_rows {
+                    table.push(
+                        header
+                            .iter()
+                            .zip(&mantissas)
+                            .map(|(head, bytes)| RegisterValue {
+                                value: head.value.with_mantissa_bytes(bytes).unwrap(),
+                                ..*head
+                            })
+                            .collect(),
+                    );
+                }
+                LogTable::new(table).unwrap()
+            })
+        })
+        .boxed()
+}
+
+fn logger_response() -> BoxedStrategy<LoggerResponse> {
+    prop_oneof![
+        (
+            logger(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u16>(),
+            any::<bool>(),
+            log_table(0..=6, 6)
+        )
+            .prop_map(|(logger, first_log_id, last_log_id, info, by_id, table)| {
+                LoggerResponse::Entries(LogEntries {
+                    query: if by_id {
+                        LogQuery::IdPastAbs
+                    } else {
+                        LogQuery::LastEntryPastAbs
+                    },
+                    logger,
+                    first_log_id,
+                    last_log_id,
+                    info: LogInfo(info),
+                    table,
+                })
+            }),
+        (
+            logger(),
+            vec(any::<u8>(), 10),
+            any::<u16>(),
+            log_registers(43)
+        )
+            .prop_map(|(logger, fields, depth, registers)| {
+                let field = |index: usize| fields.get(index).copied().unwrap_or_default();
+                LoggerResponse::Configuration(LoggerConfiguration {
+                    logger,
+                    date1_format: field(0),
+                    date1: u16_of([field(1), field(2)]),
+                    date2_format: field(3),
+                    date2: u16_of([field(4), field(5)]),
+                    max_records_format: field(6),
+                    max_records: field(7),
+                    interval_format: field(8),
+                    interval: field(9),
+                    depth,
+                    registers,
+                })
+            }),
+        (other_subcommand(), logger(), bytes(0..=16)).prop_map(|(subcommand, logger, data)| {
+            LoggerResponse::Other {
+                subcommand,
+                logger,
+                data,
+            }
+        }),
+    ]
+    .boxed()
+}
+
 fn raw_cid() -> impl Strategy<Value = u8> {
     let untyped: Vec<u8> = (0..=u8::MAX)
         .filter(|cid| !TYPED_CIDS.contains(cid))
@@ -89,6 +229,7 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::GetType),
         Just(Request::GetSerialNo),
         vec(requested_register(), 1..=8).prop_map(|ids| Request::get_register(&ids).unwrap()),
+        logger_request().prop_map(Request::Logger),
         (raw_cid(), bytes(0..=24)).prop_map(|(cid, data)| Request::Raw { cid, data }),
     ]
 }
@@ -103,6 +244,7 @@ fn response() -> impl Strategy<Value = Response> {
             serial: u32::from_be_bytes([a, b, c, d]),
         }),
         vec(register_value(), 0..=8).prop_map(Response::Registers),
+        logger_response().prop_map(Response::Logger),
         (raw_cid(), bytes(0..=24)).prop_map(|(cid, data)| Response::Raw { cid, data }),
     ]
 }
@@ -407,6 +549,19 @@ proptest! {
         cuts in cuts(),
     ) {
         check_stream_round_trip(&items, &tail, &cuts);
+    }
+
+    #[test]
+    fn logger_replies_of_many_rows_decode_to_themselves(table in log_table(0..=60, 12)) {
+        let response = LoggerResponse::Entries(LogEntries {
+            query: LogQuery::IdPastAbs,
+            logger: Logger::HOURLY,
+            first_log_id: 1_460,
+            last_log_id: 1_460,
+            info: LogInfo(LogInfo::HEAD_INCLUDED),
+            table,
+        });
+        prop_assert_eq!(LoggerResponse::decode(&response.encode()), Ok(response));
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! with [`Frame::decode`].
 
 use kmp::frame::{ACK, Direction, START_TO_METER, STOP};
+use kmp::logger::{LoggerRequest, LoggerResponse};
 use kmp::message::{Message, MessageError, cid_name};
 use kmp::stuffing::{stuff_into, unstuff};
-use kmp::{Event, Frame, FrameError, Request, Response, Splitter, Value};
+use kmp::{Event, Frame, FrameError, RegisterValue, Request, Response, Splitter, Value};
 use serde_json::{Map, Value as Json, json};
 
 /// The vector file, embedded so the test needs no working directory.
@@ -195,6 +196,36 @@ fn render_request(request: &Request, rendered: &mut Map<String, Json>) {
         Request::GetRegister(registers) => {
             rendered.insert("registers".into(), json!(registers.as_ref()));
         }
+        Request::Logger(request) => {
+            rendered.insert("subcommand".into(), json!(request.subcommand()));
+            rendered.insert("logger_type".into(), json!(request.logger().0));
+            match request {
+                LoggerRequest::GetLogIdPastAbs {
+                    log_id,
+                    entries,
+                    registers,
+                    ..
+                } => {
+                    rendered.insert("log_id".into(), json!(log_id));
+                    rendered.insert("entries".into(), json!(entries));
+                    rendered.insert("registers".into(), json!(registers.as_ref()));
+                }
+                LoggerRequest::GetLogLastEntryPastAbs {
+                    offset,
+                    entries,
+                    registers,
+                    ..
+                } => {
+                    rendered.insert("offset".into(), json!(offset));
+                    rendered.insert("entries".into(), json!(entries));
+                    rendered.insert("registers".into(), json!(registers.as_ref()));
+                }
+                LoggerRequest::GetConfiguration { .. } => {}
+                LoggerRequest::Other { data, .. } => {
+                    rendered.insert("data".into(), json!(to_hex(data)));
+                }
+            }
+        }
         Request::Raw { data, .. } => {
             rendered.insert("data".into(), json!(to_hex(data)));
         }
@@ -233,10 +264,50 @@ fn render_response(response: &Response, rendered: &mut Map<String, Json>) {
                 .collect();
             rendered.insert("registers".into(), Json::Array(registers));
         }
+        Response::Logger(response) => {
+            rendered.insert("subcommand".into(), json!(response.subcommand()));
+            rendered.insert("logger_type".into(), json!(response.logger().0));
+            match response {
+                LoggerResponse::Entries(entries) => {
+                    rendered.insert("first_log_id".into(), json!(entries.first_log_id));
+                    rendered.insert("last_log_id".into(), json!(entries.last_log_id));
+                    rendered.insert("info".into(), json!(entries.info.0));
+                    let rows: Vec<Json> = entries
+                        .table
+                        .rows()
+                        .iter()
+                        .map(|row| Json::Array(row.iter().map(render_row_cell).collect()))
+                        .collect();
+                    rendered.insert("rows".into(), Json::Array(rows));
+                }
+                LoggerResponse::Configuration(configuration) => {
+                    rendered.insert("depth".into(), json!(configuration.depth));
+                    rendered.insert("registers".into(), json!(configuration.registers.as_ref()));
+                }
+                LoggerResponse::Other { data, .. } => {
+                    rendered.insert("data".into(), json!(to_hex(data)));
+                }
+            }
+        }
         Response::Raw { data, .. } => {
             rendered.insert("data".into(), json!(to_hex(data)));
         }
     }
+}
+
+/// One value of a logger row: as a register of GetRegister, its natural
+/// form under `text`.
+fn render_row_cell(cell: &RegisterValue) -> Json {
+    let mut rendered = json!({
+        "register": cell.register,
+        "unit_code": cell.unit.code(),
+        "unit": cell.unit.to_string(),
+        "value": cell.value.to_string(),
+    });
+    if let (Some(text), Some(object)) = (cell.natural(), rendered.as_object_mut()) {
+        object.insert("text".into(), json!(text));
+    }
+    rendered
 }
 
 /// A frame error as the vectors name it: `error` is the kind, the other keys
@@ -275,6 +346,7 @@ fn render_message_error(error: &MessageError) -> &'static str {
         MessageError::Length { .. } => "length",
         MessageError::RegisterEntryTruncated { .. } => "register_entry_truncated",
         MessageError::Value { .. } => "value",
+        MessageError::Logger(_) => "logger",
     }
 }
 

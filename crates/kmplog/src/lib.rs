@@ -7,6 +7,7 @@
 //! wire format.
 
 pub mod api;
+pub mod backfill;
 pub mod bus;
 pub mod cli;
 pub mod clock;

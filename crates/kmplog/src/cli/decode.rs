@@ -1,17 +1,22 @@
 //! `kmplog decode`: decode one KMP frame given in hex, of either direction,
-//! and say exactly what is wrong with a bad one.
+//! and say exactly what is wrong with a bad one. A logger (0xB8) reply shows
+//! its rows, each with its log id and time.
 
 use kmp::frame::{ACK, Frame};
 use kmp::message::{Message, Request, Response, cid_name};
 use serde_json::{Value as Json, json};
 
-use super::output::{display_value, export_name, print_line, register_json};
+use kmp::logger::{LoggerRequest, LoggerResponse, subcommand_name};
+
+use super::output::{
+    display_value, export_name, log_row_json, log_table, print_line, register_json, row_time_text,
+};
 use super::{Failure, Outcome};
 
 /// Options of `kmplog decode`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog decode 403F0201234567E9560D\n  kmplog decode '80 3F 10 01 00 3C B2 5F 0D' --json"
+    after_help = "Examples:\n  kmplog decode 403F0201234567E9560D\n  kmplog decode '80 3F 10 01 00 3C B2 5F 0D' --json\n  kmplog decode \\\n      403FB81BF902000201000000020000000200C003EB3004000003F8050003D0F5AA3A0D"
 )]
 pub struct Args {
     /// The frame's bytes in hex, start and stop bytes included; spaces,
@@ -122,9 +127,90 @@ pub(super) fn frame_json(frame: &Frame, message: &Message) -> Json {
         | Message::Response(Response::Raw { data, .. }) => {
             map.insert("data".to_owned(), json!(hex(data)));
         }
+        Message::Request(Request::Logger(request)) => logger_request_json(request, map),
+        Message::Response(Response::Logger(response)) => logger_response_json(response, map),
         Message::Request(Request::GetType | Request::GetSerialNo) => {}
     }
     object
+}
+
+fn logger_request_json(request: &LoggerRequest, map: &mut serde_json::Map<String, Json>) {
+    map.insert("subcommand".to_owned(), json!(request.subcommand()));
+    map.insert(
+        "subcommand_name".to_owned(),
+        json!(subcommand_name(request.subcommand())),
+    );
+    map.insert("logger".to_owned(), json!(request.logger().to_string()));
+    map.insert("logger_type".to_owned(), json!(request.logger().0));
+    let (entries, registers) = match request {
+        LoggerRequest::GetLogIdPastAbs {
+            log_id,
+            entries,
+            registers,
+            ..
+        } => {
+            map.insert("log_id".to_owned(), json!(log_id));
+            (entries, registers)
+        }
+        LoggerRequest::GetLogLastEntryPastAbs {
+            offset,
+            entries,
+            registers,
+            ..
+        } => {
+            map.insert("offset".to_owned(), json!(offset));
+            (entries, registers)
+        }
+        LoggerRequest::GetConfiguration { .. } => return,
+        LoggerRequest::Other { data, .. } => {
+            map.insert("data".to_owned(), json!(hex(data)));
+            return;
+        }
+    };
+    map.insert("entries".to_owned(), json!(entries));
+    map.insert("registers".to_owned(), json!(registers.as_ref()));
+}
+
+fn logger_response_json(response: &LoggerResponse, map: &mut serde_json::Map<String, Json>) {
+    map.insert("subcommand".to_owned(), json!(response.subcommand()));
+    map.insert(
+        "subcommand_name".to_owned(),
+        json!(subcommand_name(response.subcommand())),
+    );
+    map.insert("logger".to_owned(), json!(response.logger().to_string()));
+    map.insert("logger_type".to_owned(), json!(response.logger().0));
+    match response {
+        LoggerResponse::Entries(entries) => {
+            map.insert("first_log_id".to_owned(), json!(entries.first_log_id));
+            map.insert("last_log_id".to_owned(), json!(entries.last_log_id));
+            map.insert("info".to_owned(), json!(entries.info.0));
+            map.insert("info_flags".to_owned(), json!(entries.info.names()));
+            let rows: Vec<Json> = entries
+                .rows_with_ids()
+                .map(|(log_id, row)| log_row_json(None, log_id, row_time_text(row), row))
+                .collect();
+            map.insert("rows".to_owned(), Json::Array(rows));
+        }
+        LoggerResponse::Configuration(configuration) => {
+            map.insert("depth".to_owned(), json!(configuration.depth));
+            map.insert(
+                "registers".to_owned(),
+                json!(configuration.registers.as_ref()),
+            );
+            map.insert(
+                "formats".to_owned(),
+                json!({
+                    "date1": [configuration.date1_format, configuration.date1],
+                    "date2": [configuration.date2_format, configuration.date2],
+                    "max_records": [configuration.max_records_format, configuration.max_records],
+                    "interval": [configuration.interval_format, configuration.interval],
+                }),
+            );
+        }
+        LoggerResponse::Other { data, .. } => {
+            map.insert("data".to_owned(), json!(hex(data)));
+        }
+    }
 }
 
 pub(super) fn frame_text(frame: &Frame, message: &Message) -> String {
@@ -179,8 +265,74 @@ pub(super) fn frame_text(frame: &Frame, message: &Message) -> String {
                 }
             )
         }
+        Message::Request(Request::Logger(request)) => {
+            let what = format!(
+                "{head}: {} of the {} logger",
+                subcommand_name(request.subcommand()),
+                request.logger()
+            );
+            match request {
+                LoggerRequest::GetLogIdPastAbs {
+                    log_id,
+                    entries,
+                    registers,
+                    ..
+                } => format!(
+                    "{what}, {entries} rows from log id {log_id} back, registers {}",
+                    register_names(registers)
+                ),
+                LoggerRequest::GetLogLastEntryPastAbs {
+                    offset,
+                    entries,
+                    registers,
+                    ..
+                } => format!(
+                    "{what}, {entries} rows from offset 0x{offset:04X}, registers {}",
+                    register_names(registers)
+                ),
+                LoggerRequest::GetConfiguration { .. } => what,
+                LoggerRequest::Other { data, .. } => format!("{what}, data {}", hex(data)),
+            }
+        }
+        Message::Response(Response::Logger(response)) => {
+            let what = format!(
+                "{head}: {} of the {} logger",
+                subcommand_name(response.subcommand()),
+                response.logger()
+            );
+            match response {
+                LoggerResponse::Entries(entries) => format!(
+                    "{what}, first log id {}, newest in the meter {}, info {}\n{}",
+                    entries.first_log_id,
+                    entries.last_log_id,
+                    entries.info,
+                    log_table(
+                        None,
+                        entries.rows_with_ids().map(|(log_id, row)| (
+                            log_id,
+                            row_time_text(row),
+                            row
+                        ))
+                    )
+                ),
+                LoggerResponse::Configuration(configuration) => format!(
+                    "{what}: depth {}, registers {}",
+                    configuration.depth,
+                    register_names(&configuration.registers)
+                ),
+                LoggerResponse::Other { data, .. } => format!("{what}, data {}", hex(data)),
+            }
+        }
         Message::Request(Request::GetType | Request::GetSerialNo) => head,
     }
+}
+
+fn register_names(registers: &[u16]) -> String {
+    let names: Vec<String> = registers
+        .iter()
+        .map(|&id| format!("{id} ({})", export_name(None, id)))
+        .collect();
+    names.join(", ")
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {

@@ -128,6 +128,12 @@ impl MeterLine {
             .map_err(|error| Failure::failed(error.to_string()))
     }
 
+    /// The master on the line, for readers that run their own transactions
+    /// (the logger pages of `kmplog log`).
+    pub fn master(&mut self) -> &mut Master<BoxedLine> {
+        &mut self.master
+    }
+
     /// Why a transaction gave no usable reply, for a person.
     pub fn explain(&self, address: u8, exchange: &Exchange) -> String {
         let attempts = match exchange.attempts {

@@ -7,6 +7,7 @@ mod cron;
 mod decode;
 mod demo;
 mod line;
+mod log;
 mod man;
 mod meter_info;
 mod output;
@@ -64,6 +65,8 @@ struct Cli {
 enum Command {
     /// Read registers from one or more meters once and print them.
     Read(read::Args),
+    /// Read rows of a meter's own logger (hourly, daily, monthly, yearly).
+    Log(log::Args),
     /// Read the meter type and software revision.
     #[command(after_help = "Example:\n  kmplog type --tcp 127.0.0.1:7063 --address 63")]
     Type(meter_info::Args),
@@ -149,6 +152,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Read(args) => read::run(args).await,
+            Command::Log(args) => log::run(args).await,
             Command::Type(args) => meter_info::run_type(args).await,
             Command::Serial(args) => meter_info::run_serial(args).await,
             Command::Decode(args) => decode::run(args),

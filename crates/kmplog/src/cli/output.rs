@@ -5,8 +5,10 @@
 use std::fmt::Display;
 use std::io::{ErrorKind, Write};
 
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use kmp::catalogue::info::{InfoFlag, register_flags};
 use kmp::catalogue::{self, Model};
+use kmp::logger::{DATE_REGISTER, DATE_TIME_REGISTER, TIME_REGISTER, row_time};
 use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
 
@@ -58,6 +60,71 @@ pub fn register_json(model: Option<Model>, entry: &RegisterValue) -> Json {
         }
     }
     object
+}
+
+/// One logger row: `{"log_id":1460,"time":"2026-12-01T10:00:00","registers":[...]}`,
+/// `time` by the meter's clock (`null` when the row has no time stamp), each
+/// register as [`register_json`] has it.
+pub fn log_row_json(
+    model: Option<Model>,
+    log_id: u32,
+    time: Option<String>,
+    row: &[RegisterValue],
+) -> Json {
+    json!({
+        "log_id": log_id,
+        "time": time,
+        "registers": row.iter().map(|cell| register_json(model, cell)).collect::<Vec<_>>(),
+    })
+}
+
+/// Logger rows (log id, time, values) as a table: log id, time, then a
+/// column per register (the time-stamp registers left out, the time column
+/// shows them).
+pub fn log_table<'a>(
+    model: Option<Model>,
+    rows: impl IntoIterator<Item = (u32, Option<String>, &'a [RegisterValue])>,
+) -> String {
+    let rows: Vec<(u32, Option<String>, &[RegisterValue])> = rows.into_iter().collect();
+    let mut columns: Vec<(u16, String)> = Vec::new();
+    for (_, _, row) in &rows {
+        for cell in row.iter().filter(|cell| !is_time_stamp(cell.register)) {
+            if !columns.iter().any(|(id, _)| *id == cell.register) {
+                let unit = cell.unit.to_string();
+                let name = export_name(model, cell.register);
+                let header = if unit.is_empty() || cell.natural().is_some() {
+                    name
+                } else {
+                    format!("{name} ({unit})")
+                };
+                columns.push((cell.register, header));
+            }
+        }
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["log id".to_owned(), "time".to_owned()];
+    header.extend(columns.iter().map(|(_, name)| name.clone()));
+    table.set_header(header);
+    for (log_id, time, row) in rows {
+        let mut line = vec![log_id.to_string(), time.unwrap_or_else(|| "-".to_owned())];
+        line.extend(columns.iter().map(|(id, _)| {
+            row.iter()
+                .find(|cell| cell.register == *id)
+                .map_or_else(|| "-".to_owned(), |cell| display_value(model, cell))
+        }));
+        table.add_row(line);
+    }
+    table.to_string()
+}
+
+fn is_time_stamp(register: u16) -> bool {
+    [DATE_TIME_REGISTER, DATE_REGISTER, TIME_REGISTER].contains(&register)
+}
+
+/// A logger row's time by the meter's clock, as the row's own registers say.
+pub fn row_time_text(row: &[RegisterValue]) -> Option<String> {
+    row_time(row).map(|time| time.to_string())
 }
 
 /// The names of `flags` as a JSON array.

@@ -95,7 +95,8 @@ pub fn parse_model(text: &str) -> Result<Model, String> {
     })
 }
 
-fn resolve(model: Option<Model>, register: &RegisterArg) -> Result<u16, Failure> {
+/// The register id `register` names, in `model`'s catalogue or any.
+pub fn resolve(model: Option<Model>, register: &RegisterArg) -> Result<u16, Failure> {
     match register {
         RegisterArg::Id(id) => Ok(*id),
         RegisterArg::Name(name) => {

@@ -41,7 +41,8 @@ Examples:
   kmplog simulate --tcp 127.0.0.1:0 --meter 63 --meter 17:403 --meter 5:382
   kmplog simulate --pty --echo --sleep-after 60
   kmplog simulate --bad-crc 0.1 --no-reply 0.05 --seed 7
-  kmplog simulate --info-code 2"
+  kmplog simulate --info-code 2
+  kmplog simulate --no-loggers"
 )]
 pub struct Args {
     /// Listen on HOST:PORT; each connection is a line with all the meters on
@@ -65,6 +66,11 @@ pub struct Args {
     /// 2 (low battery on a 603); 0, no flags, by default.
     #[arg(long, value_name = "N", default_value_t = 0)]
     info_code: u32,
+    /// Heat meters without loggers: they stay silent to the logger command
+    /// 0xB8, as meters of older generations do. By default every heat meter
+    /// keeps hourly, daily, monthly and yearly loggers, full from the start.
+    #[arg(long)]
+    no_loggers: bool,
     /// Pace the bytes sent as a serial line at this baud rate (11 bits a
     /// byte, 8N2), 300 to 115200. Default: 1200 on a pty, unpaced on TCP.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(300..=115_200))]
@@ -168,7 +174,15 @@ impl Args {
         Ok(Settings {
             meters: meters
                 .iter()
-                .map(|meter| Meter::new(meter.address, meter.model).with_info_code(self.info_code))
+                .map(|meter| {
+                    let meter =
+                        Meter::new(meter.address, meter.model).with_info_code(self.info_code);
+                    if self.no_loggers {
+                        meter.without_loggers()
+                    } else {
+                        meter
+                    }
+                })
                 .collect(),
             line: LineConfig {
                 echo: self.echo,

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kmp::frame::{ACK, Direction, Frame, STOP};
+use kmp::logger::LoggerResponse;
 use kmp::message::{MessageError, cid_name};
 use kmp::stuffing::{needs_escape, stuff_into};
 use kmp::{Event, Request, Response, Splitter};
@@ -452,6 +453,14 @@ fn describe(response: &Response) -> String {
         Response::SerialNo { serial } => format!("serial {serial}"),
         Response::Registers(values) if values.len() == 1 => "1 register".to_owned(),
         Response::Registers(values) => format!("{} registers", values.len()),
+        Response::Logger(LoggerResponse::Entries(entries)) => format!(
+            "{} rows of the {} logger from log id {} (info {})",
+            entries.table.rows().len(),
+            entries.logger,
+            entries.first_log_id,
+            entries.info
+        ),
+        Response::Logger(response) => format!("{} logger", response.logger()),
         Response::Raw { cid, .. } => cid_name(*cid),
     }
 }

@@ -7,6 +7,10 @@
 //! swing smoothly around realistic means, and the counters are the exact
 //! integrals of the rates shown (energy of power, volume of flow), computed in
 //! closed form, so that they never decrease and agree with the gauges.
+//!
+//! Each meter was installed [`HISTORY`] before the simulator started, so its
+//! loggers ([`super::loggers`]) are full: any past moment's registers are the
+//! same closed forms at an earlier time.
 
 use std::f64::consts::TAU;
 use std::time::Duration;
@@ -19,6 +23,10 @@ use kmp::{RegisterValue, Request, Response, Unit, Value};
 /// Heat capacity of water in kWh per m³ and K: power in kW is flow in m³/h
 /// times the temperature difference times this.
 pub const WATER_KWH_PER_M3_K: f64 = 1.163;
+
+/// How long before the simulator started each meter was installed: 21 years,
+/// more than the deepest logger (20 yearly rows) reaches back.
+pub const HISTORY: Duration = Duration::from_secs(662_709_600);
 
 /// A moment as the simulator sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,8 @@ pub struct Meter {
     kind: Kind,
     /// What a heat meter's info-code register (99) holds: 0 unless set.
     info_code: u32,
+    /// Whether a heat meter answers the logger command 0xB8.
+    loggers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +90,23 @@ impl Meter {
             model,
             kind,
             info_code: 0,
+            loggers: true,
         }
+    }
+
+    /// The same meter without loggers: it stays silent to 0xB8, as a meter
+    /// of an older generation does.
+    pub fn without_loggers(self) -> Meter {
+        Meter {
+            loggers: false,
+            ..self
+        }
+    }
+
+    /// Whether the meter keeps loggers and answers 0xB8: heat meters do,
+    /// unless made without.
+    pub fn has_loggers(&self) -> bool {
+        self.loggers && self.model.is_heat_meter()
     }
 
     /// The same meter reporting `code` in its info-code register, for tests
@@ -131,6 +157,11 @@ impl Meter {
             ))),
             // SetClock's layout is not public: the meter is taken to accept
             // any data, as the ACK is all a master can check.
+            Request::Logger(request) if self.has_loggers() => {
+                super::loggers::answer(self, request, at)
+                    .map(|response| Answer::Response(Response::Logger(response)))
+            }
+            Request::Logger(_) => None,
             Request::Raw { cid, .. } if *cid == kmp::Command::SetClock.cid() => Some(Answer::Ack),
             Request::Raw { .. } => None,
         }
@@ -139,18 +170,44 @@ impl Meter {
     /// Register `id` at `at`; `None` when the model's catalogue lacks it, as
     /// a meter leaves out registers it does not have.
     pub fn read(&self, id: u16, at: Moment) -> Option<RegisterValue> {
+        self.read_at(id, at.elapsed.as_secs_f64(), at.unix_seconds)
+    }
+
+    /// Register `id` `since_start` seconds after the simulator started (less
+    /// than 0 before it), when the clock showed `unix_seconds`.
+    pub(super) fn read_at(
+        &self,
+        id: u16,
+        since_start: f64,
+        unix_seconds: i64,
+    ) -> Option<RegisterValue> {
         self.model.register(id)?;
-        let t = at.elapsed.as_secs_f64();
+        self.value_at(id, since_start, unix_seconds)
+    }
+
+    /// Register `id` as [`Meter::read_at`] has it, whether or not the model's
+    /// catalogue lists it: a logger keeps registers GetRegister may not name.
+    pub(super) fn value_at(
+        &self,
+        id: u16,
+        since_start: f64,
+        unix_seconds: i64,
+    ) -> Option<RegisterValue> {
+        // The value model's time runs from the installation.
+        let t = since_start + HISTORY.as_secs_f64();
         let reading = match &self.kind {
             Kind::Heat(_) if id == INFO_REGISTER => Some(Reading::number(self.info_code.into())),
-            Kind::Heat(heat) => heat.read(id, self.model, t, at),
+            Kind::Heat(heat) => heat.read(id, self.model, t, unix_seconds),
             Kind::Electricity(electricity) => electricity.read(id, t),
         }
-        .or_else(|| self.read_common(id, at))
+        .or_else(|| self.read_common(id, unix_seconds))
         // A catalogued register the simulator has no model for: a plain zero
         // is still an answer, and better than leaving it out.
         .unwrap_or(Reading::number(0));
-        let value = Value::new(reading.mantissa, reading.exponent).ok()?;
+        let magnitude = reading.mantissa.unsigned_abs();
+        let width = reading.width.max(byte_len(magnitude));
+        let value =
+            Value::from_parts(reading.mantissa < 0, magnitude, reading.exponent, width).ok()?;
         Some(RegisterValue {
             register: id,
             unit: reading.unit,
@@ -159,13 +216,13 @@ impl Meter {
     }
 
     /// Registers every model has in the same form.
-    fn read_common(&self, id: u16, at: Moment) -> Option<Reading> {
-        let (date, time) = civil(at.unix_seconds);
+    fn read_common(&self, id: u16, unix_seconds: i64) -> Option<Reading> {
+        let (date, time) = civil(unix_seconds);
         Some(match id {
             1001 => Reading::number(self.serial().into()),
             1002 => Reading::exact(HHMMSS, time, 0),
             1003 => Reading::exact(YYMMDD, date % 1_000_000, 0),
-            348 => Reading::exact(DATE_TIME, (date % 1_000_000) * 1_000_000 + time, 0),
+            348 => date_time_7(date, time),
             404 => Reading::number(type_code(self.model).into()),
             _ => return None,
         })
@@ -206,22 +263,53 @@ const HHMMSS: Unit = Unit(0x2F);
 const YYMMDD: Unit = Unit(0x30);
 const BAR: Unit = Unit(0x34);
 const BIT_FIELD: Unit = Unit(0x3B);
-const DATE_TIME: Unit = Unit(0x40);
 
-/// A value as it goes on the wire: unit, mantissa and exponent.
+/// Register 348 as a MULTICAL 603 keeps it in its loggers: unit 0x4F, seven
+/// bytes (offset byte, YY, MM, DD, hh, mm, ss), from `yyyymmdd` and `hhmmss`.
+fn date_time_7(date: i128, time: i128) -> Reading {
+    let field = |value: i128| u8::try_from(value).unwrap_or(0);
+    let stamp = kmp::DateTime7 {
+        offset: 0,
+        year: u16::try_from(date / 10_000).unwrap_or(2000),
+        month: field(date / 100 % 100),
+        day: field(date % 100),
+        hour: field(time / 10_000),
+        minute: field(time / 100 % 100),
+        second: field(time % 100),
+    };
+    Reading {
+        width: 7,
+        ..Reading::exact(
+            kmp::unit::DATE_TIME_7,
+            i128::try_from(stamp.to_value().mantissa()).unwrap_or(0),
+            0,
+        )
+    }
+}
+
+/// Bytes needed to hold `mantissa` (at least 1).
+fn byte_len(mantissa: u128) -> usize {
+    (128 - mantissa.leading_zeros() as usize).div_ceil(8).max(1)
+}
+
+/// A value as it goes on the wire: unit, mantissa, exponent and the least
+/// width on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Reading {
     unit: Unit,
     mantissa: i128,
     exponent: i8,
+    width: usize,
 }
 
 impl Reading {
+    /// In the 4 bytes meters commonly use, wider where the mantissa needs it.
     fn exact(unit: Unit, mantissa: i128, exponent: i8) -> Reading {
         Reading {
             unit,
             mantissa,
             exponent,
+            width: 4,
         }
     }
 
@@ -307,11 +395,11 @@ struct Heat {
     return_temp: Wave,
     /// T1 − T2, K.
     difference: Wave,
-    /// Heat energy E1 when the simulator started, kWh.
+    /// Heat energy E1 when the meter was installed, kWh.
     base_kwh: f64,
-    /// Volume V1 when the simulator started, m³.
+    /// Volume V1 when the meter was installed, m³.
     base_m3: f64,
-    /// Operating hours when the simulator started.
+    /// Operating hours when the meter was installed.
     base_hours: f64,
 }
 
@@ -364,7 +452,7 @@ impl Heat {
         (round(t1), round(t2))
     }
 
-    fn read(&self, id: u16, model: Model, t: f64, at: Moment) -> Option<Reading> {
+    fn read(&self, id: u16, model: Model, t: f64, unix_seconds: i64) -> Option<Reading> {
         let flow = self.flow.at(t);
         let mean_t2 = self.return_temp.mean;
         let mean_t1 = mean_t2 + self.difference.mean;
@@ -376,7 +464,7 @@ impl Heat {
         let temperature = |exponent: i8, pick: fn((i128, i128)) -> i128, unit: Unit| {
             Reading::exact(unit, pick(self.temperatures(t, exponent)), exponent)
         };
-        let (date, _) = civil(at.unix_seconds);
+        let (date, _) = civil(unix_seconds);
         let yymmdd = date % 1_000_000;
         Some(match id {
             60 | 94 => energy(self.energy_kwh(t)),
@@ -472,7 +560,7 @@ struct Electricity {
     power: [Wave; 3],
     /// Voltage per phase, V.
     voltage: [Wave; 3],
-    /// Imported energy when the simulator started, kWh.
+    /// Imported energy when the meter was installed, kWh.
     base_import_kwh: f64,
     /// Exported energy, kWh: the house has no generation, so it stays put.
     export_kwh: f64,
@@ -538,7 +626,7 @@ impl Electricity {
 
 /// The UTC calendar date as `yyyymmdd` and time of day as `hhmmss` of a Unix
 /// time (the days-from-civil inverse of H. Hinnant's date algorithms).
-fn civil(unix_seconds: i64) -> (i128, i128) {
+pub(super) fn civil(unix_seconds: i64) -> (i128, i128) {
     let days = unix_seconds.div_euclid(86_400);
     let second_of_day = unix_seconds.rem_euclid(86_400);
     let z = days + 719_468;

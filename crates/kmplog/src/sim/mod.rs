@@ -4,6 +4,8 @@
 //!
 //! The parts, pure ones first:
 //! - [`meter`]: one meter, its identity and its register values at a moment;
+//! - [`loggers`]: its hourly, daily, monthly and yearly history, computed
+//!   from the same values, answered through 0xB8;
 //! - [`line`]: a line with several meters on it, bytes in and bytes out, with
 //!   echo, faults and sleeping optical ports;
 //! - [`pacing`]: serial-line timing of the bytes written;
@@ -19,6 +21,7 @@
 //! whichever line talks to them; only the fault dice are per line.
 
 pub mod line;
+pub mod loggers;
 pub mod meter;
 pub mod pacing;
 pub mod pty;

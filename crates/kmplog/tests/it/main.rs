@@ -10,6 +10,7 @@ mod config;
 mod harness;
 mod live;
 mod logger;
+mod memory;
 mod mqtt;
 mod offline;
 mod one_shot;

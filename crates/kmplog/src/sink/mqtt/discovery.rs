@@ -106,6 +106,7 @@ pub fn ha_class(unit: Unit) -> HaClass {
         // heating circuit's, which is no water consumption.
         Quantity::Volume => match symbol {
             "l" => class(Some("volume"), TOTAL_INCREASING, Some("L")),
+            "US gal" => class(Some("volume"), TOTAL_INCREASING, Some("gal")),
             "m³ ×10" => HaClass {
                 factor: 10,
                 ..class(Some("volume"), TOTAL_INCREASING, Some("m³"))
@@ -115,6 +116,7 @@ pub fn ha_class(unit: Unit) -> HaClass {
         // `volume_flow_rate` takes m³/h and L/h (among others), measurement.
         Quantity::VolumeFlow => match symbol {
             "l/h" => class(Some("volume_flow_rate"), MEASUREMENT, Some("L/h")),
+            "US gal/min" => class(Some("volume_flow_rate"), MEASUREMENT, Some("gal/min")),
             _ => class(Some("volume_flow_rate"), MEASUREMENT, Some("m³/h")),
         },
         // Running sums used for average temperatures: they only grow.
@@ -136,11 +138,24 @@ pub fn ha_class(unit: Unit) -> HaClass {
             "days" => class(Some("duration"), MEASUREMENT, Some("d")),
             _ => class(Some("duration"), MEASUREMENT, Some(symbol_static(unit))),
         },
+        Quantity::Frequency => class(Some("frequency"), MEASUREMENT, Some("Hz")),
+        Quantity::Speed => class(Some("speed"), MEASUREMENT, Some("m/s")),
+        Quantity::Percent if symbol == "%RH" => class(Some("humidity"), MEASUREMENT, Some("%")),
+        Quantity::Percent if symbol == "%" => class(None, MEASUREMENT, Some("%")),
+        // Shares of something HA has no class for (O₂), pulse ratios,
+        // angles, acidity, moisture, specific energy: plain measurements.
+        Quantity::Percent
+        | Quantity::PulseRatio
+        | Quantity::Angle
+        | Quantity::Acidity
+        | Quantity::Moisture
+        | Quantity::SpecificEnergy => class(None, MEASUREMENT, Some(symbol_static(unit))),
         Quantity::Date
         | Quantity::TimeOfDay
         | Quantity::DateTime
         | Quantity::Ascii
-        | Quantity::BitField => HaClass { text: true, ..none },
+        | Quantity::BitField
+        | Quantity::NetworkAddress => HaClass { text: true, ..none },
         // Serial numbers, info codes, counts: no unit, no statistics.
         Quantity::Number | Quantity::Unknown => none,
     }
@@ -399,6 +414,15 @@ mod tests {
         ("voltage", &["V", "mV", "µV", "kV", "MV"], &["measurement"]),
         ("current", &["A", "mA"], &["measurement"]),
         ("temperature", &["°C", "°F", "K"], &["measurement"]),
+        ("frequency", &["Hz", "kHz", "MHz", "GHz"], &["measurement"]),
+        ("humidity", &["%"], &["measurement"]),
+        (
+            "speed",
+            &[
+                "m/s", "km/h", "mph", "kn", "ft/s", "in/d", "in/h", "mm/d", "mm/h", "mm/s",
+            ],
+            &["measurement"],
+        ),
         (
             "volume",
             &["mL", "L", "m³", "ft³", "CCF", "fl. oz.", "gal"],
@@ -447,7 +471,7 @@ mod tests {
 
     #[test]
     fn every_known_unit_maps_to_what_home_assistant_accepts() {
-        for code in 0..=0x40u8 {
+        for code in 0..=u8::MAX {
             let unit = Unit(code);
             let class = ha_class(unit);
             if let Some(state_class) = class.state_class {
@@ -645,7 +669,17 @@ mod tests {
             (0x3C, Some("duration"), Some("measurement"), Some("s"), 1),
             (0x3D, Some("duration"), Some("measurement"), Some("ms"), 1),
             (0x3E, Some("duration"), Some("measurement"), Some("d"), 1),
-            (0x42, None, None, None, 1),
+            (0x42, None, Some("measurement"), Some("l/imp"), 1),
+            (0x43, Some("frequency"), Some("measurement"), Some("Hz"), 1),
+            (
+                0x46,
+                Some("volume"),
+                Some("total_increasing"),
+                Some("gal"),
+                1,
+            ),
+            (0x55, Some("humidity"), Some("measurement"), Some("%"), 1),
+            (0x4B, None, None, None, 1),
         ];
         for &(code, device_class, state_class, unit, factor) in expected {
             let class = ha_class(Unit(code));

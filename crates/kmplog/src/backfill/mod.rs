@@ -1,0 +1,10 @@
+//! A meter's own history: reading the rows of its loggers (CID 0xB8,
+//! kmp-protocol.md §3.1) over a line, for `kmplog log` and for backfilling
+//! readings a logger missed.
+//!
+//! - [`paging`]: reads a span of a logger (the newest N rows, log ids, or a
+//!   time range) page by page over a [`Master`](crate::bus::Master): asks
+//!   for what fits, shrinks the page when the meter cuts an answer short,
+//!   retries a page once after a CRC error and stops at the logger's tail.
+
+pub mod paging;

@@ -625,6 +625,13 @@ fn warnings_and_notes_leave_the_file_valid() {
             "this cron schedule reads each meter 96 times a day",
         ),
         (
+            format!(
+                "{P}addresses = 1\nitems = [\"E1\"]\ncron = \"* 0-11 * *\"\nreads_per_day = 1000\n"
+            ),
+            "8:8",
+            "`cron = \"* 0-11 * *\"` has four fields: the weekday is missing",
+        ),
+        (
             format!("{P}addresses = 1\nitems = [\"E1\"]\nevent = \"go\"\n"),
             "8:9",
             "no request fires event `go`",

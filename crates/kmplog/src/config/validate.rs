@@ -999,7 +999,17 @@ fn method_of(cx: &mut Context<'_>, field: &Field<'_, '_>, events: &mut Events) -
             }
         },
         _ => match Cron::parse(text) {
-            Ok(cron) => (Ok(Method::Cron(cron)), None),
+            Ok(cron) => {
+                if cron.lacks_weekday() {
+                    cx.report(
+                        Severity::Warning,
+                        field.span(),
+                        format!("`cron = \"{text}\"` has four fields: the weekday is missing, so it fires on any weekday"),
+                        format!("write the weekday field to say so: cron = \"{text} *\" (minute hour day-of-month month weekday)"),
+                    );
+                }
+                (Ok(Method::Cron(cron)), None)
+            }
             Err(error) => (
                 Err(error.to_string()),
                 Some(error.position..error.position + error.len.max(1)),

@@ -62,7 +62,10 @@ pub enum Quantity {
     Unknown,
 }
 
-/// Symbol and quantity of each known code, indexed by code.
+/// Symbol and quantity of each known code, indexed by code. 0x15 is W and
+/// 0x19 var as in conpot (scraped from a real 382) and jktjkt/PyKMP, which
+/// fits the pattern of Wh kWh MWh GWh; older sources print kW and kvar for
+/// both 0x15/0x16 and 0x19/0x1A.
 const TABLE: [(&str, Quantity); 0x41] = {
     use Quantity::*;
     [
@@ -87,50 +90,50 @@ const TABLE: [(&str, Quantity); 0x41] = {
         ("kVAh", ApparentEnergy),     // 0x12
         ("MVAh", ApparentEnergy),     // 0x13
         ("GVAh", ApparentEnergy),     // 0x14
-        ("W", Power), // 0x15: W in conpot (a real 382) and jktjkt/PyKMP; older sources say kW
-        ("kW", Power), // 0x16
-        ("MW", Power), // 0x17
-        ("GW", Power), // 0x18
-        ("var", ReactivePower), // 0x19: var in conpot and jktjkt/PyKMP; older sources say kvar
-        ("kvar", ReactivePower), // 0x1A
-        ("Mvar", ReactivePower), // 0x1B
-        ("Gvar", ReactivePower), // 0x1C
-        ("VA", ApparentPower), // 0x1D
-        ("kVA", ApparentPower), // 0x1E
-        ("MVA", ApparentPower), // 0x1F
-        ("GVA", ApparentPower), // 0x20
-        ("V", Voltage), // 0x21
-        ("A", Current), // 0x22
-        ("kV", Voltage), // 0x23
-        ("kA", Current), // 0x24
-        ("°C", Temperature), // 0x25
+        ("W", Power),                 // 0x15
+        ("kW", Power),                // 0x16
+        ("MW", Power),                // 0x17
+        ("GW", Power),                // 0x18
+        ("var", ReactivePower),       // 0x19
+        ("kvar", ReactivePower),      // 0x1A
+        ("Mvar", ReactivePower),      // 0x1B
+        ("Gvar", ReactivePower),      // 0x1C
+        ("VA", ApparentPower),        // 0x1D
+        ("kVA", ApparentPower),       // 0x1E
+        ("MVA", ApparentPower),       // 0x1F
+        ("GVA", ApparentPower),       // 0x20
+        ("V", Voltage),               // 0x21
+        ("A", Current),               // 0x22
+        ("kV", Voltage),              // 0x23
+        ("kA", Current),              // 0x24
+        ("°C", Temperature),          // 0x25
         ("K", TemperatureDifference), // 0x26
-        ("l", Volume), // 0x27
-        ("m³", Volume), // 0x28
-        ("l/h", VolumeFlow), // 0x29
-        ("m³/h", VolumeFlow), // 0x2A
+        ("l", Volume),                // 0x27
+        ("m³", Volume),               // 0x28
+        ("l/h", VolumeFlow),          // 0x29
+        ("m³/h", VolumeFlow),         // 0x2A
         ("m³·°C", VolumeTemperature), // 0x2B
-        ("ton", Mass), // 0x2C
-        ("ton/h", MassFlow), // 0x2D
-        ("h", Duration), // 0x2E
-        ("hh:mm:ss", TimeOfDay), // 0x2F
-        ("yy:mm:dd", Date), // 0x30
-        ("yyyy:mm:dd", Date), // 0x31
-        ("mm:dd", Date), // 0x32
-        ("", Number), // 0x33
-        ("bar", Pressure), // 0x34
-        ("RTC", DateTime), // 0x35
-        ("ASCII", Ascii), // 0x36
-        ("m³ ×10", Volume), // 0x37
-        ("ton ×10", Mass), // 0x38
-        ("GJ ×10", Energy), // 0x39
-        ("min", Duration), // 0x3A
-        ("bit field", BitField), // 0x3B
-        ("s", Duration), // 0x3C
-        ("ms", Duration), // 0x3D
-        ("days", Duration), // 0x3E
-        ("RTC-Q", DateTime), // 0x3F
-        ("date-time", DateTime), // 0x40
+        ("ton", Mass),                // 0x2C
+        ("ton/h", MassFlow),          // 0x2D
+        ("h", Duration),              // 0x2E
+        ("hh:mm:ss", TimeOfDay),      // 0x2F
+        ("yy:mm:dd", Date),           // 0x30
+        ("yyyy:mm:dd", Date),         // 0x31
+        ("mm:dd", Date),              // 0x32
+        ("", Number),                 // 0x33
+        ("bar", Pressure),            // 0x34
+        ("RTC", DateTime),            // 0x35
+        ("ASCII", Ascii),             // 0x36
+        ("m³ ×10", Volume),           // 0x37
+        ("ton ×10", Mass),            // 0x38
+        ("GJ ×10", Energy),           // 0x39
+        ("min", Duration),            // 0x3A
+        ("bit field", BitField),      // 0x3B
+        ("s", Duration),              // 0x3C
+        ("ms", Duration),             // 0x3D
+        ("days", Duration),           // 0x3E
+        ("RTC-Q", DateTime),          // 0x3F
+        ("date-time", DateTime),      // 0x40
     ]
 };
 

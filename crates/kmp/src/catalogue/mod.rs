@@ -252,7 +252,35 @@ pub fn lookup(model: Option<Model>, id: u16) -> Option<&'static RegisterInfo> {
 /// The export name of register `id`: the catalogue's (see [`lookup`]), else
 /// `R<id>`, which is also made of Latin letters and digits only.
 pub fn export_name(model: Option<Model>, id: u16) -> String {
-    lookup(model, id).map_or_else(|| format!("R{id}"), |info| info.export_name.to_owned())
+    ExportName::new(model, id).to_string()
+}
+
+/// The export name of a register (see [`export_name`]) as a
+/// [`fmt::Display`], to write it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportName {
+    entry: Option<&'static RegisterInfo>,
+    id: u16,
+}
+
+impl ExportName {
+    /// The export name of register `id` in `model`'s catalogue, or any
+    /// catalogue when the model is not known.
+    pub fn new(model: Option<Model>, id: u16) -> ExportName {
+        ExportName {
+            entry: lookup(model, id),
+            id,
+        }
+    }
+}
+
+impl fmt::Display for ExportName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.entry {
+            Some(info) => f.write_str(info.export_name),
+            None => write!(f, "R{}", self.id),
+        }
+    }
 }
 
 /// The entry of register `id` in any model's catalogue, for when the model is

@@ -2,10 +2,12 @@
 //! and say exactly what is wrong with a bad one.
 
 use kmp::frame::{ACK, Frame};
-use kmp::message::{Message, Request, Response, cid_name};
-use serde_json::{Value as Json, json};
+use kmp::message::{Command, Message, Request, Response, cid_name};
+use kmp::value::RegisterValue;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::json;
 
-use super::output::{display_value, export_name, register_json};
+use super::output::{RegisterJson, Shown, display_value, export_name};
 use super::{Failure, Outcome};
 
 /// Options of `kmplog decode`.
@@ -43,7 +45,12 @@ pub fn run(args: Args) -> Outcome {
         Failure::failed(format!("invalid {} frame: {error}", cid_name(frame.cid)))
     })?;
     if args.json {
-        println!("{}", frame_json(&frame, &message));
+        let json = FrameJson {
+            frame: &frame,
+            message: &message,
+            ts: None,
+        };
+        println!("{}", serde_json::to_string(&json).unwrap_or_default());
     } else {
         println!("{}", frame_text(&frame, &message));
     }
@@ -84,47 +91,68 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-pub(super) fn frame_json(frame: &Frame, message: &Message) -> Json {
-    let mut object = json!({
-        "direction": frame.direction.as_str(),
-        "address": frame.address,
-        "cid": frame.cid,
-        "command": cid_name(frame.cid),
-    });
-    let Some(map) = object.as_object_mut() else {
-        return object;
-    };
-    match message {
-        Message::Request(Request::GetRegister(registers)) => {
-            map.insert("registers".to_owned(), json!(registers.as_ref()));
+/// A decoded frame in its JSON form: direction, address, CID and command,
+/// then what the message carries, then `ts` when given. Serialized straight
+/// from the frame, without building a `serde_json::Value`.
+pub(super) struct FrameJson<'a> {
+    pub frame: &'a Frame,
+    pub message: &'a Message,
+    /// When the frame was seen (`sniff`), as the last key.
+    pub ts: Option<jiff::Timestamp>,
+}
+
+impl Serialize for FrameJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let FrameJson { frame, message, ts } = *self;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("direction", frame.direction.as_str())?;
+        map.serialize_entry("address", &frame.address)?;
+        map.serialize_entry("cid", &frame.cid)?;
+        match Command::from_cid(frame.cid) {
+            Some(command) => map.serialize_entry("command", command.name())?,
+            None => map.serialize_entry("command", &cid_name(frame.cid))?,
         }
-        Message::Response(Response::Registers(values)) => {
-            let values: Vec<Json> = values
-                .iter()
-                .map(|value| register_json(None, value))
-                .collect();
-            map.insert("registers".to_owned(), Json::Array(values));
+        match message {
+            Message::Request(Request::GetRegister(registers)) => {
+                map.serialize_entry("registers", registers.as_ref())?;
+            }
+            Message::Response(Response::Registers(values)) => {
+                map.serialize_entry("registers", &Registers(values))?;
+            }
+            Message::Response(Response::Type {
+                meter_type,
+                revision,
+            }) => {
+                map.serialize_entry("meter_type", &Shown(format_args!("0x{meter_type:04X}")))?;
+                map.serialize_entry("software_revision", &Shown(revision))?;
+            }
+            Message::Response(Response::SerialNo { serial }) => {
+                map.serialize_entry("serial", serial)?;
+            }
+            Message::Request(Request::Raw { data, .. })
+            | Message::Response(Response::Raw { data, .. }) => {
+                map.serialize_entry("data", &hex(data))?;
+            }
+            Message::Request(Request::GetType | Request::GetSerialNo) => {}
         }
-        Message::Response(Response::Type {
-            meter_type,
-            revision,
-        }) => {
-            map.insert(
-                "meter_type".to_owned(),
-                json!(format!("0x{meter_type:04X}")),
-            );
-            map.insert("software_revision".to_owned(), json!(revision.to_string()));
+        if let Some(ts) = ts {
+            map.serialize_entry("ts", &Shown(ts))?;
         }
-        Message::Response(Response::SerialNo { serial }) => {
-            map.insert("serial".to_owned(), json!(serial));
-        }
-        Message::Request(Request::Raw { data, .. })
-        | Message::Response(Response::Raw { data, .. }) => {
-            map.insert("data".to_owned(), json!(hex(data)));
-        }
-        Message::Request(Request::GetType | Request::GetSerialNo) => {}
+        map.end()
     }
-    object
+}
+
+/// The values of a GetRegister response as a JSON array.
+struct Registers<'a>(&'a [RegisterValue]);
+
+impl Serialize for Registers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .map(|entry| RegisterJson { model: None, entry }),
+        )
+    }
 }
 
 pub(super) fn frame_text(frame: &Frame, message: &Message) -> String {

@@ -1,16 +1,24 @@
 //! Shared output: register names from the catalogue and the JSON form of a
 //! register value, so every command prints values the same way.
+//!
+//! The JSON form is a [`Serialize`] impl ([`RegisterJson`]) that writes
+//! straight from the decoded value, so that `sniff` can print a recording at
+//! the speed of the codec; [`register_json`] makes a `serde_json::Value` of
+//! it for commands that build bigger objects.
 
-use kmp::catalogue::info::{InfoFlag, register_flags};
-use kmp::catalogue::{self, Model};
+use std::fmt;
+
+use kmp::catalogue::info::register_flags;
+use kmp::catalogue::{ExportName, Model};
 use kmp::value::RegisterValue;
-use serde_json::{Value as Json, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value as Json;
 
 pub use kmp::catalogue::export_name;
 
 /// What register `id` holds, in words; empty when no catalogue has it.
 pub fn description(model: Option<Model>, id: u16) -> &'static str {
-    catalogue::lookup(model, id).map_or("", |info| info.name)
+    kmp::catalogue::lookup(model, id).map_or("", |info| info.name)
 }
 
 /// `{"register":60,"name":"E1","value":"1234.567","unit_code":8,"unit":"GJ"}`,
@@ -18,27 +26,49 @@ pub fn description(model: Option<Model>, id: u16) -> &'static str {
 /// for the info code (register 99) `"flags"`: the names of the bits set, as
 /// the model's table names them (`[]` for 0).
 pub fn register_json(model: Option<Model>, entry: &RegisterValue) -> Json {
-    let mut object = json!({
-        "register": entry.register,
-        "name": export_name(model, entry.register),
-        "value": entry.value.to_string(),
-        "unit_code": entry.unit.code(),
-        "unit": entry.unit.to_string(),
-    });
-    if let Some(map) = object.as_object_mut() {
-        if let Some(text) = entry.natural() {
-            map.insert("text".to_owned(), Json::String(text));
-        }
-        if let Some(flags) = register_flags(model, entry) {
-            map.insert("flags".to_owned(), flag_names(&flags));
-        }
-    }
-    object
+    // Serializing into a `Value` cannot fail: every key is a string.
+    serde_json::to_value(RegisterJson { model, entry }).unwrap_or_default()
 }
 
-/// The names of `flags` as a JSON array.
-fn flag_names(flags: &[InfoFlag]) -> Json {
-    flags.iter().map(|flag| Json::from(flag.name)).collect()
+/// One register value in its JSON form (see [`register_json`]), serialized
+/// without building a `serde_json::Value` or the strings of its fields.
+#[derive(Debug, Clone, Copy)]
+pub struct RegisterJson<'a> {
+    /// The meter's model, for the export name and the info code's flags.
+    pub model: Option<Model>,
+    /// The value.
+    pub entry: &'a RegisterValue,
+}
+
+impl Serialize for RegisterJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let RegisterJson { model, entry } = *self;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("register", &entry.register)?;
+        map.serialize_entry("name", &Shown(ExportName::new(model, entry.register)))?;
+        map.serialize_entry("value", &Shown(&entry.value))?;
+        map.serialize_entry("unit_code", &entry.unit.code())?;
+        map.serialize_entry("unit", &Shown(entry.unit))?;
+        if let Some(text) = entry.natural() {
+            map.serialize_entry("text", &text)?;
+        }
+        if let Some(flags) = register_flags(model, entry) {
+            let names: Vec<&str> = flags.iter().map(|flag| flag.name).collect();
+            map.serialize_entry("flags", &names)?;
+        }
+        map.end()
+    }
+}
+
+/// A [`fmt::Display`] value serialized as a JSON string, formatted straight
+/// into the output.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<T>(pub T);
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
 }
 
 /// The value as a person reads it: the natural form where there is one, and
@@ -57,6 +87,8 @@ pub fn display_value(model: Option<Model>, entry: &RegisterValue) -> String {
 #[cfg(test)]
 mod tests {
     use kmp::{Unit, Value};
+
+    use serde_json::json;
 
     use super::*;
 

@@ -5,6 +5,7 @@ mod check;
 mod cron;
 mod decode;
 mod demo;
+mod identify;
 mod line;
 mod meter_info;
 mod output;
@@ -12,6 +13,7 @@ mod queue;
 mod read;
 mod registers;
 mod run;
+mod scan;
 mod simulate;
 mod sniff;
 mod trigger;
@@ -62,6 +64,10 @@ enum Command {
     Type(meter_info::Args),
     /// Read the serial number.
     Serial(meter_info::Args),
+    /// Tell what meter answers: type, revision, serial, identifying registers, model.
+    Identify(identify::Args),
+    /// Find the addresses that answer on a line.
+    Scan(scan::Args),
     /// Decode one KMP frame given in hex (either direction).
     Decode(decode::Args),
     /// List the register catalogue of each meter model.
@@ -133,6 +139,8 @@ pub fn main() -> ExitCode {
             Command::Read(args) => read::run(args).await,
             Command::Type(args) => meter_info::run_type(args).await,
             Command::Serial(args) => meter_info::run_serial(args).await,
+            Command::Identify(args) => identify::run(args).await,
+            Command::Scan(args) => scan::run(args).await,
             Command::Decode(args) => decode::run(args),
             Command::Registers(args) => registers::run(args),
             Command::Simulate(args) => simulate::run(args).await,

@@ -7,6 +7,7 @@
 mod api;
 mod config;
 mod harness;
+mod identify;
 mod live;
 mod logger;
 mod mqtt;

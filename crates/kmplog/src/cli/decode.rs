@@ -1,13 +1,13 @@
 //! `kmplog decode`: decode one KMP frame given in hex, of either direction,
 //! and say exactly what is wrong with a bad one.
 
+use std::io::Write as _;
+
 use kmp::frame::{ACK, Frame};
 use kmp::message::{Command, Message, Request, Response, cid_name};
-use kmp::value::RegisterValue;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::json;
 
-use super::output::{RegisterJson, Shown, display_value, export_name};
+use super::output::{RegisterJson, display_value, export_name, json_string};
 use super::{Failure, Outcome};
 
 /// Options of `kmplog decode`.
@@ -45,12 +45,14 @@ pub fn run(args: Args) -> Outcome {
         Failure::failed(format!("invalid {} frame: {error}", cid_name(frame.cid)))
     })?;
     if args.json {
-        let json = FrameJson {
+        let mut json = Vec::new();
+        FrameJson {
             frame: &frame,
             message: &message,
             ts: None,
-        };
-        println!("{}", serde_json::to_string(&json).unwrap_or_default());
+        }
+        .write(&mut json);
+        println!("{}", String::from_utf8_lossy(&json));
     } else {
         println!("{}", frame_text(&frame, &message));
     }
@@ -92,66 +94,75 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// A decoded frame in its JSON form: direction, address, CID and command,
-/// then what the message carries, then `ts` when given. Serialized straight
-/// from the frame, without building a `serde_json::Value`.
+/// then what the message carries, then `ts` when given. Written by hand,
+/// straight from the frame (see [`super::output`]).
 pub(super) struct FrameJson<'a> {
     pub frame: &'a Frame,
     pub message: &'a Message,
     /// When the frame was seen (`sniff`), as the last key.
-    pub ts: Option<jiff::Timestamp>,
+    pub ts: Option<&'a str>,
 }
 
-impl Serialize for FrameJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl FrameJson<'_> {
+    /// Appends the JSON object to `out`. Writing into a `Vec` cannot fail.
+    pub fn write(&self, out: &mut Vec<u8>) {
         let FrameJson { frame, message, ts } = *self;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("direction", frame.direction.as_str())?;
-        map.serialize_entry("address", &frame.address)?;
-        map.serialize_entry("cid", &frame.cid)?;
+        let _ = write!(
+            out,
+            "{{\"direction\":\"{}\",\"address\":{},\"cid\":{},\"command\":",
+            frame.direction.as_str(),
+            frame.address,
+            frame.cid
+        );
         match Command::from_cid(frame.cid) {
-            Some(command) => map.serialize_entry("command", command.name())?,
-            None => map.serialize_entry("command", &cid_name(frame.cid))?,
+            Some(command) => json_string(out, command.name()),
+            None => json_string(out, &cid_name(frame.cid)),
         }
         match message {
             Message::Request(Request::GetRegister(registers)) => {
-                map.serialize_entry("registers", registers.as_ref())?;
+                out.extend_from_slice(b",\"registers\":[");
+                for (index, id) in registers.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    let _ = write!(out, "{id}");
+                }
+                out.push(b']');
             }
             Message::Response(Response::Registers(values)) => {
-                map.serialize_entry("registers", &Registers(values))?;
+                out.extend_from_slice(b",\"registers\":[");
+                for (index, entry) in values.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    RegisterJson { model: None, entry }.write(out);
+                }
+                out.push(b']');
             }
             Message::Response(Response::Type {
                 meter_type,
                 revision,
             }) => {
-                map.serialize_entry("meter_type", &Shown(format_args!("0x{meter_type:04X}")))?;
-                map.serialize_entry("software_revision", &Shown(revision))?;
+                let _ = write!(
+                    out,
+                    ",\"meter_type\":\"0x{meter_type:04X}\",\"software_revision\":"
+                );
+                json_string(out, &revision.to_string());
             }
             Message::Response(Response::SerialNo { serial }) => {
-                map.serialize_entry("serial", serial)?;
+                let _ = write!(out, ",\"serial\":{serial}");
             }
             Message::Request(Request::Raw { data, .. })
             | Message::Response(Response::Raw { data, .. }) => {
-                map.serialize_entry("data", &hex(data))?;
+                let _ = write!(out, ",\"data\":\"{}\"", hex(data));
             }
             Message::Request(Request::GetType | Request::GetSerialNo) => {}
         }
         if let Some(ts) = ts {
-            map.serialize_entry("ts", &Shown(ts))?;
+            out.extend_from_slice(b",\"ts\":");
+            json_string(out, ts);
         }
-        map.end()
-    }
-}
-
-/// The values of a GetRegister response as a JSON array.
-struct Registers<'a>(&'a [RegisterValue]);
-
-impl Serialize for Registers<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.0
-                .iter()
-                .map(|entry| RegisterJson { model: None, entry }),
-        )
+        out.push(b'}');
     }
 }
 

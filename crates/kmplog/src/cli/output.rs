@@ -1,17 +1,19 @@
 //! Shared output: register names from the catalogue and the JSON form of a
 //! register value, so every command prints values the same way.
 //!
-//! The JSON form is a [`Serialize`] impl ([`RegisterJson`]) that writes
-//! straight from the decoded value, so that `sniff` can print a recording at
-//! the speed of the codec; [`register_json`] makes a `serde_json::Value` of
-//! it for commands that build bigger objects.
+//! The JSON form is written by hand, straight from the decoded value into a
+//! byte buffer ([`RegisterJson::write`]), so that `sniff` prints a recording
+//! at the speed of the codec: the names, symbols and numbers it is made of
+//! need no escaping (tests check every table entry), and only free text (an
+//! ASCII register) goes through serde_json's string escaping.
+//! [`register_json`] makes a `serde_json::Value` of it for commands that
+//! build bigger objects.
 
-use std::fmt;
+use std::io::Write as _;
 
 use kmp::catalogue::info::register_flags;
 use kmp::catalogue::{ExportName, Model};
 use kmp::value::RegisterValue;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
 pub use kmp::catalogue::export_name;
@@ -26,12 +28,13 @@ pub fn description(model: Option<Model>, id: u16) -> &'static str {
 /// for the info code (register 99) `"flags"`: the names of the bits set, as
 /// the model's table names them (`[]` for 0).
 pub fn register_json(model: Option<Model>, entry: &RegisterValue) -> Json {
-    // Serializing into a `Value` cannot fail: every key is a string.
-    serde_json::to_value(RegisterJson { model, entry }).unwrap_or_default()
+    let mut out = Vec::new();
+    RegisterJson { model, entry }.write(&mut out);
+    // What `write` makes is JSON by construction.
+    serde_json::from_slice(&out).unwrap_or_default()
 }
 
-/// One register value in its JSON form (see [`register_json`]), serialized
-/// without building a `serde_json::Value` or the strings of its fields.
+/// One register value in its JSON form (see [`register_json`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RegisterJson<'a> {
     /// The meter's model, for the export name and the info code's flags.
@@ -40,35 +43,50 @@ pub struct RegisterJson<'a> {
     pub entry: &'a RegisterValue,
 }
 
-impl Serialize for RegisterJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl RegisterJson<'_> {
+    /// Appends the JSON object to `out`. Writing into a `Vec` cannot fail.
+    pub fn write(&self, out: &mut Vec<u8>) {
         let RegisterJson { model, entry } = *self;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("register", &entry.register)?;
-        map.serialize_entry("name", &Shown(ExportName::new(model, entry.register)))?;
-        map.serialize_entry("value", &Shown(&entry.value))?;
-        map.serialize_entry("unit_code", &entry.unit.code())?;
-        map.serialize_entry("unit", &Shown(entry.unit))?;
+        let _ = write!(
+            out,
+            "{{\"register\":{},\"name\":\"{}\",\"value\":\"{}\",\"unit_code\":{},\"unit\":\"{}\"",
+            entry.register,
+            ExportName::new(model, entry.register),
+            entry.value,
+            entry.unit.code(),
+            entry.unit
+        );
         if let Some(text) = entry.natural() {
-            map.serialize_entry("text", &text)?;
+            out.extend_from_slice(b",\"text\":");
+            json_string(out, &text);
         }
         if let Some(flags) = register_flags(model, entry) {
-            let names: Vec<&str> = flags.iter().map(|flag| flag.name).collect();
-            map.serialize_entry("flags", &names)?;
+            out.extend_from_slice(b",\"flags\":[");
+            for (index, flag) in flags.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                out.extend_from_slice(flag.name.as_bytes());
+                out.push(b'"');
+            }
+            out.push(b']');
         }
-        map.end()
+        out.push(b'}');
     }
 }
 
-/// A [`fmt::Display`] value serialized as a JSON string, formatted straight
-/// into the output.
-#[derive(Debug, Clone, Copy)]
-pub struct Shown<T>(pub T);
+/// Appends `text` as a JSON string, escaped as serde_json escapes it.
+pub fn json_string(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
+}
 
-impl<T: fmt::Display> Serialize for Shown<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
-    }
+/// Whether `text` can stand between JSON quotes as it is.
+#[cfg(test)]
+pub fn needs_no_escaping(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 /// The value as a person reads it: the natural form where there is one, and
@@ -117,6 +135,29 @@ mod tests {
         for other in [entry(113, 8), entry(60, 8)] {
             assert!(register_json(None, &other).get("flags").is_none());
         }
+    }
+
+    #[test]
+    fn names_symbols_and_flags_need_no_escaping() {
+        for code in 0..=u8::MAX {
+            let symbol = kmp::Unit(code).to_string();
+            assert!(needs_no_escaping(&symbol), "{symbol:?}");
+        }
+        for model in Model::ALL {
+            for info in model.registers() {
+                assert!(needs_no_escaping(info.export_name), "{info:?}");
+            }
+            for bit in kmp::catalogue::info::info_flags(Some(model), u32::MAX) {
+                assert!(needs_no_escaping(bit.name), "{bit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn free_text_is_escaped() {
+        let mut out = Vec::new();
+        json_string(&mut out, "a\"b\\c");
+        assert_eq!(out, br#""a\"b\\c""#);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! sending anything: one line per frame, ACK, garbage run or bad frame.
 //!
 //! A recording is decoded at the speed of the codec: frames are serialized
-//! straight into one reused output buffer ([`FrameJson`]), which goes to
+//! straight into one reused output buffer ([`FrameJson::write`]), which goes to
 //! stdout once per chunk read, and a file or stdin is read with blocking
 //! reads of [`CHUNK`] bytes (no async round trip per read). A live line is
 //! read as its bytes come, and each chunk is printed at once.
 
+use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
@@ -67,7 +68,9 @@ pub async fn run(args: Args) -> Outcome {
 struct Printer {
     splitter: Splitter,
     json: bool,
-    /// The lines not yet written to stdout.
+    stamps: Stamps,
+    /// The lines not yet written to stdout: JSON lines take about ten times
+    /// the bytes of the frames they show.
     out: Vec<u8>,
 }
 
@@ -76,7 +79,8 @@ impl Printer {
         Printer {
             splitter: Splitter::new(),
             json,
-            out: Vec::with_capacity(4 * CHUNK),
+            stamps: Stamps::default(),
+            out: Vec::with_capacity(16 * CHUNK),
         }
     }
 
@@ -121,10 +125,11 @@ impl Printer {
         let Printer {
             splitter,
             json,
+            stamps,
             out,
         } = self;
         for event in splitter.feed(bytes) {
-            write_event(out, &event, *json);
+            write_event(out, &event, *json, stamps.now());
         }
         self.flush()
     }
@@ -134,10 +139,11 @@ impl Printer {
         let Printer {
             splitter,
             json,
+            stamps,
             out,
         } = self;
         for event in splitter.finish() {
-            write_event(out, &event, *json);
+            write_event(out, &event, *json, stamps.now());
         }
         self.flush().map(|_| ())
     }
@@ -154,25 +160,69 @@ impl Printer {
     }
 }
 
-/// Appends the line of one event to `out`. Writing into a `Vec` cannot fail.
-fn write_event(out: &mut Vec<u8>, event: &Event, json: bool) {
-    let time = jiff::Timestamp::now();
+/// The time stamps of the lines, as `jiff::Timestamp` displays them
+/// (`2026-12-01T10:15:18.3233565Z`: UTC, the fraction of a second without
+/// trailing zeros), with the date and time of day formatted once a second.
+#[derive(Debug, Default)]
+struct Stamps {
+    /// The whole second of `text`.
+    second: Option<i64>,
+    /// The length of its date and time of day, up to the fraction.
+    whole_len: usize,
+    text: String,
+}
+
+impl Stamps {
+    /// The time stamp of now.
+    fn now(&mut self) -> &str {
+        self.of(jiff::Timestamp::now())
+    }
+
+    fn of(&mut self, time: jiff::Timestamp) -> &str {
+        let nanos = time.subsec_nanosecond();
+        if time.as_second() < 0 || nanos < 0 {
+            // Before 1970 the fraction counts backwards: leave it to jiff.
+            self.second = None;
+            self.text = time.to_string();
+            return &self.text;
+        }
+        if self.second != Some(time.as_second()) {
+            let whole = jiff::Timestamp::from_second(time.as_second()).unwrap_or(time);
+            self.text = whole.to_string();
+            self.text.pop(); // The `Z`, written after the fraction.
+            self.whole_len = self.text.len();
+            self.second = Some(time.as_second());
+        }
+        self.text.truncate(self.whole_len);
+        if nanos > 0 {
+            let _ = write!(self.text, ".{nanos:09}");
+            let fraction_end = self.text.trim_end_matches('0').len();
+            self.text.truncate(fraction_end);
+        }
+        self.text.push('Z');
+        &self.text
+    }
+}
+
+/// Appends the line of one event to `out`, stamped `time`. Writing into a
+/// `Vec` cannot fail.
+fn write_event(out: &mut Vec<u8>, event: &Event, json: bool, time: &str) {
     let _ = match event {
         Event::Frame(frame) => match Message::decode(frame) {
-            Ok(message) if json => serde_json::to_writer(
-                &mut *out,
-                &FrameJson {
+            Ok(message) if json => {
+                FrameJson {
                     frame,
                     message: &message,
                     ts: Some(time),
-                },
-            )
-            .map_err(io::Error::from),
+                }
+                .write(out);
+                Ok(())
+            }
             Ok(message) => write!(out, "{time} {}", frame_text(frame, &message)),
             Err(error) if json => serde_json::to_writer(
                 &mut *out,
                 &json!({
-                    "ts": time.to_string(),
+                    "ts": time,
                     "direction": frame.direction.as_str(),
                     "address": frame.address,
                     "cid": frame.cid,
@@ -187,24 +237,46 @@ fn write_event(out: &mut Vec<u8>, event: &Event, json: bool) {
                 frame.address
             ),
         },
-        Event::Ack if json => write!(out, "{}", json!({ "ts": time.to_string(), "ack": true })),
+        Event::Ack if json => write!(out, "{}", json!({ "ts": time, "ack": true })),
         Event::Ack => write!(out, "{time} ACK"),
-        Event::Garbage(bytes) if json => write!(
-            out,
-            "{}",
-            json!({ "ts": time.to_string(), "garbage": hex(bytes) })
-        ),
+        Event::Garbage(bytes) if json => {
+            write!(out, "{}", json!({ "ts": time, "garbage": hex(bytes) }))
+        }
         Event::Garbage(bytes) => {
             write!(out, "{time} garbage, {} bytes: {}", bytes.len(), hex(bytes))
         }
         Event::Malformed { error, bytes } if json => write!(
             out,
             "{}",
-            json!({ "ts": time.to_string(), "error": error.to_string(), "bytes": hex(bytes) })
+            json!({ "ts": time, "error": error.to_string(), "bytes": hex(bytes) })
         ),
         Event::Malformed { error, bytes } => {
             write!(out, "{time} invalid frame: {error}; bytes {}", hex(bytes))
         }
     };
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_written_as_jiff_displays_them() {
+        let mut stamps = Stamps::default();
+        for (second, nanos) in [
+            (1_764_584_118, 323_356_579),
+            (1_764_584_118, 0),
+            (1_764_584_118, 500_000_000),
+            (1_764_584_118, 780_000),
+            (1_764_584_119, 5),
+            (1_764_584_119, 999_999_999),
+            (0, 1),
+            (-1, 250_000_000),
+            (1_764_584_119, 10),
+        ] {
+            let time = jiff::Timestamp::new(second, nanos).unwrap();
+            assert_eq!(stamps.of(time), time.to_string(), "{second} s {nanos} ns");
+        }
+    }
 }

@@ -30,7 +30,7 @@ use crate::config;
 /// Options of `kmplog identify`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog identify --tcp 127.0.0.1:7063 --address 63\n  kmplog identify --tcp 127.0.0.1:7063 --address 63 --config examples/demo.toml --json"
+    after_help = "A configuration's [models] table names the model of a type code:\n  [models]\n  \"0x0603\" = \"603\"\n\nExamples:\n  kmplog identify --tcp 127.0.0.1:7063 --address 63\n  kmplog identify --tcp 127.0.0.1:7063 --address 63 --json"
 )]
 pub struct Args {
     #[command(flatten)]

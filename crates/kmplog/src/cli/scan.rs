@@ -29,9 +29,8 @@ again: 1 to 254 takes about 3 minutes at the defaults, 1 minute with --retries 0
 On a 1200-baud line a meter needs about 300 ms to answer: use --timeout 500 there.
 
 Examples:
-  kmplog scan --tcp 127.0.0.1:7063 --from 60 --to 70
-  kmplog scan --tcp 127.0.0.1:7063 --from 63 --to 63 --config examples/demo.toml --json
-  kmplog scan --serial /dev/ttyUSB0 --timeout 500")]
+  kmplog scan --tcp 127.0.0.1:7063 --from 62 --to 64
+  kmplog scan --tcp 127.0.0.1:7063 --from 63 --to 63 --timeout 500 --json")]
 pub struct Args {
     #[command(flatten)]
     line: LineArgs,

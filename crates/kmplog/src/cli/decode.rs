@@ -7,7 +7,7 @@ use kmp::frame::{ACK, Frame};
 use kmp::message::{Command, Message, Request, Response, cid_name};
 use serde_json::json;
 
-use super::output::{RegisterJson, display_value, export_name, json_string};
+use super::output::{RegisterJson, display_value, export_name, json_string, push_number};
 use super::{Failure, Outcome};
 
 /// Options of `kmplog decode`.
@@ -107,13 +107,13 @@ impl FrameJson<'_> {
     /// Appends the JSON object to `out`. Writing into a `Vec` cannot fail.
     pub fn write(&self, out: &mut Vec<u8>) {
         let FrameJson { frame, message, ts } = *self;
-        let _ = write!(
-            out,
-            "{{\"direction\":\"{}\",\"address\":{},\"cid\":{},\"command\":",
-            frame.direction.as_str(),
-            frame.address,
-            frame.cid
-        );
+        out.extend_from_slice(b"{\"direction\":\"");
+        out.extend_from_slice(frame.direction.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"address\":");
+        push_number(out, frame.address.into());
+        out.extend_from_slice(b",\"cid\":");
+        push_number(out, frame.cid.into());
+        out.extend_from_slice(b",\"command\":");
         match Command::from_cid(frame.cid) {
             Some(command) => json_string(out, command.name()),
             None => json_string(out, &cid_name(frame.cid)),
@@ -125,7 +125,7 @@ impl FrameJson<'_> {
                     if index > 0 {
                         out.push(b',');
                     }
-                    let _ = write!(out, "{id}");
+                    push_number(out, (*id).into());
                 }
                 out.push(b']');
             }
@@ -150,7 +150,8 @@ impl FrameJson<'_> {
                 json_string(out, &revision.to_string());
             }
             Message::Response(Response::SerialNo { serial }) => {
-                let _ = write!(out, ",\"serial\":{serial}");
+                out.extend_from_slice(b",\"serial\":");
+                push_number(out, *serial);
             }
             Message::Request(Request::Raw { data, .. })
             | Message::Response(Response::Raw { data, .. }) => {

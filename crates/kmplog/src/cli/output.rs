@@ -47,15 +47,23 @@ impl RegisterJson<'_> {
     /// Appends the JSON object to `out`. Writing into a `Vec` cannot fail.
     pub fn write(&self, out: &mut Vec<u8>) {
         let RegisterJson { model, entry } = *self;
+        out.extend_from_slice(b"{\"register\":");
+        push_number(out, entry.register.into());
         let _ = write!(
             out,
-            "{{\"register\":{},\"name\":\"{}\",\"value\":\"{}\",\"unit_code\":{},\"unit\":\"{}\"",
-            entry.register,
+            ",\"name\":\"{}\",\"value\":\"{}\",\"unit_code\":",
             ExportName::new(model, entry.register),
-            entry.value,
-            entry.unit.code(),
-            entry.unit
+            entry.value
         );
+        push_number(out, entry.unit.code().into());
+        out.extend_from_slice(b",\"unit\":\"");
+        match entry.unit.symbol() {
+            Some(symbol) => out.extend_from_slice(symbol.as_bytes()),
+            None => {
+                let _ = write!(out, "{}", entry.unit);
+            }
+        }
+        out.push(b'"');
         if let Some(text) = entry.natural() {
             out.extend_from_slice(b",\"text\":");
             json_string(out, &text);
@@ -74,6 +82,23 @@ impl RegisterJson<'_> {
         }
         out.push(b'}');
     }
+}
+
+/// Appends the decimal digits of `number`, without `core::fmt`'s machinery
+/// (most of what `sniff` writes is small numbers).
+pub fn push_number(out: &mut Vec<u8>, number: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    let mut rest = number;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+        start -= 1;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
 /// Appends `text` as a JSON string, escaped as serde_json escapes it.
@@ -150,6 +175,15 @@ mod tests {
             for bit in kmp::catalogue::info::info_flags(Some(model), u32::MAX) {
                 assert!(needs_no_escaping(bit.name), "{bit:?}");
             }
+        }
+    }
+
+    #[test]
+    fn numbers_are_their_decimal_digits() {
+        for number in [0, 7, 10, 99, 1003, 65_535, 4_294_967_295] {
+            let mut out = b"x".to_vec();
+            push_number(&mut out, number);
+            assert_eq!(out, format!("x{number}").into_bytes());
         }
     }
 

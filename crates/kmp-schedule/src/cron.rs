@@ -1,9 +1,14 @@
 //! Cron expressions as SPEC §3 defines them (not Unix cron).
 //!
 //! Six fields `second minute hour day-of-month month weekday`, or five fields
-//! `minute hour day-of-month month weekday` with the second 0. Fields are
-//! separated by whitespace; inside a field, spaces may follow a comma
-//! (`Jan, Feb, Mar`). Each field is a comma-separated list of items:
+//! `minute hour day-of-month month weekday` with the second 0, or four fields
+//! `minute hour day-of-month month` with the second 0 and any weekday (the
+//! seed's own `* 0-11 * *`, "every minute till noon"; [`Cron::lacks_weekday`]
+//! lets a checker warn about it). The shorthands `@yearly` (`0 0 1 1 *`),
+//! `@monthly` (`0 0 1 * *`), `@weekly` (`0 0 * * 0`), `@daily` (`0 0 * * *`)
+//! and `@hourly` (`0 * * * *`) stand alone. Fields are separated by
+//! whitespace; inside a field, spaces may follow a comma (`Jan, Feb, Mar`).
+//! Each field is a comma-separated list of items:
 //!
 //! - `*`, a number, a range `1-5`, or a step after `*` or a range (`*/4`,
 //!   `0-23/2`, `1-30/3` = 1,4,7,...,28). A step after a single value (`5/2`) is
@@ -18,9 +23,11 @@
 //!   [`Cron::bind`] resolves it against the start time into a [`BoundCron`].
 //!
 //! **Start-up run.** A request runs at start-up if the start time matches the
-//! bound expression ([`Cron::fires_at_start`]). Fractions of a second are
-//! ignored, and a five-field expression, whose resolution is the minute,
-//! matches at start-up anywhere in a matching minute: started at 08:25:37,
+//! bound expression ([`Cron::fires_at_start`]), to the second (fractions of a
+//! second are ignored): `0 0 * * *` started at 00:00:30 does not run at
+//! start-up, its second field being 0. Only an expression with a `?` and no
+//! second field, whose `?` asks for the start time at the minute's
+//! resolution, matches anywhere in a matching minute: started at 08:25:37,
 //! `? ? * * *` runs at start-up and then daily at 08:25:00.
 //!
 //! **Names its hour.** A bound expression *names its hour* when its hour field
@@ -41,6 +48,15 @@ use crate::walk::{self, WallPattern};
 
 /// The default cron expression: every day at 12:00:00.
 pub const DEFAULT_CRON: &str = "0 0 12 * * *";
+
+/// The shorthands and the five-field expressions they stand for.
+const SHORTHANDS: [(&str, &str); 5] = [
+    ("@yearly", "0 0 1 1 *"),
+    ("@monthly", "0 0 1 * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@daily", "0 0 * * *"),
+    ("@hourly", "0 * * * *"),
+];
 
 /// Bits 0..=23: every hour of the day.
 const ALL_HOURS: u64 = (1 << 24) - 1;
@@ -76,8 +92,10 @@ pub struct Cron {
     months: Spec,
     /// Bit 0 = Sunday .. bit 6 = Saturday (7 folded into 0); never `?`.
     weekdays: Spec,
-    /// Five fields: the resolution is the minute.
-    five_fields: bool,
+    /// No second field (four or five fields, a shorthand): the second is 0.
+    minute_resolution: bool,
+    /// Four fields: the weekday was left out.
+    lacks_weekday: bool,
 }
 
 /// A cron expression with every `?` replaced by the start time's value: the
@@ -91,26 +109,35 @@ pub struct BoundCron {
     months: u64,
     /// Bit 0 = Sunday .. bit 6 = Saturday.
     weekdays: u64,
-    five_fields: bool,
+    /// At start-up, match anywhere in a matching minute: a `?` expression
+    /// without a second field.
+    start_in_minute: bool,
 }
 
 impl Cron {
-    /// Parses a five- or six-field cron expression.
+    /// Parses a four-, five- or six-field cron expression, or a shorthand.
     ///
     /// ```
     /// use kmp_schedule::Cron;
     ///
     /// assert!(Cron::parse("0 9 1-7 * Mon").is_ok());
+    /// assert!(Cron::parse("@daily").is_ok());
+    /// assert!(Cron::parse("* 0-11 * *").unwrap().lacks_weekday());
     /// let err = Cron::parse("0 61 * * * *").unwrap_err();
     /// assert_eq!(err.to_string(), "minute field: 61 is outside 0-59");
     /// assert_eq!(err.position, 2);
     /// ```
     pub fn parse(expr: &str) -> Result<Cron, CronError> {
+        let trimmed = expr.trim();
+        if trimmed.starts_with('@') {
+            return Cron::shorthand(expr, trimmed);
+        }
         let fields = split_fields(expr);
         let parser = Parser { expr };
-        let (second, [minute, hour, day, month, weekday]) = match fields.as_slice() {
-            [m, h, d, mo, w] => (None, [m, h, d, mo, w]),
-            [s, m, h, d, mo, w] => (Some(s), [m, h, d, mo, w]),
+        let (second, [minute, hour, day, month], weekday) = match fields.as_slice() {
+            [m, h, d, mo] => (None, [m, h, d, mo], None),
+            [m, h, d, mo, w] => (None, [m, h, d, mo], Some(w)),
+            [s, m, h, d, mo, w] => (Some(s), [m, h, d, mo], Some(w)),
             _ => {
                 let (position, len) = match fields.get(6) {
                     Some(extra) => (char_offset(expr, extra.start), extra.text.chars().count()),
@@ -134,21 +161,67 @@ impl Cron {
         let hours = parser.field(hour, &HOUR)?;
         let days = parser.field(day, &DAY_OF_MONTH)?;
         let months = parser.field(month, &MONTH)?;
-        let weekdays = match parser.field(weekday, &WEEKDAY)? {
-            // 7 is Sunday too.
-            Spec::Set(bits) => Spec::Set((bits | bits >> 7) & 0x7F),
-            start => start,
+        let weekdays = match weekday {
+            None => Spec::Set(0x7F),
+            Some(weekday) => match parser.field(weekday, &WEEKDAY)? {
+                // 7 is Sunday too.
+                Spec::Set(bits) => Spec::Set((bits | bits >> 7) & 0x7F),
+                start => start,
+            },
         };
         Ok(Cron {
-            text: expr.trim().to_owned(),
+            text: trimmed.to_owned(),
             seconds,
             minutes,
             hours,
             days,
             months,
             weekdays,
-            five_fields: second.is_none(),
+            minute_resolution: second.is_none(),
+            lacks_weekday: weekday.is_none(),
         })
+    }
+
+    /// Parses `@daily` and its kin; `trimmed` is `expr` without surrounding
+    /// whitespace.
+    fn shorthand(expr: &str, trimmed: &str) -> Result<Cron, CronError> {
+        let Some((_, fields)) = SHORTHANDS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(trimmed))
+        else {
+            return Err(CronError {
+                field: None,
+                position: expr.chars().take_while(|c| c.is_whitespace()).count(),
+                len: trimmed.chars().count(),
+                kind: CronErrorKind::UnknownShorthand {
+                    text: trimmed.to_owned(),
+                },
+            });
+        };
+        let cron = Cron::parse(fields)?;
+        Ok(Cron {
+            text: trimmed.to_owned(),
+            ..cron
+        })
+    }
+
+    /// Whether the expression has four fields, leaving out the weekday (it
+    /// then fires on any weekday).
+    pub fn lacks_weekday(&self) -> bool {
+        self.lacks_weekday
+    }
+
+    /// Whether any field is `?`.
+    fn has_question(&self) -> bool {
+        [
+            self.seconds,
+            self.minutes,
+            self.hours,
+            self.days,
+            self.months,
+            self.weekdays,
+        ]
+        .contains(&Spec::Start)
     }
 
     /// Resolves every `?` to `start`'s own value of that field (in `start`'s zone).
@@ -162,7 +235,7 @@ impl Cron {
             weekdays: self
                 .weekdays
                 .resolve(start.weekday().to_sunday_zero_offset()),
-            five_fields: self.five_fields,
+            start_in_minute: self.minute_resolution && self.has_question(),
         }
     }
 
@@ -207,10 +280,11 @@ impl BoundCron {
     }
 
     /// Whether a request runs at start-up: like [`BoundCron::matches`], but a
-    /// five-field expression matches anywhere in a matching minute.
+    /// `?` expression without a second field matches anywhere in a matching
+    /// minute.
     pub fn fires_at_start(&self, start: &ZonedDateTime) -> bool {
         let wall = start.datetime();
-        let wall = if self.five_fields {
+        let wall = if self.start_in_minute {
             wall.with().second(0).build().unwrap_or(wall)
         } else {
             wall
@@ -657,9 +731,26 @@ mod tests {
     #[test]
     fn errors() {
         let cases: &[(&str, &str, usize, usize)] = &[
-            ("* * * *", "expected 5 or 6 fields, found 4", 0, 7),
-            ("", "expected 5 or 6 fields, found 0", 0, 0),
-            ("0 0 0 * * * 2026", "expected 5 or 6 fields, found 7", 12, 4),
+            ("* * *", "expected 4, 5 or 6 fields, found 3", 0, 5),
+            ("", "expected 4, 5 or 6 fields, found 0", 0, 0),
+            (
+                "0 0 0 * * * 2026",
+                "expected 4, 5 or 6 fields, found 7",
+                12,
+                4,
+            ),
+            (
+                " @daly",
+                "unknown shorthand '@daly': use @yearly, @monthly, @weekly, @daily or @hourly",
+                1,
+                5,
+            ),
+            (
+                "@daily 5",
+                "unknown shorthand '@daily 5': use @yearly, @monthly, @weekly, @daily or @hourly",
+                0,
+                8,
+            ),
             ("0 61 * * * *", "minute field: 61 is outside 0-59", 2, 2),
             ("61 * * * *", "minute field: 61 is outside 0-59", 0, 2),
             ("60 * * * * *", "second field: 60 is outside 0-59", 0, 2),
@@ -679,8 +770,8 @@ mod tests {
             ("0 Mon * * *", "hour field: 'Mon' is not a number", 2, 3),
             ("1,,3 * * * *", "minute field: empty item in a list", 2, 0),
             ("* * * * 1,", "weekday field: empty item in a list", 10, 0),
-            // A space after a comma continues the field: this is 4 fields.
-            ("1, * * * *", "expected 5 or 6 fields, found 4", 0, 10),
+            // A space after a comma continues the field: this is 3 fields.
+            ("1, * * *", "expected 4, 5 or 6 fields, found 3", 0, 8),
             (
                 "5/2 * * * *",
                 "minute field: '5/2': a step goes after * or a range, as in */2 or 5-59/2",

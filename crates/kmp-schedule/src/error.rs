@@ -147,11 +147,17 @@ impl std::error::Error for CronError {}
 /// What is wrong in a cron expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CronErrorKind {
-    /// Not five or six whitespace-separated fields.
-    #[error("expected 5 or 6 fields, found {found}")]
+    /// Not four, five or six whitespace-separated fields.
+    #[error("expected 4, 5 or 6 fields, found {found}")]
     FieldCount {
         /// How many fields were found.
         found: usize,
+    },
+    /// An `@` word that is not one of the shorthands, or one with more after it.
+    #[error("unknown shorthand '{text}': use @yearly, @monthly, @weekly, @daily or @hourly")]
+    UnknownShorthand {
+        /// The expression as written.
+        text: String,
     },
     /// An empty item in a list (`1,,3`, a trailing comma).
     #[error("empty item in a list")]

@@ -119,12 +119,17 @@ impl Splitter {
         } else {
             self.frame.push(byte);
             if byte == STOP {
-                let bytes = std::mem::take(&mut self.frame);
-                self.events
-                    .push_back(match Frame::decode_with_limit(&bytes, self.max_len) {
-                        Ok(frame) => Event::Frame(frame),
-                        Err(error) => Event::Malformed { error, bytes },
-                    });
+                // Decoded in place and cleared, so that the buffer keeps its
+                // capacity from frame to frame.
+                let event = match Frame::decode_with_limit(&self.frame, self.max_len) {
+                    Ok(frame) => Event::Frame(frame),
+                    Err(error) => Event::Malformed {
+                        error,
+                        bytes: self.frame.clone(),
+                    },
+                };
+                self.frame.clear();
+                self.events.push_back(event);
             } else if self.frame.len() >= self.max_len {
                 // Even a stop byte now would make the frame too long: give up
                 // on it and treat what follows as garbage until the next start.

@@ -80,7 +80,10 @@ pub enum Quantity {
     Unknown,
 }
 
-/// Symbol and quantity of each known code, indexed by code.
+/// Symbol and quantity of each known code, indexed by code. 0x15 is W and
+/// 0x19 var as in conpot (scraped from a real 382) and jktjkt/PyKMP, which
+/// fits the pattern of Wh kWh MWh GWh; older sources print kW and kvar for
+/// both 0x15/0x16 and 0x19/0x1A.
 const TABLE: [(&str, Quantity); 0x41] = {
     use Quantity::*;
     [
@@ -105,11 +108,11 @@ const TABLE: [(&str, Quantity); 0x41] = {
         ("kVAh", ApparentEnergy),     // 0x12
         ("MVAh", ApparentEnergy),     // 0x13
         ("GVAh", ApparentEnergy),     // 0x14
-        ("kW", Power),                // 0x15
+        ("W", Power),                 // 0x15
         ("kW", Power),                // 0x16
         ("MW", Power),                // 0x17
         ("GW", Power),                // 0x18
-        ("kvar", ReactivePower),      // 0x19
+        ("var", ReactivePower),       // 0x19
         ("kvar", ReactivePower),      // 0x1A
         ("Mvar", ReactivePower),      // 0x1B
         ("Gvar", ReactivePower),      // 0x1C
@@ -232,7 +235,12 @@ mod tests {
     fn symbols_of_common_units() {
         for (code, symbol) in [
             (0x08, "GJ"),
+            (0x15, "W"),
             (0x16, "kW"),
+            (0x17, "MW"),
+            (0x19, "var"),
+            (0x1A, "kvar"),
+            (0x1B, "Mvar"),
             (0x25, "°C"),
             (0x28, "m³"),
             (0x29, "l/h"),

@@ -337,13 +337,32 @@ impl fmt::Display for Value {
     /// The exact decimal: `34.00`, `0.251`, `-123.45`, `255000`. A negative
     /// zero prints without its sign.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.mantissa.to_string();
+        // The digits go through a buffer on the stack, not a `String`: `sniff`
+        // prints every value of a recording. A u128 has at most 39 digits, and
+        // the padding below at most 63 zeros.
+        let mut buffer = [b'0'; 104];
+        let mut start = buffer.len();
+        let mut rest = self.mantissa;
+        for slot in buffer.iter_mut().rev() {
+            *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+            rest /= 10;
+            start -= 1;
+            if rest == 0 {
+                break;
+            }
+        }
         if self.negative && self.mantissa != 0 {
             f.write_str("-")?;
         }
         let exponent = usize::from(self.exponent.unsigned_abs());
+        let digits_of = |from: usize, to: usize| {
+            buffer
+                .get(from..to)
+                .and_then(|digits| std::str::from_utf8(digits).ok())
+                .unwrap_or_default()
+        };
         if self.exponent >= 0 {
-            f.write_str(&digits)?;
+            f.write_str(digits_of(start, buffer.len()))?;
             if self.mantissa != 0 {
                 for _ in 0..exponent {
                     f.write_str("0")?;
@@ -351,9 +370,12 @@ impl fmt::Display for Value {
             }
             return Ok(());
         }
-        let padded = format!("{digits:0>width$}", width = exponent + 1);
-        let (whole, fraction) = padded.split_at(padded.len() - exponent);
-        write!(f, "{whole}.{fraction}")
+        // At least one digit before the point: the buffer's leading zeros pad.
+        let start = start.min(buffer.len() - exponent - 1);
+        let point = buffer.len() - exponent;
+        f.write_str(digits_of(start, point))?;
+        f.write_str(".")?;
+        f.write_str(digits_of(point, buffer.len()))
     }
 }
 

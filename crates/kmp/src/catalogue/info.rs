@@ -364,17 +364,19 @@ pub fn info_bits(model: Option<Model>) -> Vec<InfoBit> {
 /// and 603, which agree where they overlap); the 601, 602 and 801 number
 /// their codes differently and need their model.
 pub fn info_flags(model: Option<Model>, code: u32) -> Vec<InfoFlag> {
-    let known = info_bits(model);
+    // Looked up in the parts themselves rather than in `info_bits`, which
+    // collects and sorts: `sniff` names the flags of every info code it sees.
+    let known = || parts(model).iter().flat_map(|part| part.bits.iter());
     (0..32)
         .zip(UNKNOWN_BITS)
         .map(|(position, unknown)| (1_u32 << position, unknown))
         .filter(|(mask, _)| code & mask != 0)
         .map(
-            |(mask, unknown)| match known.iter().find(|bit| bit.mask == mask) {
-                Some(bit) => InfoFlag {
+            |(mask, unknown)| match known().find(|(known_mask, ..)| *known_mask == mask) {
+                Some(&(_, name, description)) => InfoFlag {
                     mask,
-                    name: bit.name,
-                    description: bit.description,
+                    name,
+                    description,
                 },
                 None => InfoFlag {
                     mask,

@@ -135,11 +135,124 @@ const fn concat<const N: usize>(parts: &[&[RegisterInfo]]) -> [RegisterInfo; N] 
     table
 }
 
-/// GetType meter type codes per model, with their source. None is public as
-/// far as we found: no public implementation or document pairs the type code
-/// that GetType (CID 0x01) returns with a meter model (MeterLogger and PyKMP
-/// decode the two bytes but name no values). Add a row here only with a source.
-const METER_TYPES: &[(u16, Model)] = &[];
+/// A GetType code (CID 0x01) that a public source pairs with a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MeterType {
+    /// The two type bytes of the GetType answer, big-endian.
+    pub code: u16,
+    /// The model that answers it.
+    pub model: Model,
+    /// Where the pairing comes from.
+    pub source: &'static str,
+}
+
+/// The type codes of the catalogued models. Empty: no public source pairs
+/// GetType codes with models (`kmp-protocol.md` §3.2; MeterLogger and PyKMP
+/// decode the two bytes but name no values, and the one public reply,
+/// `00 04 06 01` in Kamstrup's document example, names no model), and a
+/// guess would pick a wrong catalogue. Add a row only with its source;
+/// users add their own codes in the configuration ([`ModelTable`]).
+pub const METER_TYPES: &[MeterType] = &[];
+
+/// A register that tells what meter answers, where the meter has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentifyingRegister {
+    /// The register ID.
+    pub id: u16,
+    /// What it holds, and on which meters it was seen.
+    pub name: &'static str,
+    /// Where the entry comes from.
+    pub source: &'static str,
+}
+
+/// The registers that identify a meter where they answer, read by
+/// `kmplog identify` next to GetType so that users can pair type codes with
+/// models from the field.
+pub const IDENTIFYING_REGISTERS: [IdentifyingRegister; 5] = {
+    const SOURCE: &str = "kmp-protocol.md §3.2, from the public implementations it cites";
+    [
+        IdentifyingRegister {
+            id: 1005,
+            name: "meter type / software edition (MULTICAL 302, 601, 62)",
+            source: SOURCE,
+        },
+        IdentifyingRegister {
+            id: 404,
+            name: "meter type (MULTICAL 603)",
+            source: SOURCE,
+        },
+        IdentifyingRegister {
+            id: 254,
+            name: "type number (MULTICAL 603, 303)",
+            source: SOURCE,
+        },
+        IdentifyingRegister {
+            id: 640,
+            name: "meter type as text (flowIQ)",
+            source: SOURCE,
+        },
+        IdentifyingRegister {
+            id: 1126,
+            name: "meter type as ASCII (Kamstrup 382)",
+            source: SOURCE,
+        },
+    ]
+};
+
+/// Where a [`ModelTable`] found a type code's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelOrigin {
+    /// The catalogue's [`METER_TYPES`], with the entry's source.
+    Catalogue(&'static str),
+    /// The user's own table (`[models]` of the configuration).
+    User,
+}
+
+/// The table from GetType code to model: the catalogue's sourced
+/// [`METER_TYPES`] and the user's own codes, which take precedence.
+///
+/// ```
+/// use kmp::catalogue::{Model, ModelOrigin, ModelTable};
+///
+/// let mut table = ModelTable::default();
+/// assert_eq!(table.model_of(0x0603), None);
+/// table.insert(0x0603, Model::Multical603);
+/// assert_eq!(table.model_of(0x0603), Some((Model::Multical603, ModelOrigin::User)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelTable {
+    user: Vec<(u16, Model)>,
+}
+
+impl ModelTable {
+    /// Adds (or replaces) the user's model for `code`.
+    pub fn insert(&mut self, code: u16, model: Model) {
+        match self.user.iter_mut().find(|(known, _)| *known == code) {
+            Some(entry) => entry.1 = model,
+            None => self.user.push((code, model)),
+        }
+    }
+
+    /// The user's entries, in the order given.
+    pub fn user_entries(&self) -> &[(u16, Model)] {
+        &self.user
+    }
+
+    /// The model of type code `code`, and where the table has it from.
+    pub fn model_of(&self, code: u16) -> Option<(Model, ModelOrigin)> {
+        let user = self
+            .user
+            .iter()
+            .find(|(known, _)| *known == code)
+            .map(|(_, model)| (*model, ModelOrigin::User));
+        user.or_else(|| {
+            METER_TYPES
+                .iter()
+                .find(|entry| entry.code == code)
+                .map(|entry| (entry.model, ModelOrigin::Catalogue(entry.source)))
+        })
+    }
+}
 
 impl Model {
     /// Every model with a catalogue.
@@ -190,17 +303,16 @@ impl Model {
         })
     }
 
-    /// The model whose GetType (CID 0x01) answer carries `meter_type`.
+    /// The model whose GetType (CID 0x01) answer carries `meter_type`, by
+    /// the catalogue's sourced [`METER_TYPES`] alone.
     ///
-    /// Always `None` for now: no public source gives the type codes of any
-    /// catalogued model (see the table behind this function), and guessing
-    /// would pick a wrong catalogue. Callers fall back to searching all
-    /// catalogues ([`any_register`], [`Model::ALL`]).
+    /// `None` for every code as long as that table is empty; callers then
+    /// fall back to a user's [`ModelTable`] or to searching all catalogues
+    /// ([`any_register`], [`Model::ALL`]).
     pub fn from_meter_type(meter_type: u16) -> Option<Model> {
-        METER_TYPES
-            .iter()
-            .find(|(code, _)| *code == meter_type)
-            .map(|(_, model)| *model)
+        ModelTable::default()
+            .model_of(meter_type)
+            .map(|(model, _)| model)
     }
 
     /// Whether the model is a heat/cooling meter (every model but the
@@ -252,7 +364,35 @@ pub fn lookup(model: Option<Model>, id: u16) -> Option<&'static RegisterInfo> {
 /// The export name of register `id`: the catalogue's (see [`lookup`]), else
 /// `R<id>`, which is also made of Latin letters and digits only.
 pub fn export_name(model: Option<Model>, id: u16) -> String {
-    lookup(model, id).map_or_else(|| format!("R{id}"), |info| info.export_name.to_owned())
+    ExportName::new(model, id).to_string()
+}
+
+/// The export name of a register (see [`export_name`]) as a
+/// [`fmt::Display`], to write it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportName {
+    entry: Option<&'static RegisterInfo>,
+    id: u16,
+}
+
+impl ExportName {
+    /// The export name of register `id` in `model`'s catalogue, or any
+    /// catalogue when the model is not known.
+    pub fn new(model: Option<Model>, id: u16) -> ExportName {
+        ExportName {
+            entry: lookup(model, id),
+            id,
+        }
+    }
+}
+
+impl fmt::Display for ExportName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.entry {
+            Some(info) => f.write_str(info.export_name),
+            None => write!(f, "R{}", self.id),
+        }
+    }
 }
 
 /// The entry of register `id` in any model's catalogue, for when the model is
@@ -547,9 +687,14 @@ mod tests {
     fn meter_types_round_trip_where_known() {
         // Every sourced code maps back to its model, and codes are unique.
         let mut seen = std::collections::HashSet::new();
-        for (code, model) in METER_TYPES {
-            assert!(seen.insert(*code), "meter type {code:#06x} twice");
-            assert_eq!(Model::from_meter_type(*code), Some(*model));
+        for entry in METER_TYPES {
+            assert!(
+                seen.insert(entry.code),
+                "meter type {:#06x} twice",
+                entry.code
+            );
+            assert!(!entry.source.is_empty(), "{entry:?} has no source");
+            assert_eq!(Model::from_meter_type(entry.code), Some(entry.model));
         }
         // Unknown codes give no model, so callers search all catalogues.
         for code in [0x0000, 0xFFFF] {
@@ -557,6 +702,27 @@ mod tests {
                 assert_eq!(Model::from_meter_type(code), None);
             }
         }
+    }
+
+    #[test]
+    fn the_users_codes_extend_and_override_the_catalogue() {
+        let mut table = ModelTable::default();
+        table.insert(0x0603, Model::Multical602);
+        table.insert(0x0382, Model::Kamstrup382);
+        table.insert(0x0603, Model::Multical603);
+        assert_eq!(
+            table.model_of(0x0603),
+            Some((Model::Multical603, ModelOrigin::User))
+        );
+        assert_eq!(
+            table.model_of(0x0382),
+            Some((Model::Kamstrup382, ModelOrigin::User))
+        );
+        assert_eq!(
+            table.user_entries(),
+            [(0x0603, Model::Multical603), (0x0382, Model::Kamstrup382)]
+        );
+        assert_eq!(table.model_of(0x0999), None);
     }
 
     #[test]

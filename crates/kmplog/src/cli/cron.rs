@@ -12,11 +12,12 @@ use super::{Failure, Outcome};
 /// Options of `kmplog cron`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog cron '0 */15 * * * *' --count 4\n  kmplog cron '0 9 1-7 * Mon' --start 2026-11-01T00:00:00 --tz Europe/Copenhagen\n  kmplog cron '? ? * * *' --start 2026-11-25T08:25:00 --count 2"
+    after_help = "A request runs at start-up only when the start time matches, to the second;\nwith a `?` and no second field, anywhere in the matching minute.\n\nExamples:\n  kmplog cron '0 */15 * * * *' --count 4\n  kmplog cron '0 9 1-7 * Mon' --start 2026-11-01T00:00:00 --tz Europe/Copenhagen\n  kmplog cron '? ? * * *' --start 2026-11-25T08:25:00 --count 2\n  kmplog cron '* 0-11 * *' --start 2026-11-25T11:58:00 --count 3\n  kmplog cron @weekly --count 2"
 )]
 pub struct Args {
-    /// The expression: `second minute hour day-of-month month weekday`, or
-    /// five fields without the second. Quote it.
+    /// The expression: `second minute hour day-of-month month weekday`; five
+    /// fields leave out the second (0), four also the weekday (any); or one of
+    /// @yearly @monthly @weekly @daily @hourly. Quote it.
     #[arg(value_name = "EXPR")]
     expression: String,
     /// Start time: RFC 3339 with offset (2026-03-29T01:00:00+01:00) or a

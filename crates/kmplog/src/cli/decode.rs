@@ -2,14 +2,16 @@
 //! and say exactly what is wrong with a bad one. A logger (0xB8) reply shows
 //! its rows, each with its log id and time.
 
+use std::io::Write as _;
+
 use kmp::frame::{ACK, Frame};
-use kmp::message::{Message, Request, Response, cid_name};
+use kmp::logger::{LoggerRequest, LoggerResponse, subcommand_name};
+use kmp::message::{Command, Message, Request, Response, cid_name};
 use serde_json::{Value as Json, json};
 
-use kmp::logger::{LoggerRequest, LoggerResponse, subcommand_name};
-
 use super::output::{
-    display_value, export_name, log_row_json, log_table, print_line, register_json, row_time_text,
+    RegisterJson, display_value, export_name, json_string, log_row_json, log_table, print_line,
+    push_number, row_time_text,
 };
 use super::{Failure, Outcome};
 
@@ -48,7 +50,14 @@ pub fn run(args: Args) -> Outcome {
         Failure::failed(format!("invalid {} frame: {error}", cid_name(frame.cid)))
     })?;
     if args.json {
-        print_line(frame_json(&frame, &message));
+        let mut json = Vec::new();
+        FrameJson {
+            frame: &frame,
+            message: &message,
+            ts: None,
+        }
+        .write(&mut json);
+        print_line(String::from_utf8_lossy(&json));
     } else {
         print_line(frame_text(&frame, &message));
     }
@@ -89,49 +98,99 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-pub(super) fn frame_json(frame: &Frame, message: &Message) -> Json {
-    let mut object = json!({
-        "direction": frame.direction.as_str(),
-        "address": frame.address,
-        "cid": frame.cid,
-        "command": cid_name(frame.cid),
-    });
-    let Some(map) = object.as_object_mut() else {
-        return object;
-    };
-    match message {
-        Message::Request(Request::GetRegister(registers)) => {
-            map.insert("registers".to_owned(), json!(registers.as_ref()));
+/// A decoded frame in its JSON form: direction, address, CID and command,
+/// then what the message carries, then `ts` when given. Written by hand,
+/// straight from the frame (see [`super::output`]).
+pub(super) struct FrameJson<'a> {
+    pub frame: &'a Frame,
+    pub message: &'a Message,
+    /// When the frame was seen (`sniff`), as the last key.
+    pub ts: Option<&'a str>,
+}
+
+impl FrameJson<'_> {
+    /// Appends the JSON object to `out`. Writing into a `Vec` cannot fail.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let FrameJson { frame, message, ts } = *self;
+        out.extend_from_slice(b"{\"direction\":\"");
+        out.extend_from_slice(frame.direction.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"address\":");
+        push_number(out, frame.address.into());
+        out.extend_from_slice(b",\"cid\":");
+        push_number(out, frame.cid.into());
+        out.extend_from_slice(b",\"command\":");
+        match Command::from_cid(frame.cid) {
+            Some(command) => json_string(out, command.name()),
+            None => json_string(out, &cid_name(frame.cid)),
         }
-        Message::Response(Response::Registers(values)) => {
-            let values: Vec<Json> = values
-                .iter()
-                .map(|value| register_json(None, value))
-                .collect();
-            map.insert("registers".to_owned(), Json::Array(values));
+        match message {
+            Message::Request(Request::GetRegister(registers)) => {
+                out.extend_from_slice(b",\"registers\":[");
+                for (index, id) in registers.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    push_number(out, (*id).into());
+                }
+                out.push(b']');
+            }
+            Message::Response(Response::Registers(values)) => {
+                out.extend_from_slice(b",\"registers\":[");
+                for (index, entry) in values.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    RegisterJson { model: None, entry }.write(out);
+                }
+                out.push(b']');
+            }
+            Message::Response(Response::Type {
+                meter_type,
+                revision,
+            }) => {
+                let _ = write!(
+                    out,
+                    ",\"meter_type\":\"0x{meter_type:04X}\",\"software_revision\":"
+                );
+                json_string(out, &revision.to_string());
+            }
+            Message::Response(Response::SerialNo { serial }) => {
+                out.extend_from_slice(b",\"serial\":");
+                push_number(out, *serial);
+            }
+            Message::Request(Request::Raw { data, .. })
+            | Message::Response(Response::Raw { data, .. }) => {
+                let _ = write!(out, ",\"data\":\"{}\"", hex(data));
+            }
+            Message::Request(Request::Logger(request)) => {
+                let mut map = serde_json::Map::new();
+                logger_request_json(request, &mut map);
+                push_members(out, &map);
+            }
+            Message::Response(Response::Logger(response)) => {
+                let mut map = serde_json::Map::new();
+                logger_response_json(response, &mut map);
+                push_members(out, &map);
+            }
+            Message::Request(Request::GetType | Request::GetSerialNo) => {}
         }
-        Message::Response(Response::Type {
-            meter_type,
-            revision,
-        }) => {
-            map.insert(
-                "meter_type".to_owned(),
-                json!(format!("0x{meter_type:04X}")),
-            );
-            map.insert("software_revision".to_owned(), json!(revision.to_string()));
+        if let Some(ts) = ts {
+            out.extend_from_slice(b",\"ts\":");
+            json_string(out, ts);
         }
-        Message::Response(Response::SerialNo { serial }) => {
-            map.insert("serial".to_owned(), json!(serial));
-        }
-        Message::Request(Request::Raw { data, .. })
-        | Message::Response(Response::Raw { data, .. }) => {
-            map.insert("data".to_owned(), json!(hex(data)));
-        }
-        Message::Request(Request::Logger(request)) => logger_request_json(request, map),
-        Message::Response(Response::Logger(response)) => logger_response_json(response, map),
-        Message::Request(Request::GetType | Request::GetSerialNo) => {}
+        out.push(b'}');
     }
-    object
+}
+
+/// Appends `map`'s members, each after a comma, to an object being written:
+/// the logger's frames, rare on a line, go through serde_json.
+fn push_members(out: &mut Vec<u8>, map: &serde_json::Map<String, Json>) {
+    for (key, value) in map {
+        out.push(b',');
+        json_string(out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
 }
 
 fn logger_request_json(request: &LoggerRequest, map: &mut serde_json::Map<String, Json>) {

@@ -80,6 +80,40 @@ impl LineArgs {
     }
 }
 
+impl LineArgs {
+    /// Opens the line and puts a master on it that waits `timeout` for a
+    /// reply and tries `retries` more times.
+    pub async fn connect(
+        &self,
+        timeout: Duration,
+        retries: u32,
+        echo: EchoMode,
+    ) -> Result<MeterLine, Failure> {
+        let mut endpoint = self.endpoint()?;
+        // A master, like a logger's bus: refused on a port another master
+        // holds rather than colliding with it on the line.
+        if let Endpoint::Serial(settings) = &mut endpoint {
+            settings.exclusive = true;
+        }
+        let settings = MasterSettings {
+            timeout,
+            retries,
+            echo,
+            byte_time: endpoint.byte_time(),
+            ..MasterSettings::default()
+        };
+        let line = endpoint
+            .open()
+            .await
+            .map_err(|error| Failure::failed(error.to_string()))?;
+        Ok(MeterLine {
+            name: endpoint.to_string(),
+            master: Master::new(line, endpoint.to_string(), settings),
+            timeout,
+        })
+    }
+}
+
 impl MeterArgs {
     /// The timeout as given, for messages.
     pub fn timeout(&self) -> Duration {
@@ -88,38 +122,25 @@ impl MeterArgs {
 
     /// Opens the line and puts a master on it.
     pub async fn connect(&self) -> Result<MeterLine, Failure> {
-        let mut endpoint = self.line.endpoint()?;
-        // A master, like a logger's bus: refused on a port another master
-        // holds rather than colliding with it on the line.
-        if let Endpoint::Serial(settings) = &mut endpoint {
-            settings.exclusive = true;
-        }
-        let byte_time = endpoint.byte_time();
-        let settings = MasterSettings {
-            timeout: self.timeout(),
-            retries: self.retries,
-            echo: self.echo,
-            byte_time,
-            ..MasterSettings::default()
-        };
-        let line = endpoint
-            .open()
+        self.line
+            .connect(self.timeout(), self.retries, self.echo)
             .await
-            .map_err(|error| Failure::failed(error.to_string()))?;
-        Ok(MeterLine {
-            master: Master::new(line, endpoint.to_string(), settings),
-            timeout: self.timeout(),
-        })
     }
 }
 
 /// An open line with its master, for one-shot commands.
 pub struct MeterLine {
+    name: String,
     master: Master<BoxedLine>,
     timeout: Duration,
 }
 
 impl MeterLine {
+    /// The line, as messages name it (`tcp 127.0.0.1:7063`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs one transaction; a failing line is a [`Failure`].
     pub async fn transact(&mut self, address: u8, request: &Request) -> Result<Exchange, Failure> {
         self.master

@@ -6,6 +6,7 @@ mod completions;
 mod cron;
 mod decode;
 mod demo;
+mod identify;
 mod line;
 mod log;
 mod man;
@@ -15,6 +16,7 @@ mod queue;
 mod read;
 mod registers;
 mod run;
+mod scan;
 mod simulate;
 mod sniff;
 mod trigger;
@@ -73,6 +75,10 @@ enum Command {
     /// Read the serial number.
     #[command(after_help = "Example:\n  kmplog serial --tcp 127.0.0.1:7063 --address 63")]
     Serial(meter_info::Args),
+    /// Tell what meter answers: type, revision, serial, identifying registers, model.
+    Identify(identify::Args),
+    /// Find the addresses that answer on a line.
+    Scan(scan::Args),
     /// Decode one KMP frame given in hex (either direction).
     Decode(decode::Args),
     /// List the register catalogue of each meter model.
@@ -155,6 +161,8 @@ pub fn main() -> ExitCode {
             Command::Log(args) => log::run(args).await,
             Command::Type(args) => meter_info::run_type(args).await,
             Command::Serial(args) => meter_info::run_serial(args).await,
+            Command::Identify(args) => identify::run(args).await,
+            Command::Scan(args) => scan::run(args).await,
             Command::Decode(args) => decode::run(args),
             Command::Registers(args) => registers::run(args),
             Command::Simulate(args) => simulate::run(args).await,

@@ -1,13 +1,21 @@
 //! Shared output: stdout itself ([`print_line`]), register names from the
-//! catalogue and the JSON form of a register value, so every command prints
-//! values the same way.
+//! catalogue and the JSON form of a register value and of a logger's rows,
+//! so every command prints values the same way.
+//!
+//! The JSON form of a register is written by hand, straight from the decoded
+//! value into a byte buffer ([`RegisterJson::write`]), so that `sniff` prints
+//! a recording at the speed of the codec: the names, symbols and numbers it
+//! is made of need no escaping (tests check every table entry), and only
+//! free text (an ASCII register) goes through serde_json's string escaping.
+//! [`register_json`] makes a `serde_json::Value` of it for commands that
+//! build bigger objects.
 
 use std::fmt::Display;
 use std::io::{ErrorKind, Write};
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use kmp::catalogue::info::{InfoFlag, register_flags};
-use kmp::catalogue::{self, Model};
+use kmp::catalogue::info::register_flags;
+use kmp::catalogue::{ExportName, Model};
 use kmp::logger::{DATE_REGISTER, DATE_TIME_REGISTER, TIME_REGISTER, row_time};
 use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
@@ -36,7 +44,7 @@ pub fn print_line(text: impl Display) {
 
 /// What register `id` holds, in words; empty when no catalogue has it.
 pub fn description(model: Option<Model>, id: u16) -> &'static str {
-    catalogue::lookup(model, id).map_or("", |info| info.name)
+    kmp::catalogue::lookup(model, id).map_or("", |info| info.name)
 }
 
 /// `{"register":60,"name":"E1","value":"1234.567","unit_code":8,"unit":"GJ"}`,
@@ -44,22 +52,10 @@ pub fn description(model: Option<Model>, id: u16) -> &'static str {
 /// for the info code (register 99) `"flags"`: the names of the bits set, as
 /// the model's table names them (`[]` for 0).
 pub fn register_json(model: Option<Model>, entry: &RegisterValue) -> Json {
-    let mut object = json!({
-        "register": entry.register,
-        "name": export_name(model, entry.register),
-        "value": entry.value.to_string(),
-        "unit_code": entry.unit.code(),
-        "unit": entry.unit.to_string(),
-    });
-    if let Some(map) = object.as_object_mut() {
-        if let Some(text) = entry.natural() {
-            map.insert("text".to_owned(), Json::String(text));
-        }
-        if let Some(flags) = register_flags(model, entry) {
-            map.insert("flags".to_owned(), flag_names(&flags));
-        }
-    }
-    object
+    let mut out = Vec::new();
+    RegisterJson { model, entry }.write(&mut out);
+    // What `write` makes is JSON by construction.
+    serde_json::from_slice(&out).unwrap_or_default()
 }
 
 /// One logger row: `{"log_id":1460,"time":"2026-12-01T10:00:00","registers":[...]}`,
@@ -127,9 +123,84 @@ pub fn row_time_text(row: &[RegisterValue]) -> Option<String> {
     row_time(row).map(|time| time.to_string())
 }
 
-/// The names of `flags` as a JSON array.
-fn flag_names(flags: &[InfoFlag]) -> Json {
-    flags.iter().map(|flag| Json::from(flag.name)).collect()
+/// One register value in its JSON form (see [`register_json`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RegisterJson<'a> {
+    /// The meter's model, for the export name and the info code's flags.
+    pub model: Option<Model>,
+    /// The value.
+    pub entry: &'a RegisterValue,
+}
+
+impl RegisterJson<'_> {
+    /// Appends the JSON object to `out`. Writing into a `Vec` cannot fail.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let RegisterJson { model, entry } = *self;
+        out.extend_from_slice(b"{\"register\":");
+        push_number(out, entry.register.into());
+        let _ = write!(
+            out,
+            ",\"name\":\"{}\",\"value\":\"{}\",\"unit_code\":",
+            ExportName::new(model, entry.register),
+            entry.value
+        );
+        push_number(out, entry.unit.code().into());
+        out.extend_from_slice(b",\"unit\":\"");
+        match entry.unit.symbol() {
+            Some(symbol) => out.extend_from_slice(symbol.as_bytes()),
+            None => {
+                let _ = write!(out, "{}", entry.unit);
+            }
+        }
+        out.push(b'"');
+        if let Some(text) = entry.natural() {
+            out.extend_from_slice(b",\"text\":");
+            json_string(out, &text);
+        }
+        if let Some(flags) = register_flags(model, entry) {
+            out.extend_from_slice(b",\"flags\":[");
+            for (index, flag) in flags.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                out.extend_from_slice(flag.name.as_bytes());
+                out.push(b'"');
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+}
+
+/// Appends the decimal digits of `number`, without `core::fmt`'s machinery
+/// (most of what `sniff` writes is small numbers).
+pub fn push_number(out: &mut Vec<u8>, number: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    let mut rest = number;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+        start -= 1;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
+/// Appends `text` as a JSON string, escaped as serde_json escapes it.
+pub fn json_string(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Whether `text` can stand between JSON quotes as it is.
+#[cfg(test)]
+pub fn needs_no_escaping(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 /// The value as a person reads it: the natural form where there is one, and
@@ -148,6 +219,8 @@ pub fn display_value(model: Option<Model>, entry: &RegisterValue) -> String {
 #[cfg(test)]
 mod tests {
     use kmp::{Unit, Value};
+
+    use serde_json::json;
 
     use super::*;
 
@@ -176,6 +249,38 @@ mod tests {
         for other in [entry(113, 8), entry(60, 8)] {
             assert!(register_json(None, &other).get("flags").is_none());
         }
+    }
+
+    #[test]
+    fn names_symbols_and_flags_need_no_escaping() {
+        for code in 0..=u8::MAX {
+            let symbol = kmp::Unit(code).to_string();
+            assert!(needs_no_escaping(&symbol), "{symbol:?}");
+        }
+        for model in Model::ALL {
+            for info in model.registers() {
+                assert!(needs_no_escaping(info.export_name), "{info:?}");
+            }
+            for bit in kmp::catalogue::info::info_flags(Some(model), u32::MAX) {
+                assert!(needs_no_escaping(bit.name), "{bit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_their_decimal_digits() {
+        for number in [0, 7, 10, 99, 1003, 65_535, 4_294_967_295] {
+            let mut out = b"x".to_vec();
+            push_number(&mut out, number);
+            assert_eq!(out, format!("x{number}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn free_text_is_escaped() {
+        let mut out = Vec::new();
+        json_string(&mut out, "a\"b\\c");
+        assert_eq!(out, br#""a\"b\\c""#);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kmp::Value;
-use kmp::catalogue::Model;
+use kmp::catalogue::{Model, ModelTable};
 use kmp_schedule::Method;
 use toml::de::DeTable;
 
@@ -40,6 +40,8 @@ pub const DEFAULT_OUTBOX_MAX_BYTES: u64 = crate::outbox::DEFAULT_MAX_BYTES;
 pub struct Config {
     /// IANA name of the time zone of all schedules; `None` for the system's.
     pub time_zone: Option<String>,
+    /// The user's meter type codes (`[models]`), with the catalogue's.
+    pub models: ModelTable,
     /// Where readings go.
     pub sinks: SinksConfig,
     /// The lines of meters, in the order of the file.

@@ -145,6 +145,14 @@ fn defaults_fill_what_is_left_out() {
         "[[bus]]\nname = \"b\"\nserial = \"/dev/ttyS0\"\n[[bus.request]]\ndescription = \"r\"\naddresses = 5\nitems = [86, 5000, { register = \"E1\" }]\nonce = true\n",
     );
     assert_eq!(config.time_zone, None);
+    assert_eq!(config.models, ModelTable::default());
+    let models = valid(&format!(
+        "[models]\n\"0x0603\" = \"603\"\n\"898\" = \"Kamstrup 382\"\n{P}{REST}"
+    ));
+    assert_eq!(
+        models.models.user_entries(),
+        [(0x0603, Model::Multical603), (0x0382, Model::Kamstrup382)]
+    );
     assert_eq!(config.sinks, SinksConfig::default());
     assert_eq!(config.sinks.outbox_max_bytes, 512 * 1024 * 1024);
     let sized = valid(&format!("[sinks]\noutbox_max_bytes = 2_000_000\n{P}{REST}"));
@@ -226,6 +234,31 @@ fn each_mistake_is_reported_where_it_is() {
             format!("tme_zone = \"UTC\"\n{P}{REST}"),
             "1:1",
             "unknown key `tme_zone` in the top level",
+        ),
+        (
+            format!("[models]\n\"0603\" = \"603\"\n\"x12\" = \"603\"\n{P}{REST}"),
+            "3:1",
+            "`x12` in [models] is not a meter type code",
+        ),
+        (
+            format!("[models]\n\"0x10000\" = \"603\"\n{P}{REST}"),
+            "2:1",
+            "`0x10000` in [models] is not a meter type code",
+        ),
+        (
+            format!("[models]\n\"0x0603\" = \"6003\"\n{P}{REST}"),
+            "2:12",
+            "unknown model `6003`",
+        ),
+        (
+            format!("[models]\n\"0x0603\" = \"603\"\n\"0x603\" = \"602\"\n{P}{REST}"),
+            "3:1",
+            "meter type 0x0603 is given twice in [models] (entry 1 and entry 2)",
+        ),
+        (
+            format!("models = \"603\"\n{P}{REST}"),
+            "1:10",
+            "`models` must be a table of meter type codes and models, not a string",
         ),
         (
             request(&format!("{REST}tiemout_ms = 5\n")),
@@ -623,6 +656,13 @@ fn warnings_and_notes_leave_the_file_valid() {
             ),
             "8:8",
             "this cron schedule reads each meter 96 times a day",
+        ),
+        (
+            format!(
+                "{P}addresses = 1\nitems = [\"E1\"]\ncron = \"* 0-11 * *\"\nreads_per_day = 1000\n"
+            ),
+            "8:8",
+            "`cron = \"* 0-11 * *\"` has four fields: the weekday is missing",
         ),
         (
             format!("{P}addresses = 1\nitems = [\"E1\"]\nevent = \"go\"\n"),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, ZonedDateTime};
 use kmp::Value;
-use kmp::catalogue::{self, Model};
+use kmp::catalogue::{self, Model, ModelTable};
 use kmp::message::MAX_REGISTERS;
 use kmp_schedule::{Cron, Interval, Method, ScheduleError, TimesOfDay};
 use toml::Spanned;
@@ -33,7 +33,9 @@ use crate::sink::url::SinkUrl;
 use crate::transport::serial::Framing;
 use crate::transport::{SerialSettings, TcpSettings};
 
-const TOP_KEYS: &[&str] = &["time_zone", "sinks", "bus"];
+const TOP_KEYS: &[&str] = &["time_zone", "models", "sinks", "bus"];
+
+const MODELS_EXAMPLE: &str = "[models]\n\"0x0603\" = \"603\"";
 const SINK_KEYS: &[&str] = &[
     "sqlite",
     "csv",
@@ -103,6 +105,10 @@ struct Events {
 pub(super) fn config(cx: &mut Context<'_>, document: &Spanned<DeTable<'_>>) -> Option<Config> {
     let root = cx.root(document, TOP_KEYS);
     let time_zone = root.get("time_zone").map(|field| time_zone(cx, &field));
+    let models = match root.get("models") {
+        Some(field) => models(cx, &field),
+        None => Some(ModelTable::default()),
+    };
     let sinks = match root.get("sinks") {
         Some(field) => sinks(cx, &field),
         None => Some(SinksConfig::default()),
@@ -156,6 +162,7 @@ pub(super) fn config(cx: &mut Context<'_>, document: &Spanned<DeTable<'_>>) -> O
     }
     Some(Config {
         time_zone: time_zone.flatten(),
+        models: models?,
         sinks: sinks?,
         buses: buses.into_iter().collect::<Option<_>>()?,
     })
@@ -899,8 +906,82 @@ fn addresses(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Vec<u8>> {
     valid.then_some(addresses)
 }
 
+/// `[models]`: the user's meter type codes, each with its model.
+fn models(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<ModelTable> {
+    let DeValue::Table(entries) = field.node.get_ref() else {
+        cx.wrong_type(
+            field.key,
+            field.node,
+            "a table of meter type codes and models",
+            MODELS_EXAMPLE,
+        );
+        return None;
+    };
+    let mut table = ModelTable::default();
+    let mut seen = HashMap::new();
+    let mut valid = true;
+    for (index, (key, node)) in entries.iter().enumerate() {
+        let written: &str = key.get_ref().as_ref();
+        let Some(code) = type_code(written) else {
+            cx.error(
+                key.span(),
+                format!("`{written}` in [models] is not a meter type code"),
+                format!("write the type that `kmplog identify` prints, 0x0000 to 0xFFFF, for example:\n{MODELS_EXAMPLE}"),
+            );
+            valid = false;
+            continue;
+        };
+        if let Some(first) = earlier(&mut seen, format!("0x{code:04X}"), index) {
+            cx.error(
+                key.span(),
+                format!("meter type 0x{code:04X} is given twice in [models] (entry {first} and entry {})", index + 1),
+                "keep one model for each type code",
+            );
+            valid = false;
+            continue;
+        }
+        let entry = Field {
+            key: written,
+            key_span: key.span(),
+            node,
+        };
+        match model_named(cx, &entry, "\"0x0603\" = \"603\"", "") {
+            Some(model) => table.insert(code, model),
+            None => valid = false,
+        }
+    }
+    valid.then_some(table)
+}
+
+/// A meter type code as `[models]` takes it: `0x0603` (hex, 1 to 4 digits)
+/// or a decimal number up to 65535.
+fn type_code(text: &str) -> Option<u16> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(digits) if (1..=4).contains(&digits.len()) => u16::from_str_radix(digits, 16).ok(),
+        Some(_) => None,
+        None if text.bytes().all(|byte| byte.is_ascii_digit()) => text.parse().ok(),
+        None => None,
+    }
+}
+
 fn model(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Model> {
-    let text = cx.string(field, "model = \"603\"")?;
+    model_named(
+        cx,
+        field,
+        "model = \"603\"",
+        "; leave `model` out to look names up in every catalogue",
+    )
+}
+
+/// The model named by the string in `field`; `example` shows the key in
+/// use, `advice` ends the hint of an unknown name.
+fn model_named(
+    cx: &mut Context<'_>,
+    field: &Field<'_, '_>,
+    example: &str,
+    advice: &str,
+) -> Option<Model> {
+    let text = cx.string(field, example)?;
     let model = Model::from_name(text);
     if model.is_none() {
         let names: Vec<&str> = Model::ALL.iter().map(|model| model.short_name()).collect();
@@ -910,7 +991,10 @@ fn model(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Model> {
         cx.error(
             field.span(),
             format!("unknown model `{text}`"),
-            format!("{suggestion}the models are {}, such as model = \"603\"; leave `model` out to look names up in every catalogue", names.join(", ")),
+            format!(
+                "{suggestion}the models are {}, such as {example}{advice}",
+                names.join(", ")
+            ),
         );
     }
     model
@@ -999,7 +1083,17 @@ fn method_of(cx: &mut Context<'_>, field: &Field<'_, '_>, events: &mut Events) -
             }
         },
         _ => match Cron::parse(text) {
-            Ok(cron) => (Ok(Method::Cron(cron)), None),
+            Ok(cron) => {
+                if cron.lacks_weekday() {
+                    cx.report(
+                        Severity::Warning,
+                        field.span(),
+                        format!("`cron = \"{text}\"` has four fields: the weekday is missing, so it fires on any weekday"),
+                        format!("write the weekday field to say so: cron = \"{text} *\" (minute hour day-of-month month weekday)"),
+                    );
+                }
+                (Ok(Method::Cron(cron)), None)
+            }
             Err(error) => (
                 Err(error.to_string()),
                 Some(error.position..error.position + error.len.max(1)),

@@ -655,6 +655,22 @@ pub(super) fn civil(unix_seconds: i64) -> (i128, i128) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_demo_configuration_names_the_model_of_each_simulated_type() {
+        let demo = include_str!("../../../../examples/demo.toml");
+        let (config, _) = crate::config::parse(demo, "demo.toml").expect("the demo is valid");
+        for model in Model::ALL {
+            assert_eq!(
+                config
+                    .models
+                    .model_of(type_code(model))
+                    .map(|(found, _)| found),
+                Some(model),
+                "{model}"
+            );
+        }
+    }
+
     fn at(seconds: u64) -> Moment {
         // 2025-11-24 12:34:56 UTC.
         Moment::after(1_763_987_696, Duration::from_secs(seconds))

@@ -540,6 +540,59 @@ fn sniff_decodes_a_recording_from_a_file_and_from_stdin() {
     assert_eq!(sniff_lines(&from_stdin), lines);
 }
 
+/// `text` with each time stamp `sniff` printed replaced by `TS`: the value of
+/// every `"ts"` key in JSON, the first word of a text line.
+fn without_time_stamps(text: &str, json: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if json {
+            let (head, tail) = line
+                .split_once("\"ts\":\"")
+                .unwrap_or_else(|| panic!("no ts in {line}"));
+            let (ts, rest) = tail.split_once('"').unwrap_or_default();
+            assert!(ts.parse::<Timestamp>().is_ok(), "{ts:?} in {line}");
+            out.push_str(head);
+            out.push_str("\"ts\":\"TS\"");
+            out.push_str(rest);
+        } else if let Some(register) = line.strip_prefix("  ") {
+            out.push_str("  ");
+            out.push_str(register);
+        } else {
+            let (ts, rest) = line.split_once(' ').unwrap_or_default();
+            assert!(ts.parse::<Timestamp>().is_ok(), "{ts:?} in {line}");
+            out.push_str("TS ");
+            out.push_str(rest);
+        }
+    }
+    out
+}
+
+#[test]
+fn sniff_output_is_the_same_as_before_the_fast_writer() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data/sniff");
+    let recording = data.join("recording.bin");
+    let recording = recording.to_str().unwrap();
+    for (json, golden) in [(true, "recording.jsonl"), (false, "recording.txt")] {
+        let mut args = vec!["sniff", "--file", recording];
+        if json {
+            args.push("--json");
+        }
+        let run = run_kmplog(&args).ok();
+        let expected = std::fs::read_to_string(data.join(golden)).expect("golden file");
+        let got = without_time_stamps(&run.stdout, json);
+        let first_difference = got
+            .lines()
+            .zip(expected.lines())
+            .find(|(got, expected)| got != expected);
+        assert!(
+            got == expected,
+            "{golden}: {} lines, expected {}; first difference: {first_difference:#?}",
+            got.lines().count(),
+            expected.lines().count()
+        );
+    }
+}
+
 /// A logger on one simulated meter with `requests` as its queue.
 fn start_with_queue(requests: &str, duration: &str) -> (Simulator, Workdir, Logger) {
     let simulator = Simulator::tcp(&["--meter", "1"]);

@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod config;
 mod harness;
+mod identify;
 mod live;
 mod logger;
 mod memory;

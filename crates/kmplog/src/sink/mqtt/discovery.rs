@@ -593,10 +593,10 @@ mod tests {
             ),
             (0x0E, None, Some("total_increasing"), Some("kvarh"), 1),
             (0x12, None, Some("total_increasing"), Some("kVAh"), 1),
-            (0x15, Some("power"), Some("measurement"), Some("kW"), 1),
+            (0x15, Some("power"), Some("measurement"), Some("W"), 1),
             (0x16, Some("power"), Some("measurement"), Some("kW"), 1),
             (0x17, Some("power"), Some("measurement"), Some("MW"), 1),
-            (0x19, None, Some("measurement"), Some("kvar"), 1),
+            (0x19, None, Some("measurement"), Some("var"), 1),
             (
                 0x1D,
                 Some("apparent_power"),

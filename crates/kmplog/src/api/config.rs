@@ -84,23 +84,31 @@ fn reloaded(
 ) -> Response {
     match outcome {
         Ok(reloaded) => Json(json!({ "reload": reloaded.to_json() })).into_response(),
-        Err(Refused::Invalid(diagnostics)) => invalid(&diagnostics, file_name, text),
+        Err(Refused::Invalid(diagnostics)) => invalid(
+            &diagnostics,
+            file_name,
+            text,
+            &format!("{file_name} has {}, so nothing was reloaded", mistakes(&diagnostics)),
+        ),
         Err(Refused::Unavailable(why)) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
         }
     }
 }
 
-/// 422 with every mistake: `{"error": ..., "diagnostics": [...]}`.
-fn invalid(diagnostics: &Diagnostics, file_name: &str, text: &str) -> Response {
-    let list = diagnostics_json(diagnostics, file_name, text);
-    let errors = diagnostics.count(Severity::Error);
+/// `1 mistake`, `2 mistakes`.
+fn mistakes(diagnostics: &Diagnostics) -> String {
+    match diagnostics.count(Severity::Error) {
+        1 => "1 mistake".to_owned(),
+        count => format!("{count} mistakes"),
+    }
+}
+
+/// 422 with every mistake: `{"error": summary, "diagnostics": [...]}`.
+fn invalid(diagnostics: &Diagnostics, file_name: &str, text: &str, summary: &str) -> Response {
     let body = json!({
-        "error": format!(
-            "{file_name} would have {errors} mistake{}, so nothing was saved or reloaded",
-            if errors == 1 { "" } else { "s" }
-        ),
-        "diagnostics": list,
+        "error": summary,
+        "diagnostics": diagnostics_json(diagnostics, file_name, text),
     });
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
@@ -146,7 +154,13 @@ pub async fn get(State(state): State<ApiState>) -> Result<Response, ApiError> {
             "buses": config.buses.iter().map(bus_json).collect::<Vec<_>>(),
         }))
         .into_response()),
-        Err(diagnostics) => Ok(invalid(&diagnostics, &file_name, &text)),
+        Err(diagnostics) => {
+            let summary = format!(
+                "{file_name} has {}; `kmplog check {file_name}` shows them",
+                mistakes(&diagnostics)
+            );
+            Ok(invalid(&diagnostics, &file_name, &text, &summary))
+        }
     }
 }
 
@@ -507,7 +521,11 @@ pub async fn save(
     let file_name = reloader.file.display().to_string();
     let text = edited(&reloader.file, &edits)?;
     if let Err(diagnostics) = config::parse(&text, &file_name) {
-        return Ok(invalid(&diagnostics, &file_name, &text));
+        let summary = format!(
+            "the edits leave {} in {file_name}, so nothing was saved",
+            mistakes(&diagnostics)
+        );
+        return Ok(invalid(&diagnostics, &file_name, &text, &summary));
     }
     edit::replace(&reloader.file, &text).map_err(|error| {
         ApiError::new(

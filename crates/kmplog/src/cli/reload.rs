@@ -31,7 +31,21 @@ pub async fn run(args: Args) -> Outcome {
             print_line(summary(&body));
             Ok(())
         }
-        Ok((status, body)) => Err(refused(&args.api, "the reload", status, &body)),
+        Ok((status, body)) => {
+            // Each mistake with its place, as `kmplog check` words it.
+            if let Ok(answer) = serde_json::from_str::<serde_json::Value>(&body) {
+                for mistake in answer["diagnostics"].as_array().into_iter().flatten() {
+                    eprintln!(
+                        "{}: {}: {} ({})",
+                        mistake["at"].as_str().unwrap_or_default(),
+                        mistake["severity"].as_str().unwrap_or_default(),
+                        mistake["message"].as_str().unwrap_or_default(),
+                        mistake["hint"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Err(refused(&args.api, "the reload", status, &body))
+        }
         Err(error) => Err(unanswered(&args.api, &error)),
     }
 }
@@ -42,6 +56,7 @@ fn summary(body: &str) -> String {
     let Ok(answer) = serde_json::from_str::<serde_json::Value>(body) else {
         return body.to_owned();
     };
+    let answer = &answer["reload"];
     let names = |key: &str| -> Vec<String> {
         answer[key]
             .as_array()

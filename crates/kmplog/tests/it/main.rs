@@ -15,4 +15,5 @@ mod offline;
 mod one_shot;
 mod outbox;
 mod postgres;
+mod reload;
 mod web;

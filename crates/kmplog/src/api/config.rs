@@ -88,7 +88,10 @@ fn reloaded(
             &diagnostics,
             file_name,
             text,
-            &format!("{file_name} has {}, so nothing was reloaded", mistakes(&diagnostics)),
+            &format!(
+                "{file_name} has {}, so nothing was reloaded",
+                mistakes(&diagnostics)
+            ),
         ),
         Err(Refused::Unavailable(why)) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response()

@@ -8,7 +8,7 @@ use super::trigger::{post, refused, unanswered};
 /// Options of `kmplog reload`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kmplog check kmplog.toml && kmplog reload\n  KMPLOG_API_TOKEN=... kmplog reload --api 192.168.1.5:7064"
+    after_help = "Check the file first (kmplog check FILE); a file with mistakes is refused\nand the logger goes on with the configuration it has.\n\nExamples:\n  kmplog reload --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog reload --api 192.168.1.5:7064"
 )]
 pub struct Args {
     /// Where the running logger's API listens.

@@ -48,7 +48,11 @@ fn sighup_reloads_the_file_and_the_new_request_runs_without_a_restart() {
     let rows = rows(&run);
     let added: Vec<&Row> = rows.iter().filter(|row| row.request == "Added").collect();
     assert!(added.len() >= 3, "the new request runs: {run:#?}");
-    assert!(added.iter().all(|row| row.time() > reloaded_at && row.status == "ok"));
+    assert!(
+        added
+            .iter()
+            .all(|row| row.time() > reloaded_at && row.status == "ok")
+    );
     let polling_after = rows
         .iter()
         .filter(|row| row.request == "Polling" && row.time() > reloaded_at)

@@ -442,3 +442,327 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         .expect("scroll to the top");
     save_screenshot(client, folder, "phone.png").await;
 }
+
+/// The element of the page that `css` selects.
+async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+}
+
+/// The editor's button named `name` (its text), in `scope` (CSS).
+async fn editor_button(client: &Client, scope: &str, name: &str) -> fantoccini::elements::Element {
+    let buttons = client
+        .find_all(Locator::Css(&format!("{scope} button")))
+        .await
+        .expect("the buttons");
+    for button in buttons {
+        if button.text().await.expect("a button's text") == name {
+            return button;
+        }
+    }
+    panic!("no button {name:?} in {scope}");
+}
+
+/// Types `text` into the field `css` in place of its value.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let field = element(client, css).await;
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+/// Waits until the editor has checked its edits and Save is on.
+async fn until_saveable(client: &Client) {
+    let start = Instant::now();
+    loop {
+        let state = client
+            .execute(
+                "return [document.getElementById('save').disabled,
+                    JSON.stringify({ edits: editor.edits, mistakes: editor.diagnostics })];",
+                vec![],
+            )
+            .await
+            .expect("the editor's state");
+        if state[0] == json!(false) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Save stays off: {}",
+            state[1]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn save_and_wait(client: &Client) {
+    until_saveable(client).await;
+    element(client, "#save").await.click().await.expect("Save");
+    wait_for(
+        client,
+        "the file is saved and reloaded",
+        "document.getElementById('editor-status').textContent.startsWith('Saved')",
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+const EDITED_FILE_COMMENT: &str = "# Hand-written: the boiler room's gateway.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_changes_the_queue_of_the_running_logger() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        EDITED_FILE_COMMENT,
+        "\n",
+        &simulator.bus("boiler-room"),
+        r#"
+# Every second, the temperatures.
+[[bus.request]]
+description = "Live values"
+addresses = "1"
+polling = "1s"
+items = ["T1"]   # forward
+
+[[bus.request]]
+description = "Slow"
+addresses = "1"
+polling = "10min"
+items = ["T2"]
+"#,
+    ]);
+    let logger = Logger::run(&workdir, &config, "120s");
+    let api = logger.api().to_owned();
+    let folder = screenshot_folder(&workdir);
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+    let checks = tokio::spawn({
+        let client = client.clone();
+        let workdir_path = workdir.path().to_owned();
+        async move { check_the_editor(&client, &api, &config, &workdir_path, &folder).await }
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    drop(logger);
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn check_the_editor(
+    client: &Client,
+    api: &str,
+    config: &Path,
+    workdir: &Path,
+    folder: &Path,
+) {
+    client
+        .set_window_rect(0, 0, 1280, 800)
+        .await
+        .expect("a 1280x800 window");
+    client
+        .goto(&format!("http://{api}/"))
+        .await
+        .expect("open the page");
+    wait_for(
+        client,
+        "the editor lists the queue",
+        "document.querySelectorAll('#editor .queue .pick').length === 2",
+        Duration::from_secs(20),
+    )
+    .await;
+    let original = std::fs::read_to_string(config).expect("the file");
+
+    // A new request, renamed, polling every second.
+    editor_button(client, "#editor-buses", "Add request")
+        .await
+        .click()
+        .await
+        .expect("Add request");
+    type_into(client, "#sheet-description", "Serial numbers").await;
+    editor_button(client, "#sheet", "Rename")
+        .await
+        .click()
+        .await
+        .expect("Rename");
+    element(client, "#sheet-method")
+        .await
+        .select_by_label("Polling")
+        .await
+        .expect("choose Polling");
+    // A bad interval: its message at the field, and no save.
+    type_into(client, "#sheet-interval", "0").await;
+    wait_for(
+        client,
+        "the mistake shows at the interval",
+        "document.getElementById('sheet-interval').getAttribute('aria-invalid') === 'true'
+         && document.getElementById('sheet-interval').closest('.field').querySelector('.field-error')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let message = client
+        .execute(
+            "return document.getElementById('sheet-interval').closest('.field').querySelector('.field-error').textContent;",
+            vec![],
+        )
+        .await
+        .expect("the message");
+    let message = message.as_str().unwrap_or_default().to_owned();
+    let checked = workdir.join("check.toml");
+    std::fs::write(
+        &checked,
+        original.clone()
+            + "\n[[bus.request]]\ndescription = \"Serial numbers\"\naddresses = \"1\"\nitems = [1001]\npolling = \"0s\"\n",
+    )
+    .expect("a file to check");
+    let check = crate::harness::run_kmplog(&["check", checked.to_str().unwrap()]);
+    let first_line = message.split(" (").next().unwrap_or_default().to_owned();
+    assert!(
+        !first_line.is_empty() && check.stderr.contains(&first_line),
+        "the page says {message:?}; kmplog check says:\n{}",
+        check.stderr
+    );
+    let save_disabled = client
+        .execute("return document.getElementById('save').disabled;", vec![])
+        .await
+        .expect("Save's state");
+    assert_eq!(
+        save_disabled,
+        json!(true),
+        "Save is off while a mistake remains"
+    );
+    element(client, "#save")
+        .await
+        .click()
+        .await
+        .expect("click Save anyway");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        std::fs::read_to_string(config).unwrap(),
+        original,
+        "nothing saved"
+    );
+
+    type_into(client, "#sheet-interval", "1").await;
+    element(client, "#sheet-unit")
+        .await
+        .select_by_label("s")
+        .await
+        .expect("the unit");
+    save_and_wait(client).await;
+    let saved = std::fs::read_to_string(config).expect("the saved file");
+    for kept in [
+        EDITED_FILE_COMMENT,
+        "# Every second, the temperatures.",
+        "items = [\"T1\"]   # forward",
+    ] {
+        assert!(saved.contains(kept), "{kept:?} lost:\n{saved}");
+    }
+    assert!(
+        saved.contains("description = \"Serial numbers\""),
+        "{saved}"
+    );
+    // The running logger polls it: its readings are in SQLite.
+    let database = workdir.join("kmplog.db");
+    let start = Instant::now();
+    loop {
+        let polled = rusqlite::Connection::open(&database)
+            .and_then(|connection| {
+                connection.query_row(
+                    "SELECT count(*) FROM readings WHERE request = 'Serial numbers' AND status = 'ok'",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        if polled >= 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no readings of the new request"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    save_screenshot_of_editor(client, folder).await;
+
+    // Rename, move and remove.
+    element(client, "#editor .queue li:nth-child(2) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick Slow");
+    type_into(client, "#sheet-description", "Slow values").await;
+    editor_button(client, "#sheet", "Rename")
+        .await
+        .click()
+        .await
+        .expect("Rename");
+    editor_button(client, "#sheet", "Move up")
+        .await
+        .click()
+        .await
+        .expect("Move up");
+    element(client, "#editor .queue li:nth-child(2) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick Live values");
+    editor_button(client, "#sheet", "Remove")
+        .await
+        .click()
+        .await
+        .expect("Remove");
+    save_and_wait(client).await;
+    let saved = std::fs::read_to_string(config).expect("the saved file");
+    let order: Vec<&str> = saved
+        .lines()
+        .filter_map(|line| line.strip_prefix("description = "))
+        .collect();
+    assert_eq!(order, ["\"Slow values\"", "\"Serial numbers\""], "{saved}");
+    assert!(saved.contains(EDITED_FILE_COMMENT), "{saved}");
+    let queue = client
+        .execute(
+            "return [...document.querySelectorAll('#editor .queue .pick')].map(b => b.textContent);",
+            vec![],
+        )
+        .await
+        .expect("the queue");
+    assert_eq!(queue, json!(["Slow values", "Serial numbers"]));
+
+    // A change from another origin is refused.
+    let (status, _) = http(
+        api,
+        "PUT",
+        "/api/config",
+        &[
+            "Origin: http://evil.example",
+            "Content-Type: application/json",
+        ],
+    );
+    assert_eq!(status, 403);
+    assert_eq!(std::fs::read_to_string(config).unwrap(), saved);
+}
+
+async fn save_screenshot_of_editor(client: &Client, folder: &Path) {
+    element(client, "#editor .queue li:nth-child(3) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick the new request");
+    client
+        .execute(
+            "document.getElementById('editor').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scroll to the editor");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    save_screenshot(client, folder, "editor.png").await;
+}

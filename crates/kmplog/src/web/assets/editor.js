@@ -35,7 +35,9 @@ const editor = {
   selected: null, // { bus: index, request: index }
   catalogues: new Map(), // model -> [{ id, export_name, name }]
   checkTimer: null,
-  checking: 0,
+  // Checks asked for and the latest answered: Save waits until they match.
+  checksAsked: 0,
+  checksAnswered: 0,
 };
 
 function editorStatus(text, isError = false) {
@@ -101,12 +103,14 @@ function setField(place, fields) {
 
 function scheduleCheck() {
   clearTimeout(editor.checkTimer);
-  editor.checking += 1;
+  editor.checksAsked += 1;
+  const number = editor.checksAsked;
   updateSave();
-  editor.checkTimer = setTimeout(runCheck, 250);
+  editor.checkTimer = setTimeout(() => runCheck(number), 250);
 }
 
-async function runCheck() {
+async function runCheck(number) {
+  let diagnostics;
   try {
     const response = await apiFetch('/api/config/check', {
       method: 'POST',
@@ -115,21 +119,24 @@ async function runCheck() {
     });
     const answer = await response.json().catch(() => ({}));
     if (response.ok) {
-      editor.diagnostics = answer.diagnostics.filter((d) => d.severity === 'error');
+      diagnostics = answer.diagnostics.filter((d) => d.severity === 'error');
     } else {
-      editor.diagnostics = [{ message: answer.error || `${response.status}`, hint: '' }];
+      diagnostics = [{ message: answer.error || `${response.status}`, hint: '' }];
     }
   } catch (error) {
-    editor.diagnostics = [{ message: `Cannot check the changes: ${error.message}`, hint: '' }];
-  } finally {
-    editor.checking -= 1;
+    diagnostics = [{ message: `Cannot check the changes: ${error.message}`, hint: '' }];
   }
+  // An answer to an older check than the latest is of no use.
+  if (number !== editor.checksAsked) return;
+  editor.checksAnswered = number;
+  editor.diagnostics = diagnostics;
   showDiagnostics();
 }
 
 function updateSave() {
   const save = document.getElementById('save');
-  save.disabled = editor.edits.length === 0 || editor.checking > 0 || editor.diagnostics.length > 0;
+  save.disabled = editor.edits.length === 0 || editor.checksAnswered !== editor.checksAsked
+    || editor.diagnostics.length > 0;
 }
 
 async function save() {
@@ -413,9 +420,9 @@ function itemRow(request, item, index, registers, sendItems, redraw) {
   exportName.addEventListener('input', () => { item.export_name = exportName.value; sendItems(); });
   const remove = el('button', { type: 'button', text: 'Remove item', 'aria-label': `Remove item ${index + 1}` });
   remove.addEventListener('click', () => { request.items.splice(index, 1); sendItems(); redraw(); });
+  const numberLabel = el('label', { for: number.id, class: 'visually-hidden', text: 'Register number' });
   return el('div', { class: 'item' },
-    el('label', { for: select.id, text: 'Register' }), select,
-    el('label', { for: number.id, text: 'Register number', class: number.hidden ? 'hidden' : '' }), number,
+    el('label', { for: select.id, text: 'Register' }), el('div', { class: 'register' }, select, numberLabel, number),
     el('label', { for: exportName.id, text: 'Export name' }), exportName,
     remove);
 }

@@ -2,7 +2,10 @@
 //! (fantoccini), against `kmplog run` on the simulator: the overview lists
 //! the buses and requests, a value changes without a reload, clicking `T1`
 //! shows a plot; every control has an accessible name, and the page fits
-//! a 375 px phone.
+//! a 375 px phone. The queue editor changes the running logger's queue
+//! (its readings reach SQLite, the file keeps its comments), shows a
+//! mistake at its field and saves nothing then; a change from another
+//! origin is refused; with a token the page asks for it once.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`,
 //! `/usr/bin/chromedriver`, or the paths in `CHROMIUM` and `CHROMEDRIVER`).
@@ -765,4 +768,64 @@ async fn save_screenshot_of_editor(client: &Client, folder: &Path) {
         .expect("scroll to the editor");
     tokio::time::sleep(Duration::from_millis(500)).await;
     save_screenshot(client, folder, "editor.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_the_page_asks_for_it_once_and_sends_it() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        &simulator.bus("boiler-room"),
+        "[[bus.request]]\ndescription = \"Live values\"\naddresses = \"1\"\npolling = \"1s\"\nitems = [\"T1\"]\n",
+    ]);
+    let token = "a-token-for-the-page-of-some-length";
+    let logger = Logger::start(
+        &workdir,
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--api",
+            "127.0.0.1:0",
+            "--api-token",
+            token,
+            "--json",
+            "--for",
+            "30s",
+        ],
+    );
+    let api = logger.api().to_owned();
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+    let checks = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.goto(&format!("http://{api}/")).await.expect("open the page");
+            let limit = Duration::from_secs(20);
+            wait_for(&client, "the page asks for the token", "!document.getElementById('token-form').hidden", limit).await;
+            type_into(&client, "#token", token).await;
+            editor_button(&client, "#token-form", "Use token").await.click().await.expect("Use token");
+            wait_for(&client, "the buses come with the token", "document.querySelectorAll('.bus').length === 1", limit).await;
+            wait_for(&client, "the editor loads with the token", "document.querySelectorAll('#editor .queue .pick').length === 1", limit).await;
+            wait_for(&client, "live values come through the stream", "document.querySelectorAll('table.values tbody tr[data-key]').length > 0 && document.getElementById('live-status').textContent === 'Live'", limit).await;
+            // Kept for the session: a reload of the page does not ask again.
+            client.refresh().await.expect("reload the page");
+            wait_for(&client, "the buses come at once", "document.querySelectorAll('.bus').length === 1", limit).await;
+            let asked = client
+                .execute("return !document.getElementById('token-form').hidden;", vec![])
+                .await
+                .expect("the form's state");
+            assert_eq!(asked, json!(false));
+        }
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    let run = logger.finish();
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+    assert!(!run.stderr.contains(token), "the token is not logged");
 }

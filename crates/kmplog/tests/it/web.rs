@@ -768,6 +768,33 @@ async fn save_screenshot_of_editor(client: &Client, folder: &Path) {
         .expect("scroll to the editor");
     tokio::time::sleep(Duration::from_millis(500)).await;
     save_screenshot(client, folder, "editor.png").await;
+    // On a phone the sheet goes under the queue, and nothing sticks out.
+    client
+        .set_window_rect(0, 0, 375, 800)
+        .await
+        .expect("a 375 px window");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflow = client
+        .execute(
+            "const editor = document.getElementById('editor');
+             return editor.scrollWidth - editor.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("the editor's width");
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the editor is {overflow} px too wide at 375 px"
+    );
+    client
+        .execute("document.getElementById('sheet').scrollIntoView();", vec![])
+        .await
+        .expect("scroll to the sheet");
+    save_screenshot(client, folder, "editor-phone.png").await;
+    client
+        .set_window_rect(0, 0, 1280, 800)
+        .await
+        .expect("back to 1280x800");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ pub mod logger;
 pub mod logging;
 pub mod outbox;
 pub mod reading;
+pub mod reload;
 pub mod service;
 pub mod sim;
 pub mod sink;

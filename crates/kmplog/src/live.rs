@@ -33,7 +33,7 @@ use nix::fcntl::{FcntlArg, FdFlag, OFlag};
 use tokio_util::sync::CancellationToken;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::bus::state::{BusState, SharedState};
+use crate::bus::state::BusState;
 use crate::clock::Clock;
 use crate::reading::Reading;
 
@@ -538,7 +538,7 @@ pub struct LiveTable {
 impl LiveTable {
     /// Enters the alternate screen and redraws the table once a second.
     pub fn start(
-        buses: Vec<SharedState>,
+        buses: crate::bus::state::BusList,
         latest: Arc<Mutex<Latest>>,
         zone: TimeZone,
         clock: Clock,
@@ -573,7 +573,7 @@ impl Drop for LiveTable {
 }
 
 async fn redraw(
-    buses: Vec<SharedState>,
+    buses: crate::bus::state::BusList,
     latest: Arc<Mutex<Latest>>,
     zone: TimeZone,
     clock: Clock,
@@ -587,7 +587,7 @@ async fn redraw(
             _ = tick.tick() => {}
         }
         let size = terminal_size();
-        let states: Vec<BusState> = buses.iter().map(SharedState::snapshot).collect();
+        let states: Vec<BusState> = buses.snapshots();
         let log = recent_log();
         let lines = {
             let latest = latest.lock().unwrap_or_else(PoisonError::into_inner);

@@ -6,6 +6,9 @@
 //! finish their transactions, the collector writes what they read to the
 //! outbox, then the sinks deliver what they can within a grace time; what
 //! they cannot waits in the outbox for the next start.
+//!
+//! A new configuration is applied to the running buses by
+//! [`Logger::reload`] ([`crate::reload`] has how).
 
 use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
@@ -17,14 +20,15 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::events::EventRouter;
-use crate::bus::state::SharedState;
-use crate::bus::task::{BusContext, initial_state, run_bus};
+use crate::bus::state::BusList;
+use crate::bus::task::BusContext;
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, Config, TerminalMode};
 use crate::live::{Latest, LiveTable};
 use crate::outbox::Outbox;
 use crate::outbox::collector::{Unwritten, collect};
 use crate::reading::LiveBatch;
+use crate::reload::{Reloaded, RunningBuses, sends};
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::mqtt::MqttSink;
 use crate::sink::postgres::PostgresSink;
@@ -57,14 +61,15 @@ pub struct Options {
 pub struct Logger {
     /// Fires named events into the buses whose requests wait for them.
     pub events: EventRouter,
-    /// The state of each bus.
-    pub buses: Vec<SharedState>,
+    /// The configuration and state of each bus, which follow reloads.
+    pub buses: BusList,
     /// The latest reading of every register.
     pub latest: Arc<Mutex<Latest>>,
     /// Every batch of readings as it is read, for live views.
     pub live: broadcast::Sender<LiveBatch>,
-    shutdown: CancellationToken,
-    tasks: tokio::task::JoinSet<()>,
+    running: RunningBuses,
+    /// The sinks and time zone it started with, which a reload cannot change.
+    started: Config,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,
     collector_running: Arc<AtomicBool>,
     sinks: Sinks,
@@ -172,21 +177,8 @@ impl Logger {
             readings: readings_sender,
             shutdown: shutdown.clone(),
         };
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut buses = Vec::new();
-        for bus in &buses_config {
-            let state = SharedState::new(initial_state(bus));
-            buses.push(state.clone());
-            if !sends(bus) {
-                tasks.spawn(crate::bus::passive::run_passive(
-                    bus.clone(),
-                    state,
-                    context.clone(),
-                ));
-            } else {
-                tasks.spawn(run_bus(bus.clone(), state, context.clone()));
-            }
-        }
+        let running = RunningBuses::start(&buses_config, context);
+        let buses = running.list();
         let latest = Arc::new(Mutex::new(Latest::default()));
         let (live, _) = broadcast::channel(64);
         let collector_running = Arc::new(AtomicBool::new(true));
@@ -215,8 +207,8 @@ impl Logger {
             buses,
             latest,
             live,
-            shutdown,
-            tasks,
+            running,
+            started: config.clone(),
             collector,
             collector_running,
             sinks,
@@ -246,12 +238,34 @@ impl Logger {
         move || running.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Runs the buses of `config` from now on, without a restart (see
+    /// [`crate::reload`]). Its ports are not tried first, as at the start:
+    /// a bus that goes on running holds its own port. What the start alone
+    /// sets up (sinks, the time zone) is reported as needing a restart.
+    pub async fn reload(&mut self, config: &Config) -> Reloaded {
+        let mut reloaded = self
+            .running
+            .apply(&masters_lock(config), &self.events)
+            .await;
+        if config.sinks != self.started.sinks {
+            reloaded
+                .restart_needed
+                .push("[sinks] changed: restart kmplog to apply it".to_owned());
+        }
+        if config.time_zone != self.started.time_zone {
+            reloaded.restart_needed.push(format!(
+                "time_zone {:?} → {:?}: restart kmplog to apply it",
+                self.started.time_zone, config.time_zone
+            ));
+        }
+        reloaded
+    }
+
     /// Stops the buses, writes what they read to the outbox and lets the
     /// sinks deliver what they can within their grace time. The error is
     /// readings the outbox could not take (a full disk) within its grace.
     pub async fn stop(mut self) -> Result<(), Unwritten> {
-        self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        self.running.stop().await;
         // The bus tasks held the only senders: the collector now drains and
         // ends; joining threads blocks, so off the async workers.
         let (collector, sinks) = (self.collector, self.sinks);
@@ -281,17 +295,27 @@ impl Drop for Running {
     }
 }
 
-/// Whether the bus polls (a master), rather than only listening.
-fn sends(bus: &BusConfig) -> bool {
-    bus.requests.iter().any(|request| request.send)
-}
-
 /// The buses, with the serial ports of those that poll locked against
 /// another master, and each such port tried now: a port another kmplog
 /// polls ends the start at once, rather than collide with it on the line.
 /// A port that is missing or fails otherwise is left to its bus, which
 /// says so and opens it again later.
 fn masters_lock_their_ports(config: &Config) -> Result<Vec<BusConfig>, String> {
+    let buses = masters_lock(config);
+    for bus in &buses {
+        if let BusEndpoint::Serial(settings) = &bus.endpoint
+            && settings.exclusive
+            && let Err(error @ TransportError::SerialInUse { .. }) = serial::open(settings)
+        {
+            return Err(format!("bus {}: {error}", bus.name));
+        }
+    }
+    Ok(buses)
+}
+
+/// The buses, with the serial ports of those that poll to be locked
+/// against another master when opened.
+fn masters_lock(config: &Config) -> Vec<BusConfig> {
     let mut buses = config.buses.clone();
     for bus in &mut buses {
         let polls = sends(bus);
@@ -299,12 +323,9 @@ fn masters_lock_their_ports(config: &Config) -> Result<Vec<BusConfig>, String> {
             && polls
         {
             settings.exclusive = true;
-            if let Err(error @ TransportError::SerialInUse { .. }) = serial::open(settings) {
-                return Err(format!("bus {}: {error}", bus.name));
-            }
         }
     }
-    Ok(buses)
+    buses
 }
 
 /// Ctrl-C, or SIGTERM from a service manager.

@@ -28,7 +28,7 @@ const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 1.0];
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let buses: Vec<BusState> = state.buses.iter().map(|bus| bus.snapshot()).collect();
+    let buses: Vec<BusState> = state.buses.snapshots();
     let latest: Vec<Reading> = state
         .latest
         .lock()

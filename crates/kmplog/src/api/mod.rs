@@ -18,6 +18,7 @@
 //! bounds connections and header time. Every error is JSON,
 //! `{"error": "..."}`, with a 4xx status for a bad request.
 
+pub mod config;
 pub mod feed;
 pub mod guard;
 pub mod history;
@@ -41,7 +42,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::events::EventRouter;
-use crate::bus::state::SharedState;
+use crate::bus::state::BusList;
 use crate::live::Latest;
 use crate::outbox::OutboxReader;
 use crate::reading::LiveBatch;
@@ -56,8 +57,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct ApiState {
     /// Hands events to the buses that wait for them.
     pub events: EventRouter,
-    /// The buses' states.
-    pub buses: Vec<SharedState>,
+    /// The buses' states (a reload replaces them).
+    pub buses: BusList,
     /// The latest reading of every register, for `/metrics`.
     pub latest: Arc<Mutex<Latest>>,
     /// The latest readings and the live clients.
@@ -81,6 +82,9 @@ pub struct ApiState {
     pub readings_queries: Arc<tokio::sync::Semaphore>,
     /// What the API holds at most.
     pub limits: Limits,
+    /// Reloads the running logger's configuration file; `None` when it
+    /// runs none (the demo, tests of other parts).
+    pub reloader: Option<crate::reload::Reloader>,
 }
 
 impl ApiState {
@@ -89,7 +93,7 @@ impl ApiState {
     /// limits. Starts the live feed, so it needs a Tokio runtime.
     pub fn new(
         events: EventRouter,
-        buses: Vec<SharedState>,
+        buses: impl Into<BusList>,
         latest: Arc<Mutex<Latest>>,
         live: broadcast::Sender<LiveBatch>,
     ) -> Self {
@@ -99,14 +103,14 @@ impl ApiState {
     /// [`ApiState::new`] within `limits`.
     pub fn with_limits(
         events: EventRouter,
-        buses: Vec<SharedState>,
+        buses: impl Into<BusList>,
         latest: Arc<Mutex<Latest>>,
         live: broadcast::Sender<LiveBatch>,
         limits: Limits,
     ) -> Self {
         ApiState {
             events,
-            buses,
+            buses: buses.into(),
             latest,
             feed: Feed::start(&live, limits.replay_readings, limits.stream_backlog),
             database: None,
@@ -117,6 +121,7 @@ impl ApiState {
             host_names: Vec::new(),
             readings_queries: Arc::new(tokio::sync::Semaphore::new(limits.readings_queries)),
             limits,
+            reloader: None,
         }
     }
 }
@@ -173,6 +178,36 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
         ),
         (Method::GET, "/api/buses", on(MethodFilter::GET, buses)),
         (
+            Method::POST,
+            "/api/reload",
+            on(MethodFilter::POST, config::reload),
+        ),
+        (
+            Method::GET,
+            "/api/config",
+            on(MethodFilter::GET, config::get),
+        ),
+        (
+            Method::PUT,
+            "/api/config",
+            on(MethodFilter::PUT, config::save),
+        ),
+        (
+            Method::POST,
+            "/api/config/check",
+            on(MethodFilter::POST, config::check),
+        ),
+        (
+            Method::GET,
+            "/api/cron",
+            on(MethodFilter::GET, config::cron),
+        ),
+        (
+            Method::GET,
+            "/api/registers",
+            on(MethodFilter::GET, config::registers),
+        ),
+        (
             Method::GET,
             "/api/readings",
             on(MethodFilter::GET, readings::list),
@@ -204,7 +239,15 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
 /// there is a token.
 pub fn router(state: ApiState) -> Router {
     let mut router = Router::new();
+    // Routes of one path with several methods are merged into one.
+    let mut merged: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
     for (_, path, handler) in routes() {
+        match merged.iter_mut().find(|(known, _)| *known == path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).merge(handler),
+            None => merged.push((path, handler)),
+        }
+    }
+    for (path, handler) in merged {
         router = router.route(path, handler);
     }
     router
@@ -319,9 +362,9 @@ async fn fire_event(
 async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
     let buses: Vec<JsonValue> = state
         .buses
-        .iter()
+        .snapshots()
+        .into_iter()
         .map(|bus| {
-            let bus = bus.snapshot();
             let requests: Vec<JsonValue> = bus
                 .requests
                 .iter()

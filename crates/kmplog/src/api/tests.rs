@@ -67,7 +67,7 @@ async fn fixture_with(token: Option<&str>, with_database: bool, limits: Limits) 
     };
     let mut state = ApiState::with_limits(
         events,
-        vec![SharedState::new(bus)],
+        vec![crate::bus::state::SharedState::new(bus)],
         Arc::default(),
         live.clone(),
         limits,
@@ -561,9 +561,17 @@ async fn openapi_describes_exactly_the_routes_of_the_router() {
         }
         let uri = path
             .replace("{name}", "morning-read")
-            .replace("/api/history", "/api/history?bus=heat&address=1&name=E1");
+            .replace("/api/history", "/api/history?bus=heat&address=1&name=E1")
+            .replace("/api/cron", "/api/cron?expression=0%20*%20*%20*%20*%20*")
+            .replace("/api/registers", "/api/registers?model=603");
         let (status, body) = send(&fixture.state, method, &uri, None).await;
-        assert!(status < 400, "{method} {uri}: {status} {body}");
+        if path.starts_with("/api/config") || path == "/api/reload" {
+            // The fixture runs no file; the editor's own tests save one.
+            let refused_by_handler = body.contains("runs no configuration file") || status == 415;
+            assert!(refused_by_handler, "{method} {uri}: {status} {body}");
+        } else {
+            assert!(status < 400, "{method} {uri}: {status} {body}");
+        }
     }
     let (status, body) = send(&fixture.state, "GET", "/api/openapi.json", None).await;
     assert_eq!((status, body.as_str()), (200, OPENAPI));
@@ -1168,7 +1176,7 @@ async fn connections_past_the_cap_get_503_and_the_api_answers_again_once_they_cl
 async fn metrics_pass_promtool_check() {
     use std::io::Write;
     let fixture = fixture(None, false).await;
-    fixture.state.buses[0]
+    fixture.state.buses.states()[0]
         .lock()
         .lateness_us
         .extend([1200, 800, 15_000]);

@@ -151,4 +151,68 @@ impl SharedState {
     pub fn snapshot(&self) -> BusState {
         self.lock().clone()
     }
+
+    /// Whether `other` is this very state (a clone of it), not a copy.
+    pub fn is(&self, other: &SharedState) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The running buses, their configurations and states in the
+/// configuration's order, shared by the logger and its viewers: a reload
+/// replaces the list, and every viewer sees the new one on its next look.
+#[derive(Debug, Clone, Default)]
+pub struct BusList(Arc<std::sync::RwLock<Listing>>);
+
+#[derive(Debug, Default)]
+struct Listing {
+    /// Empty for a list made of states alone (tests of the viewers).
+    configs: Vec<crate::config::BusConfig>,
+    states: Vec<SharedState>,
+}
+
+impl BusList {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Listing> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The buses now.
+    pub fn states(&self) -> Vec<SharedState> {
+        self.read().states.clone()
+    }
+
+    /// A copy of the state of every bus now.
+    pub fn snapshots(&self) -> Vec<BusState> {
+        self.read()
+            .states
+            .iter()
+            .map(SharedState::snapshot)
+            .collect()
+    }
+
+    /// The configuration of every bus now, and a copy of its state.
+    pub fn configs_and_snapshots(&self) -> (Vec<crate::config::BusConfig>, Vec<BusState>) {
+        let listing = self.read();
+        let states = listing.states.iter().map(SharedState::snapshot).collect();
+        (listing.configs.clone(), states)
+    }
+
+    /// Puts `configs` and their `states` in place of the list.
+    pub fn replace(&self, configs: Vec<crate::config::BusConfig>, states: Vec<SharedState>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Listing { configs, states };
+    }
+}
+
+impl From<Vec<SharedState>> for BusList {
+    fn from(states: Vec<SharedState>) -> Self {
+        BusList(Arc::new(std::sync::RwLock::new(Listing {
+            configs: Vec::new(),
+            states,
+        })))
+    }
 }

@@ -51,14 +51,10 @@ pub fn run(args: Args) -> Outcome {
         Some(text) => parse_start(text, &zone).map_err(Failure::usage)?,
         None => jiff::Timestamp::now().to_zoned_datetime(zone),
     };
-    let schedule = Schedule::new(Method::Cron(cron), &start);
-    let mut next = schedule.first();
-    let mut lines = Vec::new();
-    for _ in 0..args.count {
-        let Some(fire) = next else { break };
-        lines.push(fire.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string());
-        next = schedule.next_after(&fire);
-    }
+    let lines: Vec<String> = fire_times(cron, &start, args.count as usize)
+        .iter()
+        .map(|fire| fire.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+        .collect();
     if lines.is_empty() {
         return Err(Failure::failed(format!(
             "'{}' never fires within {} years of {}",
@@ -69,6 +65,21 @@ pub fn run(args: Args) -> Outcome {
     }
     print_line(lines.join("\n"));
     Ok(())
+}
+
+/// The first `count` fire times of `cron` from `start` on (fewer when it
+/// stops firing within [`kmp_schedule::SEARCH_YEARS`]); also the preview
+/// of the web console's editor.
+pub fn fire_times(cron: Cron, start: &ZonedDateTime, count: usize) -> Vec<ZonedDateTime> {
+    let schedule = Schedule::new(Method::Cron(cron), start);
+    let mut fires = Vec::with_capacity(count);
+    let mut next = schedule.first();
+    while fires.len() < count {
+        let Some(fire) = next else { break };
+        next = schedule.next_after(&fire);
+        fires.push(fire);
+    }
+    fires
 }
 
 /// RFC 3339 with an offset (its instant, shown in `zone`), or a civil date

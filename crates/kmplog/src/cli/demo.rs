@@ -84,5 +84,5 @@ pub async fn run(args: Args) -> Outcome {
     eprintln!(
         "kmplog demo: simulated gateway on tcp {gateway_address} (meters 1, 2, 3), serial line {line_path} at {SERIAL_BAUD} baud (meters 10, 11); readings go to ./kmplog.db"
     );
-    serve(&config, &args.run, Clock::System).await
+    serve(&config, None, &args.run, Clock::System).await
 }

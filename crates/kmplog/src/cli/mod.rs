@@ -3,7 +3,7 @@
 
 mod check;
 mod completions;
-mod cron;
+pub(crate) mod cron;
 mod decode;
 mod demo;
 mod identify;
@@ -15,6 +15,7 @@ mod output;
 mod queue;
 mod read;
 mod registers;
+mod reload;
 mod run;
 mod scan;
 mod simulate;
@@ -97,6 +98,8 @@ enum Command {
     Cron(cron::Args),
     /// Fire a named event in a running logger.
     Trigger(trigger::Args),
+    /// Make a running logger read its configuration file again.
+    Reload(reload::Args),
     /// Decode and print all KMP traffic on a line or in a recording.
     Sniff(sniff::Args),
     /// Print the shell completion script for bash, zsh or fish.
@@ -172,6 +175,7 @@ pub fn main() -> ExitCode {
             Command::Queue(args) => queue::run(args),
             Command::Cron(args) => cron::run(args),
             Command::Trigger(args) => trigger::run(args).await,
+            Command::Reload(args) => reload::run(args).await,
             Command::Sniff(args) => sniff::run(args).await,
             Command::Completions(args) => completions::run(&args),
             Command::Man(args) => man::run(&args),

@@ -294,25 +294,6 @@ fn edit(
             | EditError::AtEdge { .. } => Failure::usage(error.to_string()),
             _ => Failure::failed(error.to_string()),
         })?;
-    replace(file, &new_text)
+    crate::config::edit::replace(file, &new_text)
         .map_err(|error| Failure::failed(format!("cannot write {file_name}: {error}")))
-}
-
-/// Writes `text` to a temporary file beside `file`, with `file`'s
-/// permissions, and renames it over `file`: a reader sees the old file or
-/// the new one, never half of it.
-fn replace(file: &Path, text: &str) -> std::io::Result<()> {
-    let name = file
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = file.with_file_name(format!(".{name}.kmplog-edit"));
-    let written = fs::write(&temporary, text)
-        .and_then(|()| fs::set_permissions(&temporary, fs::metadata(file)?.permissions()))
-        .and_then(|()| fs::rename(&temporary, file));
-    if written.is_err() {
-        // Leave no temporary file behind; the original is untouched.
-        let _ = fs::remove_file(&temporary);
-    }
-    written
 }

@@ -5,16 +5,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Failure, Outcome};
 use crate::api::{self, ApiState};
-use crate::bus::state::SharedState;
 use crate::clock::Clock;
 use crate::config::{self, Config, Diagnostics, Severity};
 use crate::logger::{Logger, Options};
 use crate::outbox::OutboxReader;
+use crate::reload::{Hangups, ReloadOrder, ReloadSource, Reloader, reload_logger};
 use crate::service::{self, Service};
 use crate::sink::url::SinkUrl;
 
@@ -111,7 +112,7 @@ pub async fn run(args: Args) -> Outcome {
     let (config, remarks) = config::load(&args.file)
         .map_err(|diagnostics| super::check::rejected(&file_name, &diagnostics))?;
     log_remarks(&file_name, &remarks);
-    serve(&config, &args.run, Clock::System).await
+    serve(&config, Some(&args.file), &args.run, Clock::System).await
 }
 
 /// Each warning and note about the file as one log event with its place
@@ -143,8 +144,27 @@ fn sqlite_database(config: &Config) -> Option<PathBuf> {
     })
 }
 
-/// Runs the logger on `config` until the duration passes or it is stopped.
-pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
+/// The next reload the API asks for; never without an API (whose
+/// reloader is then gone).
+async fn next_order(orders: &mut Option<mpsc::Receiver<ReloadOrder>>) -> ReloadOrder {
+    if let Some(receiver) = orders
+        && let Some(order) = receiver.recv().await
+    {
+        return order;
+    }
+    *orders = None;
+    std::future::pending().await
+}
+
+/// Runs the logger on `config`, read from `file` (`None`: from no file, as
+/// the demo), until the duration passes or it is stopped. SIGHUP and `POST
+/// /api/reload` reload the file.
+pub async fn serve(
+    config: &Config,
+    file: Option<&std::path::Path>,
+    args: &RunArgs,
+    clock: Clock,
+) -> Outcome {
     let mut config = config.clone();
     config.sinks.urls.extend(args.sinks.iter().cloned());
     let config = &config;
@@ -164,7 +184,20 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
     if let ApiAddress(Some(address)) = args.api {
         api::check_bind(address, token.as_deref()).map_err(Failure::usage)?;
     }
-    let logger = Logger::start(config, &options).map_err(Failure::failed)?;
+    // Before the start: from now on SIGHUP reloads, and never ends the logger.
+    let mut hangups = Hangups::new();
+    let mut logger = Logger::start(config, &options).map_err(Failure::failed)?;
+    let source = file.map(|file| ReloadSource {
+        file: file.to_path_buf(),
+        extra_sinks: args.sinks.clone(),
+    });
+    let (reloader, mut orders) = match file {
+        Some(file) => {
+            let (reloader, orders) = Reloader::new(file);
+            (Some(reloader), Some(orders))
+        }
+        None => (None, None),
+    };
     let stop_api = CancellationToken::new();
     if let ApiAddress(Some(address)) = args.api {
         let mut state = ApiState::new(
@@ -174,6 +207,7 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
             logger.live.clone(),
         );
         state.token = token;
+        state.reloader = reloader;
         state.host_names = args.api_names.clone();
         state.database = sqlite_database(config);
         // The logger has created the outbox by now; without it /metrics
@@ -200,15 +234,29 @@ pub async fn serve(config: &Config, args: &RunArgs, clock: Clock) -> Outcome {
         }
     }
     let service = {
-        let (buses, states) = (config.buses.clone(), logger.buses.clone());
+        let buses = logger.buses.clone();
         let clock = options.clock.clone();
         let collector_alive = logger.collector_probe();
         Service::ready(move || {
-            let states: Vec<_> = states.iter().map(SharedState::snapshot).collect();
-            collector_alive() && service::bus_loops_alive(&buses, &states, clock.now())
+            let (configs, states) = buses.configs_and_snapshots();
+            collector_alive() && service::bus_loops_alive(&configs, &states, clock.now())
         })
     };
-    Logger::until_asked_to_stop(&options).await;
+    let asked_to_stop = Logger::until_asked_to_stop(&options);
+    tokio::pin!(asked_to_stop);
+    loop {
+        tokio::select! {
+            () = &mut asked_to_stop => break,
+            order = next_order(&mut orders) => {
+                let outcome = reload_logger(&mut logger, source.as_ref(), order.trigger).await;
+                // A caller that went away has the log.
+                let _ = order.answer.send(outcome);
+            }
+            () = hangups.next() => {
+                let _ = reload_logger(&mut logger, source.as_ref(), "SIGHUP").await;
+            }
+        }
+    }
     // Before the stop, which can take the sinks' grace time: systemd then
     // waits for it rather than taking a slow stop for a hang.
     service.stopping();

@@ -35,10 +35,27 @@ pub async fn run(args: Args) -> Outcome {
             args.name
         )));
     }
-    let url = format!("http://{}/api/events/{}", args.api, args.name);
-    let api = args.api.clone();
-    let token = args.api_token.clone();
-    let response = tokio::task::spawn_blocking(move || {
+    let path = format!("/api/events/{}", args.name);
+    let response = post(&args.api, &path, args.api_token.clone()).await?;
+    match response {
+        Ok((200..=299, _)) => {
+            print_line(format_args!("event {} fired", args.name));
+            Ok(())
+        }
+        Ok((status, body)) => Err(refused(&args.api, "the event", status, &body)),
+        Err(error) => Err(unanswered(&args.api, &error)),
+    }
+}
+
+/// POSTs nothing to `path` of the logger API at `api`, with `token`: the
+/// status and body of its answer (a refusal too), or why none came.
+pub(super) async fn post(
+    api: &str,
+    path: &str,
+    token: Option<String>,
+) -> Result<Result<(u16, String), String>, Failure> {
+    let url = format!("http://{api}{path}");
+    tokio::task::spawn_blocking(move || {
         // Refusals are read as answers, for the API's message.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -48,35 +65,38 @@ pub async fn run(args: Args) -> Outcome {
         if let Some(token) = token {
             request = request.header("Authorization", &format!("Bearer {}", token.trim()));
         }
-        request.send_empty().map(|mut response| {
-            let status = response.status().as_u16();
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            (status, body)
-        })
+        request
+            .send_empty()
+            .map(|mut response| {
+                let status = response.status().as_u16();
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                (status, body)
+            })
+            .map_err(|error| error.to_string())
     })
     .await
-    .map_err(|error| Failure::failed(format!("trigger: {error}")))?;
-    match response {
-        Ok((200..=299, _)) => {
-            print_line(format_args!("event {} fired", args.name));
-            Ok(())
-        }
-        Ok((status, body)) => {
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|json| json["error"].as_str().map(str::to_owned))
-                .unwrap_or(body);
-            let hint = match status {
-                401 => "; give it with --api-token TOKEN or KMPLOG_API_TOKEN",
-                403 => "; check --api-token or KMPLOG_API_TOKEN",
-                _ => "",
-            };
-            Err(Failure::failed(format!(
-                "the logger at {api} refused the event (HTTP {status}: {message}){hint}"
-            )))
-        }
-        Err(error) => Err(Failure::failed(format!(
-            "no logger answers at {api}: {error}; start one with `kmplog run FILE` or name its API with --api"
-        ))),
-    }
+    .map_err(|error| Failure::failed(format!("cannot reach the API: {error}")))
+}
+
+/// The failure for an API answer `status` with `body` that refused `what`.
+pub(super) fn refused(api: &str, what: &str, status: u16, body: &str) -> Failure {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| json["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned());
+    let hint = match status {
+        401 => "; give it with --api-token TOKEN or KMPLOG_API_TOKEN",
+        403 => "; check --api-token or KMPLOG_API_TOKEN",
+        _ => "",
+    };
+    Failure::failed(format!(
+        "the logger at {api} refused {what} (HTTP {status}: {message}){hint}"
+    ))
+}
+
+/// The failure when no logger answers at `api`.
+pub(super) fn unanswered(api: &str, error: &str) -> Failure {
+    Failure::failed(format!(
+        "no logger answers at {api}: {error}; start one with `kmplog run FILE` or name its API with --api"
+    ))
 }

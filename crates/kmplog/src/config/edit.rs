@@ -13,7 +13,10 @@
 //! positions of its sub-tables, and blank lines travel with the wrong table.
 //!
 //! Every edit ends with the new text validated by [`super::parse`]: an edit
-//! that would leave an invalid file is refused with the diagnostics.
+//! that would leave an invalid file is refused with the diagnostics. The
+//! web console's editor makes several edits in a row and validates once at
+//! the end ([`QueueFile::lenient`]), so that it can show each mistake at its
+//! field ([`field_at`]).
 
 use std::fmt;
 use std::ops::Range;
@@ -173,6 +176,20 @@ pub struct QueueFile<'a> {
     text: &'a str,
     file_name: &'a str,
     buses: Vec<BusPlace>,
+    /// Whether each edit validates the new file.
+    validate: bool,
+}
+
+/// A bus to add, as text that [`super::parse`] will check.
+#[derive(Debug, Clone)]
+pub struct NewBus {
+    /// Its name.
+    pub name: String,
+    /// Its line's key and value: `("tcp", "10.0.0.5:4001")`, `("serial",
+    /// "/dev/ttyUSB0")`, `("udp", "10.0.0.6:4001")`.
+    pub line: (&'static str, String),
+    /// Further keys with their values as TOML (`baud`, `1200`).
+    pub options: Vec<(String, Value)>,
 }
 
 /// Where a bus and its requests are in the text.
@@ -193,6 +210,17 @@ struct RequestPlace {
     body: usize,
     /// Its block: leading comments, header, keys and sub-tables.
     block: Range<usize>,
+    /// Its own keys (not those of its sub-tables).
+    keys: Vec<KeyPlace>,
+}
+
+/// Where a key of a request is.
+struct KeyPlace {
+    key: String,
+    /// The span of its value.
+    value: Range<usize>,
+    /// Its whole line, newline included.
+    line: Range<usize>,
 }
 
 impl<'a> QueueFile<'a> {
@@ -219,7 +247,82 @@ impl<'a> QueueFile<'a> {
             text,
             file_name,
             buses,
+            validate: true,
         })
+    }
+
+    /// As [`QueueFile::new`], but its edits do not validate the new file:
+    /// for a series of edits validated once at the end.
+    pub fn lenient(text: &'a str, file_name: &'a str) -> Result<Self, EditError> {
+        let mut file = Self::new(text, file_name)?;
+        file.validate = false;
+        Ok(file)
+    }
+
+    /// Sets keys of request `which` of `bus`: each `Some` value replaces the
+    /// key's value where it is (its comment stays) or is added after the
+    /// request's last key; `None` removes the key's line.
+    pub fn set(
+        &self,
+        bus: &str,
+        which: &RequestRef,
+        keys: &[(String, Option<Value>)],
+    ) -> Result<String, EditError> {
+        let (_, request) = self.find(bus, which)?;
+        // Edits from the end of the text backwards keep the earlier spans right.
+        let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+        let mut added = String::new();
+        for (key, value) in keys {
+            let place = request.keys.iter().find(|place| &place.key == key);
+            match (place, value) {
+                (Some(place), Some(value)) => {
+                    edits.push((place.value.clone(), value.to_string().trim().to_owned()));
+                }
+                (Some(place), None) => edits.push((place.line.clone(), String::new())),
+                (None, Some(value)) => {
+                    let key = toml_edit::Key::new(key.as_str());
+                    added.push_str(&format!("{key} = {}\n", value.to_string().trim()));
+                }
+                (None, None) => {}
+            }
+        }
+        let after_keys = request
+            .keys
+            .iter()
+            .map(|place| place.line.end)
+            .max()
+            .unwrap_or(request.body);
+        edits.push((after_keys..after_keys, added));
+        edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+        let mut new_text = self.text.to_owned();
+        for (range, replacement) in edits {
+            new_text.replace_range(range, &replacement);
+        }
+        self.checked(new_text)
+    }
+
+    /// Adds `bus` at the end of the file, a blank line before it.
+    pub fn add_bus(&self, bus: &NewBus) -> Result<String, EditError> {
+        let mut block = format!(
+            "[[bus]]\nname = {}\n{} = {}\n",
+            Value::from(bus.name.as_str()),
+            bus.line.0,
+            Value::from(bus.line.1.as_str())
+        );
+        for (key, value) in &bus.options {
+            let key = toml_edit::Key::new(key.as_str());
+            block.push_str(&format!("{key} = {}\n", value.to_string().trim()));
+        }
+        let content = self.text.trim_end();
+        let separator = if content.is_empty() { "" } else { "\n\n" };
+        self.checked(format!("{content}{separator}{block}"))
+    }
+
+    /// Removes bus `bus` with all its requests and the blank lines before it.
+    pub fn remove_bus(&self, bus: &str) -> Result<String, EditError> {
+        let (place, _) = self.requests(bus)?;
+        let start = content_end(self.text, place.block.start);
+        self.checked(splice(self.text, start..place.block.end, ""))
     }
 
     /// Adds `request` to `bus` at 1-based `position` (default: last).
@@ -383,6 +486,9 @@ impl<'a> QueueFile<'a> {
 
     /// `new_text` if it is a valid configuration.
     fn checked(&self, new_text: String) -> Result<String, EditError> {
+        if !self.validate {
+            return Ok(new_text);
+        }
         match super::parse(&new_text, self.file_name) {
             Ok(_) => Ok(new_text),
             Err(diagnostics) => Err(EditError::Invalid(diagnostics)),
@@ -433,8 +539,87 @@ impl RequestPlace {
                 .to_owned(),
             description_span: description.and_then(Item::span),
             block: block(text, header.start, &own, headers),
+            keys: request
+                .iter()
+                .filter(|(_, item)| item.is_value())
+                .filter_map(|(key, item)| {
+                    let value = item.span()?;
+                    let start = line_start(text, value.start);
+                    let end = text[value.end..]
+                        .find('\n')
+                        .map_or(text.len(), |newline| value.end + newline + 1);
+                    Some(KeyPlace {
+                        key: key.to_owned(),
+                        value,
+                        line: start..end,
+                    })
+                })
+                .collect(),
         }
     }
+}
+
+/// Where a mistake is in the editor's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPlace {
+    /// The bus's 0-based index.
+    pub bus: usize,
+    /// The request's 0-based index in its bus; `None` for the bus itself.
+    pub request: Option<usize>,
+    /// The key whose line holds the mistake; `None` for the table as a whole.
+    pub key: Option<String>,
+}
+
+/// The bus, request and key of `text` whose lines hold byte `at`; `None`
+/// outside every bus or when `text` is not TOML.
+pub fn field_at(text: &str, at: usize) -> Option<FieldPlace> {
+    let document = Document::parse(text).ok()?;
+    let mut headers = Vec::new();
+    collect_headers(document.as_table(), &mut headers);
+    headers.sort_unstable();
+    let buses = document.get("bus")?.as_array_of_tables()?;
+    let key_at = |table: &Table| {
+        table
+            .iter()
+            .filter(|(_, item)| item.is_value())
+            .find(|(_, item)| {
+                item.span().is_some_and(|span| {
+                    let end = text[span.end..]
+                        .find('\n')
+                        .map_or(text.len(), |newline| span.end + newline);
+                    line_start(text, span.start) <= at && at <= end
+                })
+            })
+            .map(|(key, _)| key.to_owned())
+    };
+    buses.iter().enumerate().find_map(|(bus, table)| {
+        let place = BusPlace::new(text, table, &headers);
+        if !place.block.contains(&at) {
+            return None;
+        }
+        let requests = table.get("request").and_then(Item::as_array_of_tables);
+        let request = requests
+            .into_iter()
+            .flat_map(|requests| requests.iter())
+            .enumerate()
+            .find(|(_, request)| {
+                RequestPlace::new(text, request, &headers)
+                    .block
+                    .contains(&at)
+            });
+        Some(match request {
+            Some((index, request)) => FieldPlace {
+                bus,
+                request: Some(index),
+                key: key_at(request),
+            },
+            None => FieldPlace {
+                bus,
+                request: None,
+                key: key_at(table),
+            },
+        })
+    })
 }
 
 /// The starts of the headers of `table`'s sub-tables, at every depth.
@@ -497,6 +682,26 @@ fn content_end(text: &str, at: usize) -> usize {
 /// `text` with `range` replaced by `replacement`.
 fn splice(text: &str, range: Range<usize>, replacement: &str) -> String {
     [&text[..range.start], replacement, &text[range.end..]].concat()
+}
+
+/// Writes `text` to a temporary file beside `file`, with `file`'s
+/// permissions, and renames it over `file`: a reader sees the old file or
+/// the new one, never half of it. `kmplog queue` and the web console's
+/// editor save through it.
+pub fn replace(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let name = file
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = file.with_file_name(format!(".{name}.kmplog-edit"));
+    let written = std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::set_permissions(&temporary, std::fs::metadata(file)?.permissions()))
+        .and_then(|()| std::fs::rename(&temporary, file));
+    if written.is_err() {
+        // Leave no temporary file behind; the original is untouched.
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 #[cfg(test)]

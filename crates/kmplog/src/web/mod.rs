@@ -47,6 +47,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("assets/app.js"),
     },
     Asset {
+        path: "editor.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/editor.js"),
+    },
+    Asset {
         path: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("assets/app.css"),

@@ -17,4 +17,5 @@ mod offline;
 mod one_shot;
 mod outbox;
 mod postgres;
+mod reload;
 mod web;

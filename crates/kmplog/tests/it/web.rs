@@ -2,7 +2,10 @@
 //! (fantoccini), against `kmplog run` on the simulator: the overview lists
 //! the buses and requests, a value changes without a reload, clicking `T1`
 //! shows a plot; every control has an accessible name, and the page fits
-//! a 375 px phone.
+//! a 375 px phone. The queue editor changes the running logger's queue
+//! (its readings reach SQLite, the file keeps its comments), shows a
+//! mistake at its field and saves nothing then; a change from another
+//! origin is refused; with a token the page asks for it once.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`,
 //! `/usr/bin/chromedriver`, or the paths in `CHROMIUM` and `CHROMEDRIVER`).
@@ -441,4 +444,415 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         .await
         .expect("scroll to the top");
     save_screenshot(client, folder, "phone.png").await;
+}
+
+/// The element of the page that `css` selects.
+async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+}
+
+/// The editor's button named `name` (its text), in `scope` (CSS).
+async fn editor_button(client: &Client, scope: &str, name: &str) -> fantoccini::elements::Element {
+    let buttons = client
+        .find_all(Locator::Css(&format!("{scope} button")))
+        .await
+        .expect("the buttons");
+    for button in buttons {
+        if button.text().await.expect("a button's text") == name {
+            return button;
+        }
+    }
+    panic!("no button {name:?} in {scope}");
+}
+
+/// Types `text` into the field `css` in place of its value.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let field = element(client, css).await;
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+/// Waits until the editor has checked its edits and Save is on.
+async fn until_saveable(client: &Client) {
+    let start = Instant::now();
+    loop {
+        let state = client
+            .execute(
+                "return [document.getElementById('save').disabled,
+                    JSON.stringify({ edits: editor.edits, mistakes: editor.diagnostics })];",
+                vec![],
+            )
+            .await
+            .expect("the editor's state");
+        if state[0] == json!(false) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Save stays off: {}",
+            state[1]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn save_and_wait(client: &Client) {
+    until_saveable(client).await;
+    element(client, "#save").await.click().await.expect("Save");
+    wait_for(
+        client,
+        "the file is saved and reloaded",
+        "document.getElementById('editor-status').textContent.startsWith('Saved')",
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+const EDITED_FILE_COMMENT: &str = "# Hand-written: the boiler room's gateway.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_changes_the_queue_of_the_running_logger() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        EDITED_FILE_COMMENT,
+        "\n",
+        &simulator.bus("boiler-room"),
+        r#"
+# Every second, the temperatures.
+[[bus.request]]
+description = "Live values"
+addresses = "1"
+polling = "1s"
+items = ["T1"]   # forward
+
+[[bus.request]]
+description = "Slow"
+addresses = "1"
+polling = "10min"
+items = ["T2"]
+"#,
+    ]);
+    let logger = Logger::run(&workdir, &config, "120s");
+    let api = logger.api().to_owned();
+    let folder = screenshot_folder(&workdir);
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+    let checks = tokio::spawn({
+        let client = client.clone();
+        let workdir_path = workdir.path().to_owned();
+        async move { check_the_editor(&client, &api, &config, &workdir_path, &folder).await }
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    drop(logger);
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn check_the_editor(
+    client: &Client,
+    api: &str,
+    config: &Path,
+    workdir: &Path,
+    folder: &Path,
+) {
+    client
+        .set_window_rect(0, 0, 1280, 800)
+        .await
+        .expect("a 1280x800 window");
+    client
+        .goto(&format!("http://{api}/"))
+        .await
+        .expect("open the page");
+    wait_for(
+        client,
+        "the editor lists the queue",
+        "document.querySelectorAll('#editor .queue .pick').length === 2",
+        Duration::from_secs(20),
+    )
+    .await;
+    let original = std::fs::read_to_string(config).expect("the file");
+
+    // A new request, renamed, polling every second.
+    editor_button(client, "#editor-buses", "Add request")
+        .await
+        .click()
+        .await
+        .expect("Add request");
+    type_into(client, "#sheet-description", "Serial numbers").await;
+    editor_button(client, "#sheet", "Rename")
+        .await
+        .click()
+        .await
+        .expect("Rename");
+    element(client, "#sheet-method")
+        .await
+        .select_by_label("Polling")
+        .await
+        .expect("choose Polling");
+    // A bad interval: its message at the field, and no save.
+    type_into(client, "#sheet-interval", "0").await;
+    wait_for(
+        client,
+        "the mistake shows at the interval",
+        "document.getElementById('sheet-interval').getAttribute('aria-invalid') === 'true'
+         && document.getElementById('sheet-interval').closest('.field').querySelector('.field-error')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let message = client
+        .execute(
+            "return document.getElementById('sheet-interval').closest('.field').querySelector('.field-error').textContent;",
+            vec![],
+        )
+        .await
+        .expect("the message");
+    let message = message.as_str().unwrap_or_default().to_owned();
+    let checked = workdir.join("check.toml");
+    std::fs::write(
+        &checked,
+        original.clone()
+            + "\n[[bus.request]]\ndescription = \"Serial numbers\"\naddresses = \"1\"\nitems = [1001]\npolling = \"0s\"\n",
+    )
+    .expect("a file to check");
+    let check = crate::harness::run_kmplog(&["check", checked.to_str().unwrap()]);
+    let first_line = message.split(" (").next().unwrap_or_default().to_owned();
+    assert!(
+        !first_line.is_empty() && check.stderr.contains(&first_line),
+        "the page says {message:?}; kmplog check says:\n{}",
+        check.stderr
+    );
+    let save_disabled = client
+        .execute("return document.getElementById('save').disabled;", vec![])
+        .await
+        .expect("Save's state");
+    assert_eq!(
+        save_disabled,
+        json!(true),
+        "Save is off while a mistake remains"
+    );
+    element(client, "#save")
+        .await
+        .click()
+        .await
+        .expect("click Save anyway");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        std::fs::read_to_string(config).unwrap(),
+        original,
+        "nothing saved"
+    );
+
+    type_into(client, "#sheet-interval", "1").await;
+    element(client, "#sheet-unit")
+        .await
+        .select_by_label("s")
+        .await
+        .expect("the unit");
+    save_and_wait(client).await;
+    let saved = std::fs::read_to_string(config).expect("the saved file");
+    for kept in [
+        EDITED_FILE_COMMENT,
+        "# Every second, the temperatures.",
+        "items = [\"T1\"]   # forward",
+    ] {
+        assert!(saved.contains(kept), "{kept:?} lost:\n{saved}");
+    }
+    assert!(
+        saved.contains("description = \"Serial numbers\""),
+        "{saved}"
+    );
+    // The running logger polls it: its readings are in SQLite.
+    let database = workdir.join("kmplog.db");
+    let start = Instant::now();
+    loop {
+        let polled = rusqlite::Connection::open(&database)
+            .and_then(|connection| {
+                connection.query_row(
+                    "SELECT count(*) FROM readings WHERE request = 'Serial numbers' AND status = 'ok'",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        if polled >= 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no readings of the new request"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    save_screenshot_of_editor(client, folder).await;
+
+    // Rename, move and remove.
+    element(client, "#editor .queue li:nth-child(2) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick Slow");
+    type_into(client, "#sheet-description", "Slow values").await;
+    editor_button(client, "#sheet", "Rename")
+        .await
+        .click()
+        .await
+        .expect("Rename");
+    editor_button(client, "#sheet", "Move up")
+        .await
+        .click()
+        .await
+        .expect("Move up");
+    element(client, "#editor .queue li:nth-child(2) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick Live values");
+    editor_button(client, "#sheet", "Remove")
+        .await
+        .click()
+        .await
+        .expect("Remove");
+    save_and_wait(client).await;
+    let saved = std::fs::read_to_string(config).expect("the saved file");
+    let order: Vec<&str> = saved
+        .lines()
+        .filter_map(|line| line.strip_prefix("description = "))
+        .collect();
+    assert_eq!(order, ["\"Slow values\"", "\"Serial numbers\""], "{saved}");
+    assert!(saved.contains(EDITED_FILE_COMMENT), "{saved}");
+    let queue = client
+        .execute(
+            "return [...document.querySelectorAll('#editor .queue .pick')].map(b => b.textContent);",
+            vec![],
+        )
+        .await
+        .expect("the queue");
+    assert_eq!(queue, json!(["Slow values", "Serial numbers"]));
+
+    // A change from another origin is refused.
+    let (status, _) = http(
+        api,
+        "PUT",
+        "/api/config",
+        &[
+            "Origin: http://evil.example",
+            "Content-Type: application/json",
+        ],
+    );
+    assert_eq!(status, 403);
+    assert_eq!(std::fs::read_to_string(config).unwrap(), saved);
+}
+
+async fn save_screenshot_of_editor(client: &Client, folder: &Path) {
+    element(client, "#editor .queue li:nth-child(3) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick the new request");
+    client
+        .execute(
+            "document.getElementById('editor').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scroll to the editor");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    save_screenshot(client, folder, "editor.png").await;
+    // On a phone the sheet goes under the queue, and nothing sticks out.
+    client
+        .set_window_rect(0, 0, 375, 800)
+        .await
+        .expect("a 375 px window");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflow = client
+        .execute(
+            "const editor = document.getElementById('editor');
+             return editor.scrollWidth - editor.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("the editor's width");
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the editor is {overflow} px too wide at 375 px"
+    );
+    client
+        .execute("document.getElementById('sheet').scrollIntoView();", vec![])
+        .await
+        .expect("scroll to the sheet");
+    save_screenshot(client, folder, "editor-phone.png").await;
+    client
+        .set_window_rect(0, 0, 1280, 800)
+        .await
+        .expect("back to 1280x800");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_the_page_asks_for_it_once_and_sends_it() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let workdir = Workdir::new();
+    let config = workdir.config(&[
+        &simulator.bus("boiler-room"),
+        "[[bus.request]]\ndescription = \"Live values\"\naddresses = \"1\"\npolling = \"1s\"\nitems = [\"T1\"]\n",
+    ]);
+    let token = "a-token-for-the-page-of-some-length";
+    let logger = Logger::start(
+        &workdir,
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--api",
+            "127.0.0.1:0",
+            "--api-token",
+            token,
+            "--json",
+            "--for",
+            "30s",
+        ],
+    );
+    let api = logger.api().to_owned();
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+    let checks = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.goto(&format!("http://{api}/")).await.expect("open the page");
+            let limit = Duration::from_secs(20);
+            wait_for(&client, "the page asks for the token", "!document.getElementById('token-form').hidden", limit).await;
+            type_into(&client, "#token", token).await;
+            editor_button(&client, "#token-form", "Use token").await.click().await.expect("Use token");
+            wait_for(&client, "the buses come with the token", "document.querySelectorAll('.bus').length === 1", limit).await;
+            wait_for(&client, "the editor loads with the token", "document.querySelectorAll('#editor .queue .pick').length === 1", limit).await;
+            wait_for(&client, "live values come through the stream", "document.querySelectorAll('table.values tbody tr[data-key]').length > 0 && document.getElementById('live-status').textContent === 'Live'", limit).await;
+            // Kept for the session: a reload of the page does not ask again.
+            client.refresh().await.expect("reload the page");
+            wait_for(&client, "the buses come at once", "document.querySelectorAll('.bus').length === 1", limit).await;
+            let asked = client
+                .execute("return !document.getElementById('token-form').hidden;", vec![])
+                .await
+                .expect("the form's state");
+            assert_eq!(asked, json!(false));
+        }
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    let run = logger.finish();
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+    assert!(!run.stderr.contains(token), "the token is not logged");
 }

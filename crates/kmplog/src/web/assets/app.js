@@ -1,8 +1,12 @@
 // kmplog web console: the buses and their requests and meters from
 // GET /api/buses (every 2 s), live values from GET /api/readings/stream
-// (server-sent events; EventSource reconnects by itself and sends
-// Last-Event-ID), history plots from GET /api/history. Text from the API
-// goes into the page as text only (textContent), never as markup.
+// (server-sent events, read through fetch(): see connectLive), history
+// plots from GET /api/history; the queue editor is editor.js. Text from the
+// API goes into the page as text only (textContent), never as markup.
+//
+// When the API has a token, the first call that gets 401 shows a small form;
+// the token is kept in sessionStorage (this tab, until it closes) and sent
+// as `Authorization: Bearer` on every call, the stream included.
 'use strict';
 
 const REFRESH_MS = 2000;
@@ -38,8 +42,44 @@ function el(tag, attributes = {}, ...children) {
   return element;
 }
 
+const TOKEN_KEY = 'kmplog-token';
+
+// fetch() with the session's token; a 401 asks for it.
+async function apiFetch(url, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.set('Authorization', `Bearer ${token}`);
+  const response = await fetch(url, { ...options, headers });
+  if (response.status === 401 || (response.status === 403 && token)) askForToken(response.status);
+  return response;
+}
+
+function askForToken(status) {
+  const form = document.getElementById('token-form');
+  if (!form.hidden) return;
+  document.getElementById('token-message').textContent = status === 401
+    ? 'This logger’s API needs its token (kmplog run --api-token).'
+    : 'The API refused this token; give the right one.';
+  form.hidden = false;
+  document.getElementById('token').focus();
+}
+
+function setUpTokenForm() {
+  const form = document.getElementById('token-form');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = document.getElementById('token').value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    form.hidden = true;
+    document.getElementById('token').value = '';
+    refreshBuses().then(loadLatest);
+    document.dispatchEvent(new Event('kmplog-token'));
+  });
+}
+
 async function getJson(url) {
-  const response = await fetch(url, { headers: { Accept: 'application/json' } });
+  const response = await apiFetch(url, { headers: { Accept: 'application/json' } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(body.error || `${response.status} ${response.statusText}`);
@@ -381,27 +421,80 @@ async function loadLatest() {
   }
 }
 
-function connectLive() {
-  const source = new EventSource('/api/readings/stream');
-  source.addEventListener('open', () => setStatus('Live'));
-  source.addEventListener('message', (event) => {
-    takeReading(JSON.parse(event.data));
-    // A transaction's readings come together: draw them once.
-    if (!page.renderPending) {
-      page.renderPending = true;
-      setTimeout(() => {
-        page.renderPending = false;
-        renderValues();
-      }, 50);
-    }
-  });
-  source.addEventListener('lagged', (event) => {
-    const { missed_batches: missed } = JSON.parse(event.data);
+// The stream through fetch() rather than EventSource: EventSource cannot
+// send headers, so the token would have to go in the URL, where access logs,
+// proxies and the browser's history keep it. fetch() sends it as a header;
+// this reader does what EventSource did: it parses the events, and after a
+// lost connection it connects again with Last-Event-ID, so nothing is missed.
+const live = { lastEventId: null, retryMs: 1000 };
+
+function onBatchOfReadings() {
+  // A transaction's readings come together: draw them once.
+  if (!page.renderPending) {
+    page.renderPending = true;
+    setTimeout(() => {
+      page.renderPending = false;
+      renderValues();
+    }, 50);
+  }
+}
+
+function handleStreamEvent(type, data) {
+  if (type === 'message') {
+    takeReading(JSON.parse(data));
+    onBatchOfReadings();
+  } else if (type === 'lagged') {
+    const { missed_batches: missed } = JSON.parse(data);
     setStatus(`Live (this page fell behind and missed ${missed} batches of readings)`);
-  });
-  source.addEventListener('error', () => {
-    setStatus(source.readyState === EventSource.CLOSED ? 'Live stream closed; reload the page' : 'Live stream lost; reconnecting…');
-  });
+  }
+}
+
+async function readStream() {
+  const headers = { Accept: 'text/event-stream' };
+  if (live.lastEventId !== null) headers['Last-Event-ID'] = live.lastEventId;
+  const response = await apiFetch('/api/readings/stream', { headers, cache: 'no-store' });
+  if (!response.ok || !response.body) throw new Error(`${response.status}`);
+  setStatus('Live');
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  let event = { type: 'message', data: [], id: null };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let newline;
+    while ((newline = buffer.search(/\r\n|\n|\r/)) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
+      if (line === '') {
+        if (event.id !== null) live.lastEventId = event.id;
+        if (event.data.length > 0) handleStreamEvent(event.type, event.data.join('\n'));
+        event = { type: 'message', data: [], id: null };
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let text = colon < 0 ? '' : line.slice(colon + 1);
+      if (text.startsWith(' ')) text = text.slice(1);
+      if (field === 'data') event.data.push(text);
+      else if (field === 'event') event.type = text;
+      else if (field === 'id') event.id = text;
+      else if (field === 'retry' && /^\d+$/.test(text)) live.retryMs = Number(text);
+    }
+  }
+}
+
+async function connectLive() {
+  for (;;) {
+    try {
+      await readStream();
+      setStatus('Live stream lost; reconnecting…');
+    } catch (error) {
+      setStatus(error.message === '401' ? 'Live stream waits for the API token' : 'Live stream lost; reconnecting…');
+    }
+    await new Promise((resolve) => { setTimeout(resolve, live.retryMs); });
+  }
 }
 
 // ---- History ----
@@ -567,6 +660,7 @@ function zoomOut() {
 // ---- Start ----
 
 function start() {
+  setUpTokenForm();
   document.getElementById('history-close').addEventListener('click', closeHistory);
   document.getElementById('zoom-out').addEventListener('click', zoomOut);
   for (const button of document.querySelectorAll('[data-seconds]')) {

@@ -53,9 +53,9 @@ logger running on it refuses a backfill, and the other way round.
 Examples:
   kmplog backfill --tcp 127.0.0.1:7063 --address 63 --since 2d \\
       -r E1 -r V1 --sink sqlite:kmplog.db
-  kmplog backfill --serial /dev/ttyUSB0 --address 63 --logger daily \\
+  kmplog backfill --serial /dev/ttyUSB0 --address 1 --logger daily \\
       --from 2026-11-01 --to 2026-11-30 -r E1 \\
-      --sink postgres://kmplog@localhost/kmplog"
+      --sink jsonl:history"
 )]
 pub struct Args {
     #[command(flatten)]

@@ -196,3 +196,41 @@ fn a_meter_without_loggers_exits_1_naming_what_was_read() {
     );
     assert!(stored(&workdir).is_empty());
 }
+
+#[test]
+fn a_backfill_on_a_running_loggers_outbox_is_refused() {
+    let simulator = Simulator::tcp(&[]);
+    let workdir = Workdir::new();
+    let config = workdir.write(
+        "kmplog.toml",
+        &format!(
+            "{}\n[[bus.request]]\ndescription = \"Main\"\naddresses = \"63\"\npolling = \"1s\"\nitems = [\"E1\"]\n",
+            simulator.bus("heat")
+        ),
+    );
+    let logger = crate::harness::Logger::run(&workdir, &config, "30s");
+    let args: Vec<String> = [
+        "--address",
+        "63",
+        "--since",
+        "2h",
+        "-r",
+        "E1",
+        "--outbox",
+        "kmplog-outbox.db",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    let run = backfill(&workdir, &simulator, &args, &["sqlite:backfill.db"]);
+    drop(logger);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("is in use by another kmplog")
+            && run
+                .stderr
+                .contains("give the backfill an outbox of its own with --outbox"),
+        "{}",
+        run.stderr
+    );
+}

@@ -86,7 +86,7 @@ pub fn time_zone(config: &Config) -> Result<TimeZone, String> {
 
 /// Opens the sinks the configuration asks for. Sinks that take commands
 /// (MQTT) fire named `events` into the buses.
-fn open_sinks(
+pub(crate) fn open_sinks(
     config: &Config,
     zone: &TimeZone,
     json_stdout: bool,

@@ -37,11 +37,14 @@ pub enum Status {
     BadReply,
     /// The line could not be opened or failed during the request.
     LineDown,
+    /// A row of the meter's own logger, read afterwards (`kmplog backfill`):
+    /// stamped with the meter's time of the row, not the time it was read.
+    Logged,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Ok,
         Status::Suspect,
         Status::NotAnswered,
@@ -50,6 +53,7 @@ impl Status {
         Status::BadFrame,
         Status::BadReply,
         Status::LineDown,
+        Status::Logged,
     ];
 
     /// The status as stored and printed: `ok`, `timeout`, `crc_error`, ...
@@ -63,6 +67,7 @@ impl Status {
             Status::BadFrame => "bad_frame",
             Status::BadReply => "bad_reply",
             Status::LineDown => "line_down",
+            Status::Logged => "logged",
         }
     }
 

@@ -6,5 +6,10 @@
 //!   time range) page by page over a [`Master`](crate::bus::Master): asks
 //!   for what fits, shrinks the page when the meter cuts an answer short,
 //!   retries a page once after a CRC error and stops at the logger's tail.
+//! - [`readings`]: the rows as readings with status `logged`, at the meter's
+//!   time, each under a key of its own so that backfilling twice adds
+//!   nothing (`kmplog backfill` writes them to the outbox, which takes the
+//!   key as given).
 
 pub mod paging;
+pub mod readings;

@@ -115,6 +115,11 @@ impl LineArgs {
 }
 
 impl MeterArgs {
+    /// The line these options name.
+    pub fn endpoint(&self) -> Result<Endpoint, Failure> {
+        self.line.endpoint()
+    }
+
     /// The timeout as given, for messages.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout)

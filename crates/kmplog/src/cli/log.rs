@@ -68,7 +68,7 @@ pub struct Args {
 }
 
 /// Parses a logger name or type number.
-fn parse_logger(text: &str) -> Result<Logger, String> {
+pub fn parse_logger(text: &str) -> Result<Logger, String> {
     let text = text.trim();
     if let Some(logger) = Logger::from_name(&text.to_ascii_lowercase()) {
         return Ok(logger);
@@ -79,7 +79,7 @@ fn parse_logger(text: &str) -> Result<Logger, String> {
 }
 
 /// Parses a time of the meter's clock: a date, or a date and time.
-fn parse_time(text: &str) -> Result<DateTime, String> {
+pub fn parse_time(text: &str) -> Result<DateTime, String> {
     let text = text.trim();
     text.parse::<DateTime>()
         .or_else(|_| text.parse::<Date>().map(DateTime::from))

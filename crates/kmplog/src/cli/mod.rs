@@ -1,6 +1,7 @@
 //! The command line: one file per command, each with its `Args` (clap) and a
 //! `run` that parses, calls the library and prints.
 
+mod backfill;
 mod check;
 mod completions;
 pub(crate) mod cron;
@@ -70,6 +71,8 @@ enum Command {
     Read(read::Args),
     /// Read rows of a meter's own logger (hourly, daily, monthly, yearly).
     Log(log::Args),
+    /// Deliver rows of meters' own loggers to sinks, as readings `logged`.
+    Backfill(backfill::Args),
     /// Read the meter type and software revision.
     #[command(after_help = "Example:\n  kmplog type --tcp 127.0.0.1:7063 --address 63")]
     Type(meter_info::Args),
@@ -162,6 +165,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Read(args) => read::run(args).await,
             Command::Log(args) => log::run(args).await,
+            Command::Backfill(args) => backfill::run(args).await,
             Command::Type(args) => meter_info::run_type(args).await,
             Command::Serial(args) => meter_info::run_serial(args).await,
             Command::Identify(args) => identify::run(args).await,

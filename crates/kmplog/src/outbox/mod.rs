@@ -8,7 +8,10 @@
 //! Each reading has a sequence number and a key, `<outbox id>-<sequence>`,
 //! unique across restarts (the id is drawn when the file is created), which
 //! sinks use to make a repeated delivery harmless: a crash between a delivery
-//! and its acknowledgement delivers the batch again.
+//! and its acknowledgement delivers the batch again. A writer that knows a
+//! reading's identity itself gives its own key ([`Outbox::append_keyed`]):
+//! a backfilled logger row is the same reading however often it is read, so
+//! its key is made of the meter, the logger, the log id and the register.
 //!
 //! The outbox is bounded in readings (`max_rows`) and in bytes (`max_bytes`,
 //! the pages its readings take): past 80 % of either it warns; at the bound
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS readings (
     name      TEXT    NOT NULL,
     value     TEXT,
     unit_code INTEGER,
-    status    TEXT    NOT NULL
+    status    TEXT    NOT NULL,
+    key       TEXT
 );
 CREATE TABLE IF NOT EXISTS cursors (
     sink  TEXT PRIMARY KEY,
@@ -179,6 +183,7 @@ impl Outbox {
         let connection = open_connection(path)?;
         let fail = on(path);
         connection.execute_batch(SCHEMA).map_err(&fail)?;
+        add_key_column(&connection).map_err(&fail)?;
         let id: Option<String> = connection
             .query_row("SELECT value FROM meta WHERE key = 'id'", [], |row| {
                 row.get(0)
@@ -284,24 +289,45 @@ impl Outbox {
     /// number. Then deletes what every sink has acknowledged and keeps the
     /// bound.
     pub fn append(&mut self, readings: &[Reading]) -> Result<u64, OutboxError> {
-        self.insert(readings)?;
+        self.insert(readings.iter().map(|reading| (None, reading)))?;
+        self.settle()
+    }
+
+    /// Appends `readings` as [`append`](Outbox::append) does, each under the
+    /// key given with it instead of one of the outbox's own: a sink that has
+    /// a reading of that key already keeps only one.
+    pub fn append_keyed(&mut self, readings: &[(String, Reading)]) -> Result<u64, OutboxError> {
+        self.insert(
+            readings
+                .iter()
+                .map(|(key, reading)| (Some(key.as_str()), reading)),
+        )?;
+        self.settle()
+    }
+
+    /// After an insert: the newest sequence number, once the acknowledged
+    /// readings are deleted and the bound kept.
+    fn settle(&mut self) -> Result<u64, OutboxError> {
         let last = self.last_seq()?;
         self.prune()?;
         Ok(last)
     }
 
-    /// Inserts `readings` in one transaction.
-    fn insert(&mut self, readings: &[Reading]) -> Result<(), OutboxError> {
+    /// Inserts `readings`, each with its own key or none, in one transaction.
+    fn insert<'a>(
+        &mut self,
+        readings: impl Iterator<Item = (Option<&'a str>, &'a Reading)>,
+    ) -> Result<(), OutboxError> {
         let fail = on(&self.path);
         let transaction = self.connection.transaction().map_err(&fail)?;
         {
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO readings (ts, bus, address, request, register, name, value, unit_code, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO readings (ts, bus, address, request, register, name, value, unit_code, status, key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(&fail)?;
-            for reading in readings {
+            for (key, reading) in readings {
                 insert
                     .execute(params![
                         reading.time.to_string(),
@@ -313,6 +339,7 @@ impl Outbox {
                         reading.value.map(|(value, _)| value.to_string()),
                         reading.value.map(|(_, unit)| unit.code()),
                         reading.status.as_str(),
+                        key,
                     ])
                     .map_err(&fail)?;
             }
@@ -562,7 +589,7 @@ impl OutboxReader {
         let mut statement = self
             .connection
             .prepare_cached(
-                "SELECT seq, ts, bus, address, request, register, name, value, unit_code, status
+                "SELECT seq, ts, bus, address, request, register, name, value, unit_code, status, key
                  FROM readings WHERE seq > ?1 ORDER BY seq",
             )
             .map_err(|source| self.fail(source))?;
@@ -581,13 +608,13 @@ impl OutboxReader {
             let seq = row.get::<_, i64>(0).map_err(|source| self.fail(source))? as u64;
             batch.through = seq;
             match decode(row) {
-                Some(reading) => {
+                Some((reading, key)) => {
                     if let Some(run) = damaged.take() {
                         self.report_damage(run);
                     }
                     batch.readings.push(Stored {
                         seq,
-                        key: format!("{}-{seq}", self.id),
+                        key: key.unwrap_or_else(|| format!("{}-{seq}", self.id)),
                         reading,
                     });
                 }
@@ -629,10 +656,22 @@ impl OutboxReader {
     }
 }
 
-/// A row of `readings` as the outbox wrote it, or `None` when any column is
-/// not what the outbox writes there (of another type, out of range, text
-/// that does not parse, a value without a unit).
-fn decode(row: &rusqlite::Row<'_>) -> Option<Reading> {
+/// Outboxes made before writers could give keys get the column.
+fn add_key_column(connection: &Connection) -> rusqlite::Result<()> {
+    let has_key = connection
+        .prepare("SELECT 1 FROM pragma_table_info('readings') WHERE name = 'key'")?
+        .exists([])?;
+    if !has_key {
+        connection.execute_batch("ALTER TABLE readings ADD COLUMN key TEXT")?;
+    }
+    Ok(())
+}
+
+/// A row of `readings` as the outbox wrote it, with the key its writer gave
+/// (if any), or `None` when any column is not what the outbox writes there
+/// (of another type, out of range, text that does not parse, a value
+/// without a unit).
+fn decode(row: &rusqlite::Row<'_>) -> Option<(Reading, Option<String>)> {
     let column = |index: usize| row.get_ref(index).ok();
     let text = |index: usize| match column(index)? {
         ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok(),
@@ -650,7 +689,12 @@ fn decode(row: &rusqlite::Row<'_>) -> Option<Reading> {
         )),
         _ => return None,
     };
-    Some(Reading {
+    let key = match column(10)? {
+        ValueRef::Null => None,
+        ValueRef::Text(key) => Some(std::str::from_utf8(key).ok()?.to_owned()),
+        _ => return None,
+    };
+    let reading = Reading {
         time: text(1)?.parse::<Timestamp>().ok()?,
         bus: text(2)?.to_owned(),
         address: u8::try_from(integer(3)?).ok()?,
@@ -659,7 +703,8 @@ fn decode(row: &rusqlite::Row<'_>) -> Option<Reading> {
         name: text(6)?.to_owned(),
         value,
         status: Status::parse(text(9)?)?,
-    })
+    };
+    Some((reading, key))
 }
 
 #[cfg(test)]
@@ -760,6 +805,34 @@ mod tests {
             first_key.split('-').next(),
             "the outbox id survives a restart"
         );
+    }
+
+    #[test]
+    fn a_key_given_by_the_writer_is_the_one_sinks_get_also_in_an_old_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&SCHEMA.replace(
+                "status    TEXT    NOT NULL,\n    key       TEXT",
+                "status    TEXT    NOT NULL",
+            ))
+            .unwrap();
+        let mut outbox = Outbox::open(&path, 1000).unwrap();
+        outbox.register("db", true).unwrap();
+        outbox
+            .append_keyed(&[("logged-7-hourly-12-60".to_owned(), reading(60))])
+            .unwrap();
+        outbox.append(&[reading(1)]).unwrap();
+        let batch = outbox.reader().unwrap().after(0, 10).unwrap();
+        let keys: Vec<&str> = batch
+            .readings
+            .iter()
+            .map(|stored| stored.key.as_str())
+            .collect();
+        assert_eq!(keys[0], "logged-7-hourly-12-60");
+        assert_eq!(keys[1], format!("{}-2", outbox.id));
+        assert_eq!(batch.readings[0].reading, reading(60));
     }
 
     #[test]

@@ -319,7 +319,7 @@ fn version_1(table: &Table) -> String {
     let name = &table.name;
     format!(
         "CREATE TABLE {quoted} (
-    key        text        NOT NULL,  -- the outbox key, <outbox id>-<sequence>
+    key        text        NOT NULL,  -- the outbox key: <outbox id>-<sequence>, or logged-... for a backfilled row
     ts         timestamptz NOT NULL,  -- when the reply arrived, to the microsecond
     bus        text        NOT NULL,
     address    smallint    NOT NULL,

@@ -5,6 +5,7 @@
 //! run in parallel without sharing state.
 
 mod api;
+mod backfill;
 mod cli;
 mod config;
 mod harness;

@@ -613,3 +613,34 @@ fn postgres_errors_say_what_failed_without_the_password() {
         "{error}"
     );
 }
+
+#[test]
+fn backfilling_twice_into_postgres_adds_no_duplicate() {
+    let Some(scratch) = Scratch::new("backfill_twice") else {
+        return;
+    };
+    let simulator = Simulator::tcp(&[]);
+    let rows = crate::backfill::hourly_rows(&simulator, 30);
+    let args = crate::backfill::span_args(&rows, 2, 25);
+    let workdir = Workdir::new();
+    let url = scratch.url();
+    let sinks = ["sqlite:kmplog.db", url.as_str()];
+    crate::backfill::backfill(&workdir, &simulator, &args, &sinks).ok();
+    let once = scratch.rows();
+    assert_eq!(once.len(), 48, "24 rows of 2 registers");
+    crate::backfill::backfill(&workdir, &simulator, &args, &sinks).ok();
+    let twice = scratch.rows();
+    assert_eq!(twice.len(), 48, "the second backfill added nothing");
+    assert!(twice.iter().all(|row| row.content.status == "logged"));
+    let mut keys: Vec<&str> = twice.iter().map(|row| row.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut sqlite_keys: Vec<String> = crate::backfill::stored(&workdir)
+        .into_iter()
+        .map(|row| row.key)
+        .collect();
+    sqlite_keys.sort();
+    assert_eq!(
+        keys, sqlite_keys,
+        "the same readings, under the same keys, as in SQLite"
+    );
+}

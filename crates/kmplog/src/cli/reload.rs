@@ -3,7 +3,7 @@
 
 use super::Outcome;
 use super::output::print_line;
-use super::trigger::{post, refused, unanswered};
+use super::trigger::{LoggerApi, post, refused, unanswered};
 
 /// Options of `kmplog reload`.
 #[derive(Debug, clap::Args)]
@@ -11,22 +11,13 @@ use super::trigger::{post, refused, unanswered};
     after_help = "Check the file first (kmplog check FILE); a file with mistakes is refused\nand the logger goes on with the configuration it has.\n\nExamples:\n  kmplog reload --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog reload --api 192.168.1.5:7064"
 )]
 pub struct Args {
-    /// Where the running logger's API listens.
-    #[arg(long, value_name = "HOST:PORT", default_value = super::run::DEFAULT_API)]
-    api: String,
-    /// The token the logger's API wants, when it was started with one.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "KMPLOG_API_TOKEN",
-        hide_env_values = true
-    )]
-    api_token: Option<String>,
+    #[command(flatten)]
+    logger: LoggerApi,
 }
 
 /// Runs `kmplog reload`.
 pub async fn run(args: Args) -> Outcome {
-    match post(&args.api, "/api/reload", args.api_token.clone()).await? {
+    match post(&args.logger.api, "/api/reload", args.logger.api_token.clone()).await? {
         Ok((200..=299, body)) => {
             print_line(summary(&body));
             Ok(())
@@ -44,9 +35,9 @@ pub async fn run(args: Args) -> Outcome {
                     );
                 }
             }
-            Err(refused(&args.api, "the reload", status, &body))
+            Err(refused(&args.logger.api, "the reload", status, &body))
         }
-        Err(error) => Err(unanswered(&args.api, &error)),
+        Err(error) => Err(unanswered(&args.logger.api, &error)),
     }
 }
 

@@ -14,17 +14,8 @@ pub struct Args {
     /// The event's name (letters, digits, '-' and '_').
     #[arg(value_name = "NAME")]
     name: String,
-    /// Where the running logger's API listens.
-    #[arg(long, value_name = "HOST:PORT", default_value = super::run::DEFAULT_API)]
-    api: String,
-    /// The token the logger's API wants, when it was started with one.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "KMPLOG_API_TOKEN",
-        hide_env_values = true
-    )]
-    api_token: Option<String>,
+    #[command(flatten)]
+    logger: LoggerApi,
 }
 
 /// Runs `kmplog trigger`.
@@ -36,15 +27,31 @@ pub async fn run(args: Args) -> Outcome {
         )));
     }
     let path = format!("/api/events/{}", args.name);
-    let response = post(&args.api, &path, args.api_token.clone()).await?;
+    let response = post(&args.logger.api, &path, args.logger.api_token.clone()).await?;
     match response {
         Ok((200..=299, _)) => {
             print_line(format_args!("event {} fired", args.name));
             Ok(())
         }
-        Ok((status, body)) => Err(refused(&args.api, "the event", status, &body)),
-        Err(error) => Err(unanswered(&args.api, &error)),
+        Ok((status, body)) => Err(refused(&args.logger.api, "the event", status, &body)),
+        Err(error) => Err(unanswered(&args.logger.api, &error)),
     }
+}
+
+/// The running logger a command talks to, shared by `trigger` and `reload`.
+#[derive(Debug, clap::Args)]
+pub(super) struct LoggerApi {
+    /// Where the running logger's API listens.
+    #[arg(long, value_name = "HOST:PORT", default_value = super::run::DEFAULT_API)]
+    pub api: String,
+    /// The token the logger's API wants, when it was started with one.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KMPLOG_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
 }
 
 /// POSTs nothing to `path` of the logger API at `api`, with `token`: the

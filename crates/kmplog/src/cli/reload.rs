@@ -17,7 +17,13 @@ pub struct Args {
 
 /// Runs `kmplog reload`.
 pub async fn run(args: Args) -> Outcome {
-    match post(&args.logger.api, "/api/reload", args.logger.api_token.clone()).await? {
+    match post(
+        &args.logger.api,
+        "/api/reload",
+        args.logger.api_token.clone(),
+    )
+    .await?
+    {
         Ok((200..=299, body)) => {
             print_line(summary(&body));
             Ok(())

@@ -30,7 +30,7 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OpenFlags, params};
 use serde_json::{Value as JsonValue, json};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, readings};
 
 /// The most buckets one answer holds, and the default.
 pub const MAX_POINTS: usize = 2000;
@@ -324,25 +324,12 @@ impl HistoryQuery {
                     "'{key}' is given twice; give it once"
                 )));
             }
-            let time = |value: &str| {
-                value.parse::<Timestamp>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{key}={value} is not an RFC 3339 time; write it like 2026-11-25T08:00:00Z or 2026-11-25T09:00:00+01:00"
-                    ))
-                })
-            };
             match key.as_str() {
                 "bus" => bus = Some(value),
                 "name" => name = Some(value),
-                "address" => {
-                    address = Some(value.parse::<u8>().map_err(|_| {
-                        ApiError::bad_request(format!(
-                            "address={value} is not a meter address; give a number from 0 to 255, such as address=63"
-                        ))
-                    })?);
-                }
-                "from" => from = Some(time(&value)?),
-                "to" => to = Some(time(&value)?),
+                "address" => address = Some(readings::address(&value)?),
+                "from" => from = Some(readings::time(&key, &value)?),
+                "to" => to = Some(readings::time(&key, &value)?),
                 "points" => {
                     points = value
                         .parse()

@@ -97,6 +97,24 @@ impl Kind {
     }
 }
 
+/// A time parameter of a query (`from`, `to`), in RFC 3339.
+pub(super) fn time(key: &str, value: &str) -> Result<Timestamp, ApiError> {
+    value.parse::<Timestamp>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{key}={value} is not an RFC 3339 time; write it like 2026-11-25T08:00:00Z or 2026-11-25T09:00:00+01:00"
+        ))
+    })
+}
+
+/// The `address` parameter of a query: a meter address.
+pub(super) fn address(value: &str) -> Result<u8, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "address={value} is not a meter address; give a number from 1 to 255, such as address=63"
+        ))
+    })
+}
+
 impl Filter {
     pub(super) fn parse(
         query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -122,23 +140,10 @@ impl Filter {
                     "filter '{key}' is given twice; give each filter once"
                 )));
             }
-            let time = |value: &str| {
-                value.parse::<Timestamp>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{key}={value} is not an RFC 3339 time; write it like 2026-11-25T08:00:00Z or 2026-11-25T09:00:00+01:00"
-                    ))
-                })
-            };
             match (key.as_str(), kind) {
                 ("bus", _) => filter.bus = Some(value),
                 ("name", _) => filter.name = Some(value),
-                ("address", _) => {
-                    filter.address = Some(value.parse().map_err(|_| {
-                        ApiError::bad_request(format!(
-                            "address={value} is not a meter address; give a number from 1 to 255, such as address=63"
-                        ))
-                    })?);
-                }
+                ("address", _) => filter.address = Some(address(&value)?),
                 ("status", _) => {
                     filter.status = Some(Status::parse(&value).ok_or_else(|| {
                         let all: Vec<&str> =
@@ -149,8 +154,8 @@ impl Filter {
                         ))
                     })?);
                 }
-                ("from", Kind::Stored) => filter.from = Some(time(&value)?),
-                ("to", Kind::Stored) => filter.to = Some(time(&value)?),
+                ("from", Kind::Stored) => filter.from = Some(time(&key, &value)?),
+                ("to", Kind::Stored) => filter.to = Some(time(&key, &value)?),
                 ("limit", Kind::Stored) => {
                     filter.limit = value
                         .parse()

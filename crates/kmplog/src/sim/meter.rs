@@ -625,30 +625,18 @@ impl Electricity {
 }
 
 /// The UTC calendar date as `yyyymmdd` and time of day as `hhmmss` of a Unix
-/// time (the days-from-civil inverse of H. Hinnant's date algorithms).
+/// time, as the meter's date and time registers hold them. A time outside
+/// jiff's range (years -9999 to 9999) reads as the epoch.
 pub(super) fn civil(unix_seconds: i64) -> (i128, i128) {
-    let days = unix_seconds.div_euclid(86_400);
-    let second_of_day = unix_seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let utc = jiff::Timestamp::from_second(unix_seconds)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .datetime();
+    let date =
+        i128::from(utc.year()) * 10_000 + i128::from(utc.month()) * 100 + i128::from(utc.day());
     let time =
-        second_of_day / 3_600 * 10_000 + second_of_day % 3_600 / 60 * 100 + second_of_day % 60;
-    (
-        i128::from(year * 10_000 + month * 100 + day),
-        i128::from(time),
-    )
+        i128::from(utc.hour()) * 10_000 + i128::from(utc.minute()) * 100 + i128::from(utc.second());
+    (date, time)
 }
 
 #[cfg(test)]

@@ -197,6 +197,8 @@ struct BusPlace {
     name: String,
     /// The bus's header, its keys and all its requests.
     block: Range<usize>,
+    /// Its own keys (not those of its requests).
+    keys: KeysPlace,
     /// `None` when the requests are an inline array.
     requests: Option<Vec<RequestPlace>>,
 }
@@ -206,12 +208,51 @@ struct RequestPlace {
     description: String,
     /// The span of the description's value.
     description_span: Option<Range<usize>>,
-    /// The start of the line after its header.
-    body: usize,
     /// Its block: leading comments, header, keys and sub-tables.
     block: Range<usize>,
     /// Its own keys (not those of its sub-tables).
+    keys: KeysPlace,
+    /// Where its sub-tables (`[[bus.request.threshold]]`) begin, with the
+    /// comments above the first; `None` without any.
+    sub_tables: Option<usize>,
+}
+
+/// The keys of one table: a bus's or a request's own.
+struct KeysPlace {
+    /// The start of the line after the table's header.
+    body: usize,
     keys: Vec<KeyPlace>,
+}
+
+/// A threshold to write, as text that [`super::parse`] will check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewThreshold {
+    /// The export name of the watched item.
+    pub item: String,
+    /// The limits as typed (`"90.00"`); empty: none.
+    pub above: String,
+    /// See `above`.
+    pub below: String,
+    /// The event it fires.
+    pub event: String,
+}
+
+impl NewThreshold {
+    /// The threshold as a `[[bus.request.threshold]]` block, ending in a
+    /// newline.
+    fn to_toml(&self) -> String {
+        let mut block = format!(
+            "[[bus.request.threshold]]\nitem = {}\n",
+            Value::from(self.item.as_str())
+        );
+        for (key, limit) in [("above", &self.above), ("below", &self.below)] {
+            if !limit.trim().is_empty() {
+                block.push_str(&format!("{key} = {}\n", Value::from(limit.trim())));
+            }
+        }
+        block.push_str(&format!("event = {}\n", Value::from(self.event.as_str())));
+        block
+    }
 }
 
 /// Where a key of a request is.
@@ -269,35 +310,38 @@ impl<'a> QueueFile<'a> {
         keys: &[(String, Option<Value>)],
     ) -> Result<String, EditError> {
         let (_, request) = self.find(bus, which)?;
-        // Edits from the end of the text backwards keep the earlier spans right.
-        let mut edits: Vec<(Range<usize>, String)> = Vec::new();
-        let mut added = String::new();
-        for (key, value) in keys {
-            let place = request.keys.iter().find(|place| &place.key == key);
-            match (place, value) {
-                (Some(place), Some(value)) => {
-                    edits.push((place.value.clone(), value.to_string().trim().to_owned()));
-                }
-                (Some(place), None) => edits.push((place.line.clone(), String::new())),
-                (None, Some(value)) => {
-                    let key = toml_edit::Key::new(key.as_str());
-                    added.push_str(&format!("{key} = {}\n", value.to_string().trim()));
-                }
-                (None, None) => {}
+        self.checked(set_keys(self.text, &request.keys, keys))
+    }
+
+    /// Sets keys of bus `bus` itself (its line and options), as
+    /// [`QueueFile::set`] does for a request.
+    pub fn set_bus(&self, bus: &str, keys: &[(String, Option<Value>)]) -> Result<String, EditError> {
+        let (place, _) = self.requests(bus)?;
+        self.checked(set_keys(self.text, &place.keys, keys))
+    }
+
+    /// Replaces the thresholds of request `which` of `bus` with
+    /// `thresholds`, written as `[[bus.request.threshold]]` tables after its
+    /// keys. Everything else of the file stays; comments inside the old
+    /// threshold tables go with them.
+    pub fn set_thresholds(
+        &self,
+        bus: &str,
+        which: &RequestRef,
+        thresholds: &[NewThreshold],
+    ) -> Result<String, EditError> {
+        let (_, request) = self.find(bus, which)?;
+        let blocks: Vec<String> = thresholds.iter().map(NewThreshold::to_toml).collect();
+        let end = request.block.end;
+        let new_text = match (request.sub_tables, blocks.is_empty()) {
+            (Some(start), false) => splice(self.text, start..end, &blocks.join("\n")),
+            (Some(start), true) => splice(self.text, content_end(self.text, start)..end, ""),
+            (None, false) => {
+                let newline = if self.text[..end].ends_with('\n') { "" } else { "\n" };
+                splice(self.text, end..end, &format!("{newline}\n{}", blocks.join("\n")))
             }
-        }
-        let after_keys = request
-            .keys
-            .iter()
-            .map(|place| place.line.end)
-            .max()
-            .unwrap_or(request.body);
-        edits.push((after_keys..after_keys, added));
-        edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
-        let mut new_text = self.text.to_owned();
-        for (range, replacement) in edits {
-            new_text.replace_range(range, &replacement);
-        }
+            (None, true) => self.text.to_owned(),
+        };
         self.checked(new_text)
     }
 
@@ -376,7 +420,7 @@ impl<'a> QueueFile<'a> {
             // A request without a description is invalid; adding one fixes it.
             None => splice(
                 self.text,
-                request.body..request.body,
+                request.keys.body..request.keys.body,
                 &format!("description = {value}\n"),
             ),
         };
@@ -518,6 +562,7 @@ impl BusPlace {
                 .unwrap_or_default()
                 .to_owned(),
             block: block(text, header, &own, headers),
+            keys: KeysPlace::new(text, bus),
             requests,
         }
     }
@@ -530,16 +575,30 @@ impl RequestPlace {
         let description = request.get("description");
         let header = request.span().unwrap_or_default();
         RequestPlace {
-            body: text[header.end..]
-                .find('\n')
-                .map_or(text.len(), |newline| header.end + newline + 1),
             description: description
                 .and_then(Item::as_str)
                 .unwrap_or_default()
                 .to_owned(),
             description_span: description.and_then(Item::span),
             block: block(text, header.start, &own, headers),
-            keys: request
+            keys: KeysPlace::new(text, request),
+            sub_tables: own
+                .iter()
+                .min()
+                .map(|&first| comments_start(text, line_start(text, first))),
+        }
+    }
+}
+
+impl KeysPlace {
+    /// The own keys of `table` (values, not sub-tables) in `text`.
+    fn new(text: &str, table: &Table) -> KeysPlace {
+        let header = table.span().unwrap_or_default();
+        KeysPlace {
+            body: text[header.end..]
+                .find('\n')
+                .map_or(text.len(), |newline| header.end + newline + 1),
+            keys: table
                 .iter()
                 .filter(|(_, item)| item.is_value())
                 .filter_map(|(key, item)| {
@@ -557,6 +616,42 @@ impl RequestPlace {
                 .collect(),
         }
     }
+}
+
+/// `text` with `keys` set in the table at `place`: each `Some` value
+/// replaces the key's value where it is (its comment stays) or is added
+/// after the table's last key; `None` removes the key's line.
+fn set_keys(text: &str, place: &KeysPlace, keys: &[(String, Option<Value>)]) -> String {
+    // Edits from the end of the text backwards keep the earlier spans right.
+    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    let mut added = String::new();
+    for (key, value) in keys {
+        let found = place.keys.iter().find(|found| &found.key == key);
+        match (found, value) {
+            (Some(found), Some(value)) => {
+                edits.push((found.value.clone(), value.to_string().trim().to_owned()));
+            }
+            (Some(found), None) => edits.push((found.line.clone(), String::new())),
+            (None, Some(value)) => {
+                let key = toml_edit::Key::new(key.as_str());
+                added.push_str(&format!("{key} = {}\n", value.to_string().trim()));
+            }
+            (None, None) => {}
+        }
+    }
+    let after_keys = place
+        .keys
+        .iter()
+        .map(|found| found.line.end)
+        .max()
+        .unwrap_or(place.body);
+    edits.push((after_keys..after_keys, added));
+    edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+    let mut new_text = text.to_owned();
+    for (range, replacement) in edits {
+        new_text.replace_range(range, &replacement);
+    }
+    new_text
 }
 
 /// Where a mistake is in the editor's terms.
@@ -602,16 +697,21 @@ pub fn field_at(text: &str, at: usize) -> Option<FieldPlace> {
             .into_iter()
             .flat_map(|requests| requests.iter())
             .enumerate()
-            .find(|(_, request)| {
-                RequestPlace::new(text, request, &headers)
-                    .block
-                    .contains(&at)
+            .find_map(|(index, request)| {
+                let place = RequestPlace::new(text, request, &headers);
+                place.block.contains(&at).then_some((index, request, place))
             });
         Some(match request {
-            Some((index, request)) => FieldPlace {
+            Some((index, request, place)) => FieldPlace {
                 bus,
                 request: Some(index),
-                key: key_at(request),
+                // A mistake in a threshold's table is the thresholds'.
+                key: key_at(request).or_else(|| {
+                    place
+                        .sub_tables
+                        .filter(|&start| at >= start)
+                        .map(|_| "threshold".to_owned())
+                }),
             },
             None => FieldPlace {
                 bus,
@@ -796,6 +896,99 @@ mod tests {
             "{added}"
         );
         assert!(added.ends_with("udp = \"h:2\"\n\n[[bus.request]]\ndescription = \"Temperatures\"\naddresses = \"1;2\"\nitems = [\"T1\", 87]\nonce = true\n"), "{added}");
+    }
+
+    #[test]
+    fn a_bus_line_changes_in_place_and_its_options_follow_it() {
+        let keys = [
+            ("tcp".to_owned(), None),
+            ("serial".to_owned(), Some(Value::from("/dev/ttyUSB1"))),
+            ("baud".to_owned(), Some(Value::from(2400))),
+        ];
+        let serial = edit(|queue| queue.set_bus("heat", &keys)).unwrap();
+        assert_eq!(
+            serial,
+            file().replace(
+                "tcp = \"h:1\"\n",
+                "serial = \"/dev/ttyUSB1\"\nbaud = 2400\n"
+            )
+        );
+        let moved = edit(|queue| {
+            queue.set_bus("other", &[("udp".to_owned(), Some(Value::from("h:3")))])
+        })
+        .unwrap();
+        assert_eq!(moved, file().replace("udp = \"h:2\"", "udp = \"h:3\""));
+        let wrong = [("baud".to_owned(), Some(Value::from(2400)))];
+        let refused = edit(|queue| queue.set_bus("heat", &wrong)).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("`baud` applies to serial buses only, and this bus uses tcp"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn thresholds_are_replaced_added_and_removed_as_tables() {
+        let hot = NewThreshold {
+            item: "V1".to_owned(),
+            above: String::new(),
+            below: "0.5".to_owned(),
+            event: "low".to_owned(),
+        };
+        let main = MAIN.replace(
+            "\n  # Its threshold\n  [[bus.request.threshold]]\n  item = \"E1\"\n  above = \"5\"\n  event = \"hot\"\n",
+            "\n[[bus.request.threshold]]\nitem = \"V1\"\nbelow = \"0.5\"\nevent = \"low\"\n",
+        );
+        assert_eq!(
+            edit(|queue| queue.set_thresholds("heat", &position(1), std::slice::from_ref(&hot)))
+                .unwrap(),
+            [HEAD, &main, "\n", DAILY, TAIL].concat()
+        );
+        let bare = MAIN.split("\n  # Its threshold").next().unwrap();
+        assert_eq!(
+            edit(|queue| queue.set_thresholds("heat", &position(1), &[])).unwrap(),
+            [HEAD, bare, "\n", DAILY, TAIL].concat()
+        );
+        let watched = NewThreshold {
+            item: "E1".to_owned(),
+            ..hot
+        };
+        assert_eq!(
+            edit(|queue| queue.set_thresholds("heat", &position(2), &[watched])).unwrap(),
+            [
+                HEAD,
+                MAIN,
+                "\n",
+                DAILY,
+                "\n[[bus.request.threshold]]\nitem = \"E1\"\nbelow = \"0.5\"\nevent = \"low\"\n",
+                TAIL
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn a_mistake_in_a_threshold_is_at_the_thresholds() {
+        let text = file();
+        let at = text.find("above = \"5\"").unwrap();
+        assert_eq!(
+            field_at(&text, at),
+            Some(FieldPlace {
+                bus: 0,
+                request: Some(0),
+                key: Some("threshold".to_owned())
+            })
+        );
+        let at = text.find("tcp = ").unwrap();
+        assert_eq!(
+            field_at(&text, at),
+            Some(FieldPlace {
+                bus: 0,
+                request: None,
+                key: Some("tcp".to_owned())
+            })
+        );
     }
 
     #[test]

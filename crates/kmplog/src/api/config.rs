@@ -34,7 +34,10 @@ use toml_edit::{Array, InlineTable, Value};
 use tracing::info;
 
 use super::{ApiError, ApiState};
-use crate::config::edit::{self, Direction, EditError, NewBus, NewRequest, QueueFile, RequestRef};
+use crate::bus::EchoMode;
+use crate::config::edit::{
+    self, Direction, EditError, NewBus, NewRequest, NewThreshold, QueueFile, RequestRef,
+};
 use crate::config::{self, BusConfig, BusEndpoint, Diagnostics, RequestConfig, Severity};
 use crate::reload::{Refused, Reloader};
 
@@ -183,9 +186,16 @@ fn bus_json(bus: &BusConfig) -> JsonValue {
         }),
         BusEndpoint::Udp { address } => json!({ "kind": "udp", "address": address }),
     };
+    let echo = match bus.echo {
+        EchoMode::Auto => "auto",
+        EchoMode::On => "on",
+        EchoMode::Off => "off",
+    };
     json!({
         "name": bus.name,
         "line": line,
+        "echo": echo,
+        "retry_pause_ms": u64::try_from(bus.retry_pause.as_millis()).unwrap_or(u64::MAX),
         "requests": bus.requests.iter().map(request_json).collect::<Vec<_>>(),
     })
 }
@@ -215,6 +225,30 @@ fn request_json(request: &RequestConfig) -> JsonValue {
         Some(Method::Event(name)) => json!({ "kind": "event", "value": name }),
     };
     let addresses: Vec<String> = request.addresses.iter().map(u8::to_string).collect();
+    let thresholds: Vec<JsonValue> = request
+        .thresholds
+        .iter()
+        .map(|threshold| {
+            let limit = |value: &Option<kmp::Value>| value.map(|value| value.to_string());
+            json!({
+                "item": threshold.export_name,
+                "above": limit(&threshold.above),
+                "below": limit(&threshold.below),
+                "event": threshold.event,
+            })
+        })
+        .collect();
+    let (on_no_data, no_data_after) = match &request.on_no_data {
+        Some((event, after)) => (
+            Some(event.clone()),
+            // `1h` rather than `3600000ms`: the interval's own shortest form.
+            Some({
+                let millis = format!("{}ms", after.as_millis());
+                kmp_schedule::Interval::parse(&millis).map_or(millis, |interval| interval.to_string())
+            }),
+        ),
+        None => (None, None),
+    };
     json!({
         "description": request.description,
         "send": request.send,
@@ -224,6 +258,13 @@ fn request_json(request: &RequestConfig) -> JsonValue {
         "retries": request.retries,
         "items": items,
         "method": method,
+        "on_complete": request.on_complete,
+        "on_failure": request.on_failure,
+        "on_info_flag": request.on_info_flag,
+        "on_no_data": on_no_data,
+        "no_data_after": no_data_after,
+        "reads_per_day": request.reads_per_day,
+        "thresholds": thresholds,
     })
 }
 
@@ -278,6 +319,26 @@ enum Edit {
     RemoveBus {
         bus: String,
     },
+    SetBus {
+        bus: String,
+        fields: BusFields,
+    },
+}
+
+/// The keys of a bus that an edit sets; those left out stay.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BusFields {
+    /// With `address`: the line; the keys of other kinds of line go.
+    kind: Option<LineKind>,
+    address: Option<String>,
+    baud: Option<i64>,
+    /// `""` removes it (8N2).
+    framing: Option<String>,
+    connect_timeout_ms: Option<i64>,
+    /// `""` removes it (auto).
+    echo: Option<String>,
+    retry_pause_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -300,6 +361,28 @@ struct RequestFields {
     retries: Option<i64>,
     items: Option<Vec<ItemField>>,
     method: Option<MethodField>,
+    /// Event names; `""` removes the key.
+    on_complete: Option<String>,
+    on_failure: Option<String>,
+    on_info_flag: Option<String>,
+    on_no_data: Option<String>,
+    /// `"1h"`; `""` removes it.
+    no_data_after: Option<String>,
+    /// A number as typed; `""` removes it.
+    reads_per_day: Option<String>,
+    /// Replaces every threshold.
+    thresholds: Option<Vec<ThresholdField>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdField {
+    item: String,
+    #[serde(default)]
+    above: String,
+    #[serde(default)]
+    below: String,
+    event: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,9 +419,21 @@ impl Edit {
                 "bus '{bus}': request {request} moved {}",
                 if *up { "up" } else { "down" }
             ),
-            Edit::Set { bus, request, .. } => format!("bus '{bus}': request {request} edited"),
+            Edit::Set {
+                bus,
+                request,
+                fields,
+            } => {
+                format!(
+                    "bus '{bus}': request {request} edited: {}",
+                    set_in_words(fields.keys(), fields.thresholds.as_ref().map(|t| t.len()))
+                )
+            }
             Edit::AddBus { bus, .. } => format!("bus '{bus}' added"),
             Edit::RemoveBus { bus } => format!("bus '{bus}' removed"),
+            Edit::SetBus { bus, fields } => {
+                format!("bus '{bus}' edited: {}", set_in_words(fields.keys(), None))
+            }
         }
     }
 
@@ -371,7 +466,30 @@ impl Edit {
                 bus,
                 request,
                 fields,
-            } => file.set(bus, &RequestRef::Position(*request), &fields.keys()),
+            } => {
+                let which = RequestRef::Position(*request);
+                let text = file.set(bus, &which, &fields.keys())?;
+                match &fields.thresholds {
+                    None => Ok(text),
+                    Some(thresholds) => {
+                        let thresholds: Vec<NewThreshold> = thresholds
+                            .iter()
+                            .map(|threshold| NewThreshold {
+                                item: threshold.item.trim().to_owned(),
+                                above: threshold.above.clone(),
+                                below: threshold.below.clone(),
+                                event: threshold.event.trim().to_owned(),
+                            })
+                            .collect();
+                        QueueFile::lenient(&text, file_name)?.set_thresholds(
+                            bus,
+                            &which,
+                            &thresholds,
+                        )
+                    }
+                }
+            }
+            Edit::SetBus { bus, fields } => file.set_bus(bus, &fields.keys()),
             Edit::AddBus {
                 bus,
                 kind,
@@ -391,14 +509,9 @@ impl Edit {
                     let timeout = i64::try_from(*timeout).unwrap_or(i64::MAX);
                     options.push(("connect_timeout_ms".to_owned(), Value::from(timeout)));
                 }
-                let key = match kind {
-                    LineKind::Serial => "serial",
-                    LineKind::Tcp => "tcp",
-                    LineKind::Udp => "udp",
-                };
                 file.add_bus(&NewBus {
                     name: bus.clone(),
-                    line: (key, address.clone()),
+                    line: (kind.key(), address.clone()),
                     options,
                 })
             }
@@ -407,10 +520,112 @@ impl Edit {
     }
 }
 
-impl RequestFields {
+/// The keys an edit sets and removes, for the log: `model = "403",
+/// on_failure removed, 2 thresholds`.
+fn set_in_words(keys: Vec<(String, Option<Value>)>, thresholds: Option<usize>) -> String {
+    let mut words: Vec<String> = keys
+        .into_iter()
+        .map(|(key, value)| match value {
+            Some(value) => format!("{key} = {}", value.to_string().trim()),
+            None => format!("{key} removed"),
+        })
+        .collect();
+    match thresholds {
+        Some(1) => words.push("1 threshold".to_owned()),
+        Some(count) => words.push(format!("{count} thresholds")),
+        None => {}
+    }
+    if words.is_empty() {
+        "nothing".to_owned()
+    } else {
+        words.join(", ")
+    }
+}
+
+/// A key set to `text`, or removed when `text` is empty.
+fn text_or_removed(key: &str, text: &str) -> (String, Option<Value>) {
+    let text = text.trim();
+    (key.to_owned(), (!text.is_empty()).then(|| Value::from(text)))
+}
+
+impl BusFields {
     /// The keys to set (`Some`) and remove (`None`).
     fn keys(&self) -> Vec<(String, Option<Value>)> {
         let mut keys: Vec<(String, Option<Value>)> = Vec::new();
+        if let (Some(kind), Some(address)) = (self.kind, &self.address) {
+            let key = kind.key();
+            for other in ["serial", "tcp", "udp"] {
+                if other != key {
+                    keys.push((other.to_owned(), None));
+                }
+            }
+            keys.push((key.to_owned(), Some(Value::from(address.trim()))));
+            // Options of another kind of line would be mistakes.
+            if !matches!(kind, LineKind::Serial) {
+                keys.push(("baud".to_owned(), None));
+                keys.push(("framing".to_owned(), None));
+            }
+            if !matches!(kind, LineKind::Tcp) {
+                keys.push(("connect_timeout_ms".to_owned(), None));
+            }
+        }
+        for (key, number) in [
+            ("baud", self.baud),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("retry_pause_ms", self.retry_pause_ms),
+        ] {
+            if let Some(number) = number {
+                keys.retain(|(other, _)| other != key);
+                keys.push((key.to_owned(), Some(Value::from(number))));
+            }
+        }
+        for (key, text) in [("framing", &self.framing), ("echo", &self.echo)] {
+            if let Some(text) = text {
+                keys.retain(|(other, _)| other != key);
+                keys.push(text_or_removed(key, text));
+            }
+        }
+        keys
+    }
+}
+
+impl LineKind {
+    /// The bus key that holds a line of this kind.
+    fn key(self) -> &'static str {
+        match self {
+            LineKind::Serial => "serial",
+            LineKind::Tcp => "tcp",
+            LineKind::Udp => "udp",
+        }
+    }
+}
+
+impl RequestFields {
+    /// The keys to set (`Some`) and remove (`None`); thresholds, which are
+    /// tables of their own, apart.
+    fn keys(&self) -> Vec<(String, Option<Value>)> {
+        let mut keys: Vec<(String, Option<Value>)> = Vec::new();
+        for (key, text) in [
+            ("on_complete", &self.on_complete),
+            ("on_failure", &self.on_failure),
+            ("on_info_flag", &self.on_info_flag),
+            ("on_no_data", &self.on_no_data),
+            ("no_data_after", &self.no_data_after),
+        ] {
+            if let Some(text) = text {
+                keys.push(text_or_removed(key, text));
+            }
+        }
+        if let Some(reads) = &self.reads_per_day {
+            let (key, value) = text_or_removed("reads_per_day", reads);
+            // A number stays a number; anything else is written as typed, for
+            // the check to say what is wrong with it.
+            let value = value.map(|value| match reads.trim().parse::<i64>() {
+                Ok(number) => Value::from(number),
+                Err(_) => value,
+            });
+            keys.push((key, value));
+        }
         let mut set = |key: &str, value: Option<Value>| keys.push((key.to_owned(), value));
         if let Some(send) = self.send {
             set("send", Some(Value::from(send)));

@@ -126,6 +126,7 @@ async fn the_configuration_is_given_as_the_editor_edits_it() {
         bus["line"],
         json!({ "kind": "tcp", "address": "127.0.0.1:4001", "connect_timeout_ms": 5000 })
     );
+    assert_eq!((&bus["echo"], &bus["retry_pause_ms"]), (&json!("auto"), &json!(200)));
     assert_eq!(
         bus["requests"][0],
         json!({
@@ -137,6 +138,13 @@ async fn the_configuration_is_given_as_the_editor_edits_it() {
             "retries": 1,
             "items": [{ "register": "E1", "export_name": "E1" }],
             "method": { "kind": "polling", "value": "1min" },
+            "on_complete": null,
+            "on_failure": null,
+            "on_info_flag": null,
+            "on_no_data": null,
+            "no_data_after": null,
+            "reads_per_day": null,
+            "thresholds": [],
         })
     );
 }
@@ -297,6 +305,101 @@ async fn buses_are_added_and_removed_and_a_foreign_origin_is_refused() {
     let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(editor.text(), FILE, "the file is as it was, byte for byte");
+}
+
+#[tokio::test]
+async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited_in_place() {
+    let editor = editor();
+    let version = version(&editor.state).await;
+    let edits = json!({ "version": version, "edits": [
+        { "op": "set_bus", "bus": "heat", "fields": {
+            "kind": "tcp", "address": "127.0.0.1:4002", "connect_timeout_ms": 800, "retry_pause_ms": 50, "echo": "off",
+        }},
+        { "op": "set", "bus": "heat", "request": 1, "fields": {
+            "model": "403",
+            "on_failure": "main-failed",
+            "on_no_data": "silent",
+            "no_data_after": "1h",
+            "reads_per_day": "1440",
+            "items": [{ "register": "E1" }, { "register": "T1" }],
+            "thresholds": [{ "item": "T1", "above": "90.00", "event": "hot" }],
+        }},
+    ]});
+    let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    let text = editor.text();
+    assert!(
+        text.contains("tcp = \"127.0.0.1:4002\"   # the gateway"),
+        "the line changes where it is, its comment kept:\n{text}"
+    );
+    assert!(
+        text.contains("# Every minute.") && text.contains("# The heat line, by hand."),
+        "{text}"
+    );
+    let (status, config) = call(&editor.state, "GET", "/api/config", None, &[]).await;
+    assert_eq!(status, 200, "{config}");
+    let bus = &config["buses"][0];
+    assert_eq!(
+        bus["line"],
+        json!({ "kind": "tcp", "address": "127.0.0.1:4002", "connect_timeout_ms": 800 })
+    );
+    assert_eq!((&bus["echo"], &bus["retry_pause_ms"]), (&json!("off"), &json!(50)));
+    let request = &bus["requests"][0];
+    assert_eq!(request["model"], "403");
+    assert_eq!(request["on_failure"], "main-failed");
+    assert_eq!(request["on_complete"], JsonValue::Null);
+    assert_eq!((&request["on_no_data"], &request["no_data_after"]), (&json!("silent"), &json!("1h")));
+    assert_eq!(request["reads_per_day"], 1440);
+    assert_eq!(
+        request["thresholds"],
+        json!([{ "item": "T1", "above": "90.00", "below": null, "event": "hot" }])
+    );
+
+    // To a serial port and back to nothing on the request: keys go.
+    let version = version_of(&text);
+    let edits = json!({ "version": version, "edits": [
+        { "op": "set_bus", "bus": "heat", "fields": { "kind": "serial", "address": "/dev/ttyUSB3", "baud": 2400 } },
+        { "op": "set", "bus": "heat", "request": 1, "fields": {
+            "model": "", "on_failure": "", "on_no_data": "", "no_data_after": "", "reads_per_day": "", "thresholds": [],
+        }},
+    ]});
+    let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    let text = editor.text();
+    for gone in ["tcp =", "connect_timeout_ms", "model", "on_", "no_data_after", "reads_per_day", "threshold"] {
+        assert!(!text.contains(gone), "{gone} left:\n{text}");
+    }
+    let config = config::parse(&text, "kmplog.toml").unwrap().0;
+    assert_eq!(config.buses[0].endpoint.to_string(), "serial /dev/ttyUSB3 2400 8N2");
+}
+
+#[tokio::test]
+async fn mistakes_in_the_line_and_the_event_keys_are_at_their_fields() {
+    let editor = editor();
+    let version = version(&editor.state).await;
+    let edits = json!({ "version": version, "edits": [
+        { "op": "set_bus", "bus": "heat", "fields": { "kind": "tcp", "address": "nowhere" } },
+        { "op": "set", "bus": "heat", "request": 1, "fields": {
+            "on_failure": "not an event",
+            "thresholds": [{ "item": "T9", "above": "1", "event": "hot" }],
+        }},
+    ]});
+    let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
+    assert_eq!(status, 422, "{answer}");
+    let at: Vec<(JsonValue, JsonValue, String)> = answer["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["request"].clone(), d["field"].clone(), d["message"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(at.len(), 3, "{answer}");
+    assert_eq!((&at[0].0, &at[0].1), (&JsonValue::Null, &json!("tcp")));
+    assert!(at[0].2.starts_with("invalid gateway address"), "{answer}");
+    assert_eq!((&at[1].0, &at[1].1), (&json!(0), &json!("on_failure")));
+    assert!(at[1].2.starts_with("the event name `not an event` holds ' '"), "{answer}");
+    assert_eq!((&at[2].0, &at[2].1), (&json!(0), &json!("threshold")));
+    assert_eq!(at[2].2, "`T9` is not an item of this request");
+    assert_eq!(editor.text(), FILE, "nothing saved");
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ use crate::live::{Latest, LiveTable};
 use crate::outbox::Outbox;
 use crate::outbox::collector::{Unwritten, collect};
 use crate::reading::LiveBatch;
-use crate::reload::{Reloaded, RunningBuses, sends};
+use crate::reload::{Refused, Reloaded, RunningBuses, sends};
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::mqtt::MqttSink;
 use crate::sink::postgres::PostgresSink;
@@ -239,14 +239,17 @@ impl Logger {
     }
 
     /// Runs the buses of `config` from now on, without a restart (see
-    /// [`crate::reload`]). Its ports are not tried first, as at the start:
-    /// a bus that goes on running holds its own port. What the start alone
-    /// sets up (sinks, the time zone) is reported as needing a restart.
-    pub async fn reload(&mut self, config: &Config) -> Reloaded {
-        let mut reloaded = self
-            .running
-            .apply(&masters_lock(config), &self.events)
-            .await;
+    /// [`crate::reload`]). Each serial port that no running bus holds is
+    /// tried first, and one that cannot be opened refuses the reload with
+    /// every bus still running as it was. What the start alone sets up
+    /// (sinks, the time zone) is reported as needing a restart.
+    ///
+    /// # Errors
+    /// [`Refused::Port`]: a new serial port cannot be opened.
+    pub async fn reload(&mut self, config: &Config) -> Result<Reloaded, Refused> {
+        let buses = masters_lock(config);
+        self.running.try_new_ports(&buses)?;
+        let mut reloaded = self.running.apply(&buses, &self.events).await;
         if config.sinks != self.started.sinks {
             reloaded
                 .restart_needed
@@ -258,7 +261,7 @@ impl Logger {
                 self.started.time_zone, config.time_zone
             ));
         }
-        reloaded
+        Ok(reloaded)
     }
 
     /// Stops the buses, writes what they read to the outbox and lets the

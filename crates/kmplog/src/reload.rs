@@ -23,8 +23,9 @@ use tracing::{info, warn};
 use crate::bus::events::EventRouter;
 use crate::bus::state::{BusList, BusState, SharedState};
 use crate::bus::task::{BusContext, initial_state, run_bus};
-use crate::config::{self, BusConfig, Config, Diagnostics, RequestConfig, Severity};
+use crate::config::{self, BusConfig, BusEndpoint, Config, Diagnostics, RequestConfig, Severity};
 use crate::sink::url::SinkUrl;
+use crate::transport::TransportError;
 
 /// What a reload did, bus by bus, in the new configuration's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +67,30 @@ pub enum Refused {
     Invalid(Diagnostics),
     /// The logger cannot reload (it has no file, or it is stopping).
     Unavailable(String),
+    /// A bus's new serial port cannot be opened: the running buses go on
+    /// as they were, their old ports included.
+    Port(PortRefused),
+}
+
+/// A serial port a reload could not open.
+#[derive(Debug)]
+pub struct PortRefused {
+    /// The bus.
+    pub bus: String,
+    /// Its 0-based place in the new configuration.
+    pub index: usize,
+    /// Why the port cannot be opened, naming it.
+    pub error: String,
+}
+
+impl std::fmt::Display for PortRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "bus {}: {}; nothing was reloaded, every bus runs on as before",
+            self.bus, self.error
+        )
+    }
 }
 
 impl std::fmt::Display for Refused {
@@ -80,6 +105,7 @@ impl std::fmt::Display for Refused {
                 )
             }
             Refused::Unavailable(why) => f.write_str(why),
+            Refused::Port(port) => port.fmt(f),
         }
     }
 }
@@ -260,6 +286,52 @@ impl RunningBuses {
         }
         running.publish();
         running
+    }
+
+    /// Tries the serial port of each bus of `buses` that no running bus
+    /// holds, before anything stops, so that a bus is not moved off a line
+    /// that works onto a port that cannot be opened (missing, held by
+    /// another master, no permission): that reload is refused while the old
+    /// bus still runs. A new bus is treated as at the start: a port another
+    /// master holds refuses it, a missing one is left to the bus, which says
+    /// so and tries again. A port a running bus holds is its own, so it is
+    /// not tried (its lock would refuse a second opening).
+    ///
+    /// # Errors
+    /// [`Refused::Port`] for the first port that cannot be opened.
+    pub fn try_new_ports(&self, buses: &[BusConfig]) -> Result<(), Refused> {
+        let held = |path: &Path| {
+            self.running.iter().any(|running| {
+                matches!(&running.config.endpoint, BusEndpoint::Serial(settings) if settings.path == path)
+            })
+        };
+        for (index, bus) in buses.iter().enumerate() {
+            let BusEndpoint::Serial(settings) = &bus.endpoint else {
+                continue;
+            };
+            if held(&settings.path) {
+                continue;
+            }
+            let replaces_a_running_bus = self
+                .running
+                .iter()
+                .any(|running| running.config.name == bus.name);
+            match crate::transport::serial::open(settings) {
+                Ok(_) => {}
+                Err(error)
+                    if replaces_a_running_bus
+                        || matches!(error, TransportError::SerialInUse { .. }) =>
+                {
+                    return Err(Refused::Port(PortRefused {
+                        bus: bus.name.clone(),
+                        index,
+                        error: error.to_string(),
+                    }));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// The states of the buses, which follow reloads.
@@ -479,7 +551,7 @@ pub async fn reload_logger(
                 .to_owned(),
         )),
         Some(source) => match source.load() {
-            Ok(config) => Ok(logger.reload(&config).await),
+            Ok(config) => logger.reload(&config).await,
             Err(refused) => Err(refused),
         },
     };

@@ -39,7 +39,7 @@ use crate::config::edit::{
     self, Direction, EditError, NewBus, NewRequest, NewThreshold, QueueFile, RequestRef,
 };
 use crate::config::{self, BusConfig, BusEndpoint, Diagnostics, RequestConfig, Severity};
-use crate::reload::{Refused, Reloader};
+use crate::reload::{PortRefused, Refused, Reloader};
 
 /// The version of a file's text: it changes when any byte does.
 pub fn version_of(text: &str) -> String {
@@ -99,7 +99,39 @@ fn reloaded(
         Err(Refused::Unavailable(why)) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
         }
+        Err(Refused::Port(port)) => port_refused(&port, file_name, text),
     }
+}
+
+/// 422 for a serial port the reload could not open, the mistake at the
+/// bus's `serial` field.
+fn port_refused(port: &PortRefused, file_name: &str, text: &str) -> Response {
+    let at = serial_line_of(text, port.index)
+        .map_or_else(|| file_name.to_owned(), |line| format!("{file_name}:{line}"));
+    let body = json!({
+        "error": port.to_string(),
+        "diagnostics": [{
+            "severity": "error",
+            "at": at,
+            "message": format!("bus {}: {}", port.bus, port.error),
+            "hint": "connect the device or free the port, or give another one; the bus runs on its old line until then",
+            "bus": port.index,
+            "request": null,
+            "field": "serial",
+        }],
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+/// `line:column` of the `serial` value of bus `index` in `text`.
+fn serial_line_of(text: &str, index: usize) -> Option<String> {
+    let document = toml_edit::Document::parse(text).ok()?;
+    let bus = document.get("bus")?.as_array_of_tables()?.get(index)?;
+    let start = bus.get("serial")?.span()?.start;
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    Some(format!("{line}:{column}"))
 }
 
 /// `1 mistake`, `2 mistakes`.
@@ -695,7 +727,11 @@ impl ItemField {
 /// cannot be made (409 for another version, 400 for an edit that names
 /// what is not there).
 fn edited(file: &Path, edits: &Edits) -> Result<String, ApiError> {
-    let text = read(file)?;
+    edited_from(&read(file)?, file, edits)
+}
+
+/// What edits against `text`, the file `file` now, would give.
+fn edited_from(text: &str, file: &Path, edits: &Edits) -> Result<String, ApiError> {
     if version_of(&text) != edits.version {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -706,7 +742,7 @@ fn edited(file: &Path, edits: &Edits) -> Result<String, ApiError> {
         ));
     }
     let file_name = file.display().to_string();
-    let mut text = text;
+    let mut text = text.to_owned();
     for edit in &edits.edits {
         text = edit
             .apply(&text, &file_name)
@@ -737,7 +773,8 @@ pub async fn save(
 ) -> Result<Response, ApiError> {
     let reloader = reloader(&state)?;
     let file_name = reloader.file.display().to_string();
-    let text = edited(&reloader.file, &edits)?;
+    let before = read(&reloader.file)?;
+    let text = edited_from(&before, &reloader.file, &edits)?;
     if let Err(diagnostics) = config::parse(&text, &file_name) {
         let summary = format!(
             "the edits leave {} in {file_name}, so nothing was saved",
@@ -760,6 +797,18 @@ pub async fn save(
             "reload": reloaded.to_json(),
         }))
         .into_response()),
+        Err(Refused::Port(port)) => {
+            // The logger runs the file as it was: so the file stays as it
+            // was, and the page keeps its edits to fix the port and save again.
+            edit::replace(&reloader.file, &before).map_err(|error| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{port}; and {file_name} now holds the edits, because it cannot be written back: {error}"),
+                )
+            })?;
+            info!(file = %file_name, reason = %port, "the file is as it was again: the reload was refused");
+            Ok(port_refused(&port, &file_name, &text))
+        }
         refused => Ok(reloaded(refused, &file_name, &text)),
     }
 }

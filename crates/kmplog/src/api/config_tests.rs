@@ -15,7 +15,9 @@ use crate::api::{ApiState, router};
 use crate::bus::events::EventRouter;
 use crate::bus::state::SharedState;
 use crate::config;
-use crate::reload::{ReloadSource, Reloaded, Reloader};
+use crate::bus::task::BusContext;
+use crate::clock::Clock;
+use crate::reload::{ReloadSource, Reloaded, Reloader, RunningBuses};
 
 const FILE: &str = r#"# The heat line, by hand.
 [[bus]]
@@ -63,11 +65,28 @@ fn editor() -> Editor {
         file,
         extra_sinks: Vec::new(),
     };
+    // The file's buses run (on no gateway), so that a reload tries the
+    // serial ports as the logger's does.
+    let started = source.load().map(|config| config.buses).unwrap_or_default();
     tokio::spawn(async move {
+        let (readings, _unread) = tokio::sync::mpsc::unbounded_channel();
+        let running = RunningBuses::start(
+            &started,
+            BusContext {
+                clock: Clock::System,
+                zone: jiff::tz::TimeZone::UTC,
+                events: EventRouter::default(),
+                readings,
+                shutdown: tokio_util::sync::CancellationToken::new(),
+            },
+        );
         while let Some(order) = orders.recv().await {
-            let outcome = source.load().map(|config| Reloaded {
-                unchanged: config.buses.iter().map(|bus| bus.name.clone()).collect(),
-                ..Reloaded::default()
+            let outcome = source.load().and_then(|config| {
+                running.try_new_ports(&config.buses)?;
+                Ok(Reloaded {
+                    unchanged: config.buses.iter().map(|bus| bus.name.clone()).collect(),
+                    ..Reloaded::default()
+                })
             });
             let _ = order.answer.send(outcome);
         }
@@ -356,9 +375,11 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
     );
 
     // To a serial port and back to nothing on the request: keys go.
+    let port = crate::sim::pty::Pty::open().unwrap();
+    let path = port.path().display().to_string();
     let version = version_of(&text);
     let edits = json!({ "version": version, "edits": [
-        { "op": "set_bus", "bus": "heat", "fields": { "kind": "serial", "address": "/dev/ttyUSB3", "baud": 2400 } },
+        { "op": "set_bus", "bus": "heat", "fields": { "kind": "serial", "address": path, "baud": 2400 } },
         { "op": "set", "bus": "heat", "request": 1, "fields": {
             "model": "", "on_failure": "", "on_no_data": "", "no_data_after": "", "reads_per_day": "", "thresholds": [],
         }},
@@ -370,7 +391,7 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
         assert!(!text.contains(gone), "{gone} left:\n{text}");
     }
     let config = config::parse(&text, "kmplog.toml").unwrap().0;
-    assert_eq!(config.buses[0].endpoint.to_string(), "serial /dev/ttyUSB3 2400 8N2");
+    assert_eq!(config.buses[0].endpoint.to_string(), format!("serial {path} 2400 8N2"));
 }
 
 #[tokio::test]
@@ -400,6 +421,25 @@ async fn mistakes_in_the_line_and_the_event_keys_are_at_their_fields() {
     assert_eq!((&at[2].0, &at[2].1), (&json!(0), &json!("threshold")));
     assert_eq!(at[2].2, "`T9` is not an item of this request");
     assert_eq!(editor.text(), FILE, "nothing saved");
+}
+
+#[tokio::test]
+async fn a_save_onto_a_serial_port_that_cannot_be_opened_leaves_the_file_as_it_was() {
+    let editor = editor();
+    let version = version(&editor.state).await;
+    let edits = json!({ "version": version, "edits": [
+        { "op": "set_bus", "bus": "heat", "fields": { "kind": "serial", "address": "/dev/kmplog-no-such-port" } },
+    ]});
+    let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "bus heat: cannot open serial port /dev/kmplog-no-such-port: No such file or directory (os error 2); nothing was reloaded, every bus runs on as before"
+    );
+    let mistake = &answer["diagnostics"][0];
+    assert_eq!((&mistake["bus"], &mistake["field"]), (&json!(0), &json!("serial")));
+    assert_eq!(mistake["at"], format!("{}:4:10", editor.file().display()));
+    assert_eq!(editor.text(), FILE, "the file is as the running logger has it");
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ use crate::reading::LiveBatch;
 use crate::reload::{Refused, Reloaded, RunningBuses, sends};
 use crate::sink::files::{DailyFiles, Format};
 use crate::sink::mqtt::MqttSink;
+use crate::sink::mqtt::discovery::Configured;
 use crate::sink::postgres::PostgresSink;
 use crate::sink::sqlite::SqliteSink;
 use crate::sink::stdout::JsonLinesStdout;
@@ -70,6 +71,8 @@ pub struct Logger {
     running: RunningBuses,
     /// The sinks and time zone it started with, which a reload cannot change.
     started: Config,
+    /// What sinks that describe meters take from the configuration.
+    configured: watch::Sender<Configured>,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,
     collector_running: Arc<AtomicBool>,
     sinks: Sinks,
@@ -85,12 +88,14 @@ pub fn time_zone(config: &Config) -> Result<TimeZone, String> {
 }
 
 /// Opens the sinks the configuration asks for. Sinks that take commands
-/// (MQTT) fire named `events` into the buses.
+/// (MQTT) fire named `events` into the buses; those that describe meters
+/// (MQTT discovery) follow `configured` through reloads.
 pub(crate) fn open_sinks(
     config: &Config,
     zone: &TimeZone,
     json_stdout: bool,
     events: &EventRouter,
+    configured: &watch::Receiver<Configured>,
 ) -> Result<Vec<Box<dyn Sink>>, SinkError> {
     let sinks = &config.sinks;
     let named = sinks.sqlite.iter().cloned().map(SinkUrl::Sqlite);
@@ -110,7 +115,7 @@ pub(crate) fn open_sinks(
             )?),
             SinkUrl::Postgres(url) => Box::new(PostgresSink::open(url)?),
             SinkUrl::Mqtt(url) => {
-                Box::new(MqttSink::open(url, events.clone())?.with_models(meter_models(config)))
+                Box::new(MqttSink::following(url, events.clone(), configured.clone())?)
             }
             SinkUrl::Influx(url) => Box::new(crate::sink::influx::InfluxSink::open(url)?),
         };
@@ -123,24 +128,6 @@ pub(crate) fn open_sinks(
         opened.push(Box::new(JsonLinesStdout));
     }
     Ok(opened)
-}
-
-/// The meter model of each bus and address whose requests name one, for
-/// sinks that describe meters (MQTT discovery's device names).
-fn meter_models(
-    config: &Config,
-) -> std::collections::BTreeMap<(String, u8), kmp::catalogue::Model> {
-    let mut models = std::collections::BTreeMap::new();
-    for bus in &config.buses {
-        for request in &bus.requests {
-            for &address in &request.addresses {
-                if let Some(model) = request.model {
-                    models.entry((bus.name.clone(), address)).or_insert(model);
-                }
-            }
-        }
-    }
-    models
 }
 
 impl Logger {
@@ -163,8 +150,9 @@ impl Logger {
             .with_max_bytes(config.sinks.outbox_max_bytes);
         let buses_config = masters_lock_their_ports(config)?;
         let events = EventRouter::for_buses(&config.buses);
-        let sinks =
-            open_sinks(config, &zone, json_stdout, &events).map_err(|error| error.to_string())?;
+        let (configured, following) = watch::channel(Configured::of(config));
+        let sinks = open_sinks(config, &zone, json_stdout, &events, &following)
+            .map_err(|error| error.to_string())?;
         let last = outbox.last_seq().map_err(|error| error.to_string())?;
         let (appended, appended_receiver) = watch::channel(last);
         let sinks = Sinks::start(&mut outbox, sinks, &appended_receiver)?;
@@ -209,6 +197,7 @@ impl Logger {
             live,
             running,
             started: config.clone(),
+            configured,
             collector,
             collector_running,
             sinks,
@@ -250,6 +239,12 @@ impl Logger {
         let buses = masters_lock(config);
         self.running.try_new_ports(&buses)?;
         let mut reloaded = self.running.apply(&buses, &self.events).await;
+        let now = Configured::of(config);
+        self.configured.send_if_modified(|configured| {
+            let changed = *configured != now;
+            *configured = now;
+            changed
+        });
         if config.sinks != self.started.sinks {
             reloaded
                 .restart_needed

@@ -26,6 +26,7 @@ use crate::backfill::readings::{Source, logged_readings};
 use crate::bus::Outcome as MeterOutcome;
 use crate::bus::events::EventRouter;
 use crate::config::{Config, SinksConfig, TerminalMode};
+use crate::sink::mqtt::discovery::Configured;
 use crate::outbox::{Outbox, OutboxError, OutboxReader};
 use crate::sink::Sinks;
 use crate::sink::url::SinkUrl;
@@ -186,7 +187,13 @@ pub async fn run(args: Args) -> Outcome {
                 other => Failure::failed(other.to_string()),
             }
         })?;
-    let sinks = crate::logger::open_sinks(&config, &zone, false, &EventRouter::for_buses(&[]))
+    let sinks = crate::logger::open_sinks(
+        &config,
+        &zone,
+        false,
+        &EventRouter::for_buses(&[]),
+        &watch::channel(Configured::of(&config)).1,
+    )
         .map_err(|error| Failure::failed(error.to_string()))?;
     let (appended, appended_receiver) = watch::channel(outbox.last_seq().map_err(failed)?);
     let sinks = Sinks::start(&mut outbox, sinks, &appended_receiver).map_err(Failure::failed)?;

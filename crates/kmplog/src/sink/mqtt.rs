@@ -49,7 +49,8 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::discovery::{
-    Entity, config_payload, config_topic, state_payload, state_topic, status_topic,
+    Configured, Discovered, config_payload, config_topic, state_payload, state_topic,
+    status_topic,
 };
 use super::{Sink, SinkError, SinkFuture};
 use crate::bus::events::EventRouter;
@@ -355,6 +356,13 @@ struct State {
     in_flight: HashMap<u16, Option<oneshot::Sender<Ack>>>,
     /// The discovery topics published on this connection.
     announced: HashSet<String>,
+    /// Every discovery config published, by topic, across connections.
+    discovered: HashMap<String, Discovered>,
+    /// Discovery topics to clear (an empty retained message): values the
+    /// configuration no longer has.
+    clears: Vec<String>,
+    /// The meter models of the configuration, by bus and address.
+    models: BTreeMap<(String, u8), Model>,
     /// Why the last connection failed, for messages.
     last_error: Option<String>,
 }
@@ -419,7 +427,6 @@ type AwaitedAck = (String, oneshot::Receiver<Ack>);
 pub struct MqttSink {
     settings: Settings,
     state: Arc<Mutex<State>>,
-    models: BTreeMap<(String, u8), Model>,
     /// Keys of the failed batch that the broker did acknowledge, not to be
     /// sent again when the batch is retried.
     acknowledged: HashSet<String>,
@@ -434,11 +441,26 @@ impl MqttSink {
     /// fire `events`. Failing to reach the broker is no error here: readings
     /// wait in the outbox until it answers.
     pub fn open(url: &str, events: EventRouter) -> Result<Self, SinkError> {
+        Self::following(url, events, watch::channel(Configured::default()).1)
+    }
+
+    /// As [`MqttSink::open`], with discovery following `configured`: the
+    /// meter models name the devices, and when the configuration changes
+    /// (a reload) the configs that change are published again and those of
+    /// values no longer read are cleared.
+    pub fn following(
+        url: &str,
+        events: EventRouter,
+        mut configured: watch::Receiver<Configured>,
+    ) -> Result<Self, SinkError> {
         let settings = Settings::parse(url).map_err(SinkError)?;
         let tls = settings
             .tls()
             .map_err(|error| SinkError(format!("MQTT sink {}: {error}", settings.name())))?;
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            models: configured.borrow_and_update().models.clone(),
+            ..State::default()
+        }));
         let stop = CancellationToken::new();
         let (connected, connections) = watch::channel(0);
         let connection = {
@@ -451,8 +473,17 @@ impl MqttSink {
                         .build()
                     {
                         Ok(runtime) => {
-                            runtime
-                                .block_on(connect(settings, tls, state, events, connected, stop));
+                            runtime.block_on(connect(
+                                Connection {
+                                    settings,
+                                    tls,
+                                    state,
+                                    events,
+                                    configured,
+                                },
+                                connected,
+                                stop,
+                            ));
                         }
                         Err(error) => tracing::error!(
                             sink = %settings.name(),
@@ -468,19 +499,11 @@ impl MqttSink {
         Ok(MqttSink {
             settings,
             state,
-            models: BTreeMap::new(),
             acknowledged: HashSet::new(),
             stop,
             connection: Some(connection),
             connections,
         })
-    }
-
-    /// The meter models the configuration names, by bus and address, for
-    /// the device names and info-code flags.
-    pub fn with_models(mut self, models: BTreeMap<(String, u8), Model>) -> Self {
-        self.models = models;
-        self
     }
 
     /// Hands the batch's messages to the connection; the receivers tell
@@ -493,7 +516,7 @@ impl MqttSink {
                 continue;
             }
             let reading = &stored.reading;
-            let model = self
+            let model = state
                 .models
                 .get(&(reading.bus.clone(), reading.address))
                 .copied();
@@ -505,21 +528,34 @@ impl MqttSink {
                     reading.address,
                     &reading.name,
                 );
-                if !state.announced.contains(&topic) {
-                    let config = config_payload(&Entity {
-                        prefix: &self.settings.prefix,
-                        node_id: &self.settings.node_id,
-                        bus: &reading.bus,
-                        address: reading.address,
-                        name: &reading.name,
-                        register: reading.register,
-                        unit: reading.value.map(|(_, unit)| unit),
-                        model,
+                let unit = reading.value.map(|(_, unit)| unit);
+                // A model that changed is published by the reload itself;
+                // what a reading alone changes is its register and unit.
+                let current = state.announced.contains(&topic)
+                    && state.discovered.get(&topic).is_some_and(|discovered| {
+                        discovered.register == reading.register && discovered.unit == unit
                     });
+                if !current {
+                    let mut discovered = Discovered {
+                        bus: reading.bus.clone(),
+                        address: reading.address,
+                        name: reading.name.clone(),
+                        register: reading.register,
+                        unit,
+                        payload: String::new(),
+                    };
+                    discovered.payload = config_payload(&discovered.entity(
+                        &self.settings.prefix,
+                        &self.settings.node_id,
+                        model,
+                    ))
+                    .to_string();
                     // Sent before the state on the same connection, so Home
                     // Assistant has the entity when the state comes.
-                    state.publish(topic.clone(), config.to_string().into_bytes(), true, false)?;
-                    state.announced.insert(topic);
+                    let payload = discovered.payload.clone().into_bytes();
+                    state.publish(topic.clone(), payload, true, false)?;
+                    state.announced.insert(topic.clone());
+                    state.discovered.insert(topic, discovered);
                 }
             }
             let topic = state_topic(
@@ -595,16 +631,85 @@ impl Drop for MqttSink {
     }
 }
 
-/// The connection task: connects, reconnects with back-off, pairs packet
-/// ids with messages and PUBACKs, answers commands, says goodbye.
-async fn connect(
+/// What the connection task works with.
+struct Connection {
     settings: Settings,
     tls: Option<TlsConfiguration>,
     state: Arc<Mutex<State>>,
     events: EventRouter,
-    connected: watch::Sender<u64>,
-    stop: CancellationToken,
-) {
+    configured: watch::Receiver<Configured>,
+}
+
+/// Follows a new configuration: its models from now on; the discovery
+/// configs of values it no longer reads cleared, those it changes (a
+/// meter's model) published again.
+fn follow(settings: &Settings, state: &mut State, configured: &Configured) {
+    state.models.clone_from(&configured.models);
+    if settings.discovery.is_none() {
+        return;
+    }
+    let mut gone = Vec::new();
+    for (topic, discovered) in &mut state.discovered {
+        if !discovered.is_configured(configured) {
+            gone.push(topic.clone());
+            continue;
+        }
+        let model = configured
+            .models
+            .get(&(discovered.bus.clone(), discovered.address))
+            .copied();
+        let payload =
+            config_payload(&discovered.entity(&settings.prefix, &settings.node_id, model))
+                .to_string();
+        if payload != discovered.payload {
+            discovered.payload = payload;
+            state.announced.remove(topic);
+        }
+    }
+    for topic in gone {
+        state.discovered.remove(&topic);
+        state.announced.remove(&topic);
+        state.clears.push(topic);
+    }
+    publish_discovery(state);
+}
+
+/// Sends what discovery owes the broker on this connection: the clears,
+/// and every config not yet announced on it. Without a connection they
+/// wait for the next one.
+fn publish_discovery(state: &mut State) {
+    if state.client.is_none() {
+        return;
+    }
+    for topic in std::mem::take(&mut state.clears) {
+        if state.publish(topic.clone(), Vec::new(), true, false).is_err() {
+            state.clears.push(topic);
+        }
+    }
+    let owed: Vec<(String, Vec<u8>)> = state
+        .discovered
+        .iter()
+        .filter(|(topic, _)| !state.announced.contains(*topic))
+        .map(|(topic, discovered)| (topic.clone(), discovered.payload.clone().into_bytes()))
+        .collect();
+    for (topic, payload) in owed {
+        if state.publish(topic.clone(), payload, true, false).is_ok() {
+            state.announced.insert(topic);
+        }
+    }
+}
+
+/// The connection task: connects, reconnects with back-off, pairs packet
+/// ids with messages and PUBACKs, answers commands, follows reloads, says
+/// goodbye.
+async fn connect(connection: Connection, connected: watch::Sender<u64>, stop: CancellationToken) {
+    let Connection {
+        settings,
+        tls,
+        state,
+        events,
+        mut configured,
+    } = connection;
     let name = settings.name();
     let command_topic = settings.command_topic();
     let mut pause = MIN_RECONNECT;
@@ -616,6 +721,12 @@ async fn connect(
         let error = loop {
             let event = tokio::select! {
                 event = eventloop.poll() => event,
+                // A logger without reloads drops its sender: then never.
+                Ok(()) = configured.changed() => {
+                    let now = configured.borrow_and_update().clone();
+                    follow(&settings, &mut lock(&state), &now);
+                    continue;
+                }
                 () = stop.cancelled() => {
                     goodbye(&settings, &state, &mut eventloop).await;
                     return;
@@ -639,6 +750,7 @@ async fn connect(
                     if let Err(error) = online.and(subscribed) {
                         tracing::warn!(sink = %name, reason = %error, "cannot announce on the broker");
                     }
+                    publish_discovery(&mut shared);
                     if reported.take().is_some() {
                         tracing::info!(sink = %name, "connected to the broker again");
                     } else if !ever_connected {

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::Value as Json;
 
-use crate::harness::{Logger, Row, Run, Simulator, Workdir, free_port};
+use crate::harness::{Logger, Row, Run, Simulator, Workdir, free_port, run_kmplog};
 
 /// The machine's broker.
 const SHARED_BROKER: &str = "127.0.0.1:1883";
@@ -714,4 +714,87 @@ fn two_sites_with_one_bus_name_keep_their_own_entities() {
         .filter(|m| m.topic.starts_with(&format!("{discovery}/")))
         .count();
     assert_eq!(retained_configs, 4, "both sites' configs stay retained");
+}
+
+/// A reload that changes a meter's model and drops a value: Home Assistant
+/// gets the value's config again with the new model, and the dropped
+/// value's config is cleared (an empty retained message), while the logger
+/// runs on.
+#[test]
+fn discovery_follows_a_reload() {
+    if !available(
+        listening(SHARED_BROKER),
+        &format!("the MQTT broker on {SHARED_BROKER}"),
+    ) {
+        return;
+    }
+    let prefix = unique_prefix("reload");
+    let discovery = format!("{prefix}-ha");
+    let filters = [format!("{discovery}/#")];
+    let subscriber = Subscriber::start(1883, &filters, None);
+    let simulator = Simulator::tcp(&["--meter", "1"]);
+    let workdir = Workdir::new();
+    let request = |model: &str, items: &str| {
+        format!(
+            "\n[[bus.request]]\ndescription = \"Heat\"\naddresses = 1\nmodel = \"{model}\"\npolling = \"300ms\"\nitems = [{items}]\n"
+        )
+    };
+    let bus = simulator.bus("gateway");
+    let config = workdir.config(&[&bus, &request("603", "\"T1\", \"E1\"")]);
+    let sink = format!("mqtt://127.0.0.1:1883?prefix={prefix}&discovery={discovery}");
+    let logger = Logger::start(
+        &workdir,
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--api",
+            "127.0.0.1:0",
+            "--json",
+            "--for",
+            "6s",
+            "--sink",
+            &sink,
+        ],
+    );
+    let topic = |name: &str| format!("{discovery}/sensor/{prefix}_gateway_1_{name}/config");
+    let model_of = |message: &Message| message.json()["device"]["model"].clone();
+    let configs_of = |messages: &[Message], name: &str| -> Vec<Message> {
+        messages
+            .iter()
+            .filter(|message| message.topic == topic(name))
+            .cloned()
+            .collect()
+    };
+    let first = subscriber.wait_for(Duration::from_secs(10), |messages| {
+        !configs_of(messages, "T1").is_empty() && !configs_of(messages, "E1").is_empty()
+    });
+    assert_eq!(
+        model_of(&configs_of(&first, "T1")[0]),
+        "MULTICAL 603",
+        "{first:?}"
+    );
+
+    workdir.config(&[&bus, &request("403", "\"T1\"")]);
+    let reloaded = run_kmplog(&["reload", "--api", logger.api()]).ok();
+    assert!(reloaded.stdout.contains("model"), "{reloaded:#?}");
+    let messages = subscriber.wait_for(Duration::from_secs(10), |messages| {
+        configs_of(messages, "T1").len() >= 2 && configs_of(messages, "E1").len() >= 2
+    });
+    let run = logger.finish().ok();
+    let retained = clear_retained(1883, &filters);
+    let t1 = configs_of(&messages, "T1");
+    assert_eq!(t1.len(), 2, "T1's config once more, not on every reading: {t1:?}");
+    assert_eq!(model_of(&t1[1]), "MULTICAL 403", "{t1:?}");
+    let e1 = configs_of(&messages, "E1");
+    assert_eq!(e1.len(), 2, "{e1:?}");
+    assert!(e1[1].payload.is_empty(), "E1's config cleared: {e1:?}");
+    assert!(
+        retained.iter().all(|message| message.topic != topic("E1")),
+        "nothing retained for E1: {retained:?}"
+    );
+    assert!(
+        retained.iter().any(|message| message.topic == topic("T1")),
+        "{retained:?}"
+    );
+    assert!(!readings(&run).is_empty(), "{run:#?}");
 }

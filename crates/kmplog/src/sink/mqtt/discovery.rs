@@ -20,12 +20,15 @@
 //! has no accepted spelling (kvar, kVA, kA, ton, m³·°C) gets no device
 //! class, only its unit and a state class, which any sensor may have.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use kmp::catalogue::{Model, info};
 use kmp::unit::{Quantity, Unit};
 use kmp::value::RegisterValue;
 use serde_json::{Value as Json, json};
 
 use super::DEFAULT_PREFIX;
+use crate::config::Config;
 use crate::outbox::Stored;
 
 /// How Home Assistant should see one KMP unit.
@@ -284,6 +287,85 @@ pub struct Entity<'a> {
     pub unit: Option<Unit>,
     /// The meter's model, when the configuration names it.
     pub model: Option<Model>,
+}
+
+/// What discovery takes from the configuration, and so follows through
+/// reloads: each meter's model (the device's name) and the values the
+/// requests read (the entities that should exist).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Configured {
+    /// The model of each bus and address whose requests name one.
+    pub models: BTreeMap<(String, u8), Model>,
+    /// Bus, address and export name of every value read.
+    pub values: BTreeSet<(String, u8, String)>,
+}
+
+impl Configured {
+    /// What `config` gives discovery.
+    pub fn of(config: &Config) -> Configured {
+        let mut configured = Configured::default();
+        for bus in &config.buses {
+            for request in &bus.requests {
+                for &address in &request.addresses {
+                    if let Some(model) = request.model {
+                        configured
+                            .models
+                            .entry((bus.name.clone(), address))
+                            .or_insert(model);
+                    }
+                    for item in &request.items {
+                        configured.values.insert((
+                            bus.name.clone(),
+                            address,
+                            item.export_name.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        configured
+    }
+}
+
+/// A value whose discovery config has been published, with what it was
+/// made of, to publish it again when the configuration changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The bus name.
+    pub bus: String,
+    /// The meter address.
+    pub address: u8,
+    /// The export name.
+    pub name: String,
+    /// The register ID.
+    pub register: u16,
+    /// The unit the meter sent.
+    pub unit: Option<Unit>,
+    /// The config as published.
+    pub payload: String,
+}
+
+impl Discovered {
+    /// The entity of this value under `prefix` and `node_id`, for `model`.
+    pub fn entity<'a>(&'a self, prefix: &'a str, node_id: &'a str, model: Option<Model>) -> Entity<'a> {
+        Entity {
+            prefix,
+            node_id,
+            bus: &self.bus,
+            address: self.address,
+            name: &self.name,
+            register: self.register,
+            unit: self.unit,
+            model,
+        }
+    }
+
+    /// Whether it is still one of the `configured` values.
+    pub fn is_configured(&self, configured: &Configured) -> bool {
+        configured
+            .values
+            .contains(&(self.bus.clone(), self.address, self.name.clone()))
+    }
 }
 
 /// The status topic: `online` while connected, `offline` as the last will.

@@ -189,6 +189,11 @@ pub async fn get(State(state): State<ApiState>) -> Result<Response, ApiError> {
             "file": file_name,
             "version": version,
             "time_zone": config.time_zone,
+            // For the editor's model picker.
+            "models": Model::ALL
+                .iter()
+                .map(|model| json!({ "model": model.short_name(), "name": model.name() }))
+                .collect::<Vec<_>>(),
             "buses": config.buses.iter().map(bus_json).collect::<Vec<_>>(),
         }))
         .into_response()),

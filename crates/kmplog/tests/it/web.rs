@@ -519,6 +519,7 @@ async fn the_editor_changes_the_queue_of_the_running_logger() {
         return;
     };
     let simulator = Simulator::tcp(&["--meter", "1"]);
+    let other_gateway = Simulator::tcp(&["--meter", "1"]);
     let workdir = Workdir::new();
     let config = workdir.config(&[
         EDITED_FILE_COMMENT,
@@ -548,7 +549,14 @@ items = ["T2"]
     let checks = tokio::spawn({
         let client = client.clone();
         let workdir_path = workdir.path().to_owned();
-        async move { check_the_editor(&client, &api, &config, &workdir_path, &folder).await }
+        async move {
+            let gateways = Gateways {
+                first: simulator,
+                other: other_gateway.line_args[1].clone(),
+            };
+            check_the_editor(&client, &api, &config, &workdir_path, &folder, gateways).await;
+            drop(other_gateway);
+        }
     })
     .await;
     client.close().await.expect("close the browser");
@@ -558,12 +566,20 @@ items = ["T2"]
     }
 }
 
+/// The simulator the bus starts on, and the address of another one the
+/// editor moves it to.
+struct Gateways {
+    first: Simulator,
+    other: String,
+}
+
 async fn check_the_editor(
     client: &Client,
     api: &str,
     config: &Path,
     workdir: &Path,
     folder: &Path,
+    gateways: Gateways,
 ) {
     client
         .set_window_rect(0, 0, 1280, 800)
@@ -693,7 +709,6 @@ async fn check_the_editor(
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    save_screenshot_of_editor(client, folder).await;
 
     // Rename, move and remove.
     element(client, "#editor .queue li:nth-child(2) .pick")
@@ -739,6 +754,10 @@ async fn check_the_editor(
         .expect("the queue");
     assert_eq!(queue, json!(["Slow values", "Serial numbers"]));
 
+    check_the_line_and_request_options(client, config, workdir, gateways).await;
+    save_screenshot_of_editor(client, folder).await;
+    let saved = std::fs::read_to_string(config).expect("the saved file");
+
     // A change from another origin is refused.
     let (status, _) = http(
         api,
@@ -753,12 +772,90 @@ async fn check_the_editor(
     assert_eq!(std::fs::read_to_string(config).unwrap(), saved);
 }
 
-async fn save_screenshot_of_editor(client: &Client, folder: &Path) {
-    element(client, "#editor .queue li:nth-child(3) .pick")
+/// The bus moved to another gateway (a bad address first, shown at its
+/// field), and a request's model, event and threshold set: the running
+/// logger reads from the other gateway, the file keeps its comments.
+async fn check_the_line_and_request_options(
+    client: &Client,
+    config: &Path,
+    workdir: &Path,
+    gateways: Gateways,
+) {
+    element(client, "#editor .queue li:nth-child(1) .pick")
         .await
         .click()
         .await
-        .expect("pick the new request");
+        .expect("pick Slow values");
+    element(client, "#sheet-model")
+        .await
+        .select_by_label("MULTICAL 403")
+        .await
+        .expect("choose a model");
+    type_into(client, "#sheet-on_failure", "slow-failed").await;
+    editor_button(client, "#sheet", "Add threshold")
+        .await
+        .click()
+        .await
+        .expect("Add threshold");
+    type_into(client, "#threshold-0-above", "1000.00").await;
+    type_into(client, "#threshold-0-event", "too-hot").await;
+
+    element(client, "[data-bus-line=\"0\"] summary")
+        .await
+        .click()
+        .await
+        .expect("open the bus's line");
+    type_into(client, "#bus-0-address", "nowhere").await;
+    wait_for(
+        client,
+        "the mistake shows at the gateway's address",
+        "document.getElementById('bus-0-address').getAttribute('aria-invalid') === 'true'
+         && document.getElementById('bus-0-address').closest('.field').querySelector('.field-error')
+              .textContent.startsWith('invalid gateway address')
+         && document.getElementById('save').disabled",
+        Duration::from_secs(10),
+    )
+    .await;
+    type_into(client, "#bus-0-address", &gateways.other).await;
+    save_and_wait(client).await;
+    let saved = std::fs::read_to_string(config).expect("the saved file");
+    for written in [
+        format!("tcp = \"{}\"", gateways.other),
+        "model = \"403\"".to_owned(),
+        "on_failure = \"slow-failed\"".to_owned(),
+        "[[bus.request.threshold]]\nitem = \"T2\"\nabove = \"1000.00\"\nevent = \"too-hot\"".to_owned(),
+        EDITED_FILE_COMMENT.to_owned(),
+    ] {
+        assert!(saved.contains(&written), "{written:?} not in:\n{saved}");
+    }
+    // With the first gateway gone, new readings can only come from the other.
+    drop(gateways.first);
+    let database = workdir.join("kmplog.db");
+    let count = |query: &str| {
+        rusqlite::Connection::open(&database)
+            .and_then(|connection| connection.query_row(query, [], |row| row.get::<_, i64>(0)))
+            .unwrap_or(0)
+    };
+    let last = count("SELECT coalesce(max(id), 0) FROM readings");
+    let start = Instant::now();
+    while count(&format!(
+        "SELECT count(*) FROM readings WHERE id > {last} AND status = 'ok'"
+    )) < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no readings from the other gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn save_screenshot_of_editor(client: &Client, folder: &Path) {
+    element(client, "#editor .queue li:nth-child(1) .pick")
+        .await
+        .click()
+        .await
+        .expect("pick the edited request");
     client
         .execute(
             "document.getElementById('editor').scrollIntoView();",

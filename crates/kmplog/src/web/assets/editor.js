@@ -24,12 +24,30 @@ const FIELD_OF_KEY = {
   description: 'description', send: 'send', addresses: 'addresses', model: 'model',
   timeout_ms: 'timeout', retries: 'retries', items: 'items',
   once: 'method', polling: 'interval', at: 'times', cron: 'cron', event: 'event',
+  on_complete: 'on_complete', on_failure: 'on_failure', on_info_flag: 'on_info_flag',
+  on_no_data: 'on_no_data', no_data_after: 'no_data_after', reads_per_day: 'reads_per_day',
+  threshold: 'thresholds',
 };
+// The keys of a bus whose mistakes show at a field of its line.
+const BUS_FIELD_OF_KEY = {
+  serial: 'address', tcp: 'address', udp: 'address', baud: 'baud', framing: 'framing',
+  connect_timeout_ms: 'connect_timeout', echo: 'echo', retry_pause_ms: 'retry_pause',
+};
+// The event keys of a request: what each fires on.
+const EVENT_KEYS = [
+  ['on_complete', 'On complete, fire event'],
+  ['on_failure', 'On failure, fire event'],
+  ['on_info_flag', 'On info flag, fire event'],
+  ['on_no_data', 'On no data, fire event'],
+];
+const LINE_KINDS = [['tcp', 'TCP gateway'], ['udp', 'UDP gateway'], ['serial', 'Serial port']];
 
 const editor = {
   version: null,
   file: '',
   buses: [], // as GET /api/config gives them, edited in place
+  models: [], // [{ model: '603', name: 'MULTICAL 603' }]
+  openLines: new Set(), // names of the buses whose line form is open
   edits: [],
   diagnostics: [],
   selected: null, // { bus: index, request: index }
@@ -52,6 +70,7 @@ async function loadConfig() {
     editor.version = config.version;
     editor.file = config.file;
     editor.buses = config.buses;
+    editor.models = config.models || [];
     editor.edits = [];
     editor.diagnostics = [];
     if (editor.selected && !requestAt(editor.selected)) editor.selected = null;
@@ -87,7 +106,9 @@ async function catalogue(model) {
 
 function edit(change) {
   const last = editor.edits[editor.edits.length - 1];
-  if (change.op === 'set' && last && last.op === 'set' && last.bus === change.bus && last.request === change.request) {
+  const sameRequest = change.op === 'set' && last && last.op === 'set' && last.bus === change.bus && last.request === change.request;
+  const sameBus = change.op === 'set_bus' && last && last.op === 'set_bus' && last.bus === change.bus;
+  if (sameRequest || sameBus) {
     Object.assign(last.fields, change.fields);
   } else {
     editor.edits.push(change);
@@ -180,10 +201,7 @@ function showDiagnostics() {
   general.replaceChildren();
   editor.diagnostics.forEach((diagnostic, index) => {
     const words = diagnostic.hint ? `${diagnostic.message} (${diagnostic.hint})` : diagnostic.message;
-    const selected = editor.selected;
-    const atSheet = selected && diagnostic.bus === selected.bus && diagnostic.request === selected.request;
-    const name = atSheet ? FIELD_OF_KEY[diagnostic.field] : undefined;
-    const field = name && document.querySelector(`#sheet [data-field="${name}"]`);
+    const field = fieldOf(diagnostic);
     if (field) {
       const id = `field-error-${index}`;
       field.setAttribute('aria-invalid', 'true');
@@ -196,6 +214,22 @@ function showDiagnostics() {
   });
   if (editor.diagnostics.length === 0 && editor.edits.length > 0) editorStatus('Unsaved changes, no mistakes');
   updateSave();
+}
+
+// The control where a mistake shows: a field of the open request's sheet,
+// or of its bus's line (the line's form opens to show it).
+function fieldOf(diagnostic) {
+  const selected = editor.selected;
+  if (diagnostic.request === null || diagnostic.request === undefined) {
+    const name = BUS_FIELD_OF_KEY[diagnostic.field];
+    const form = name && document.querySelector(`[data-bus-line="${diagnostic.bus}"]`);
+    if (!form) return null;
+    form.open = true;
+    return form.querySelector(`[data-field="${name}"]`);
+  }
+  const atSheet = selected && diagnostic.bus === selected.bus && diagnostic.request === selected.request;
+  const name = atSheet ? FIELD_OF_KEY[diagnostic.field] : undefined;
+  return name ? document.querySelector(`#sheet [data-field="${name}"]`) : null;
 }
 
 function describePlace(diagnostic) {
@@ -235,12 +269,65 @@ function renderEditor() {
     });
     const section = el('section', { class: 'editor-bus', 'aria-label': `Bus ${bus.name}` },
       el('h3', { text: bus.name }, el('span', { class: 'line', text: ` ${lineWords(bus.line)}` })),
+      renderLine(bus, busIndex),
       list,
       el('div', { class: 'editor-actions' }, addRequest, removeBus));
     if (editor.selected && editor.selected.bus === busIndex) section.append(renderSheet(editor.selected));
     container.append(section);
   });
   showDiagnostics();
+}
+
+// A bus's line and options, in a form that opens under its name.
+function renderLine(bus, busIndex) {
+  const form = el('details', { class: 'bus-line', 'data-bus-line': busIndex });
+  form.open = editor.openLines.has(bus.name);
+  form.addEventListener('toggle', () => {
+    if (form.open) editor.openLines.add(bus.name); else editor.openLines.delete(bus.name);
+  });
+  const id = (name) => `bus-${busIndex}-${name}`;
+  const setBus = (fields) => edit({ op: 'set_bus', bus: bus.name, fields });
+  const line = bus.line;
+  const kind = el('select', { id: id('kind') }, ...LINE_KINDS.map(([value, text]) => el('option', { value, text })));
+  kind.value = line.kind;
+  const address = input({ id: id('address'), value: line.address, spellcheck: 'false' });
+  const sendLine = () => {
+    line.kind = kind.value;
+    line.address = address.value.trim();
+    setBus({ kind: line.kind, address: line.address });
+  };
+  kind.addEventListener('change', () => {
+    // The options of the old kind go with it (the logger removes them too).
+    if (kind.value === 'serial') { line.baud = line.baud || 1200; line.framing = line.framing || '8N2'; }
+    if (kind.value === 'tcp') line.connect_timeout_ms = line.connect_timeout_ms || 5000;
+    sendLine();
+    renderEditor();
+  });
+  address.addEventListener('input', sendLine);
+  const fields = [field('kind', 'Line', kind), field('address', line.kind === 'serial' ? 'Serial port' : 'Gateway (host:port)', address)];
+  const number = (name, label, key, min) => {
+    const control = input({ id: id(name), type: 'number', min, value: line[key] ?? bus[key] });
+    control.addEventListener('input', () => {
+      const value = Number(control.value);
+      if (key in line) line[key] = value; else bus[key] = value;
+      setBus({ [key]: value });
+    });
+    return field(name, label, control);
+  };
+  if (line.kind === 'serial') {
+    fields.push(number('baud', 'Baud', 'baud', '300'));
+    const framing = input({ id: id('framing'), value: line.framing, placeholder: '8N2' });
+    framing.addEventListener('input', () => { line.framing = framing.value; setBus({ framing: framing.value }); });
+    fields.push(field('framing', 'Framing', framing));
+  } else if (line.kind === 'tcp') {
+    fields.push(number('connect_timeout', 'Connect timeout (ms)', 'connect_timeout_ms', '1'));
+  }
+  const echo = el('select', { id: id('echo') }, ...['auto', 'on', 'off'].map((value) => el('option', { value, text: value })));
+  echo.value = bus.echo || 'auto';
+  echo.addEventListener('change', () => { bus.echo = echo.value; setBus({ echo: echo.value }); });
+  fields.push(field('echo', 'Echo', echo), number('retry_pause', 'Retry pause (ms)', 'retry_pause_ms', '0'));
+  form.append(el('summary', { text: 'Line and options' }), el('div', { class: 'line-fields' }, ...fields));
+  return form;
 }
 
 function addRequestTo(busIndex) {
@@ -253,6 +340,8 @@ function addRequestTo(busIndex) {
   bus.requests.push({
     description, send: true, addresses: '1', model: null, timeout_ms: 1600, retries: 1,
     items: [{ register: '1001', export_name: '' }], method: { kind: 'once' },
+    on_complete: null, on_failure: null, on_info_flag: null, on_no_data: null,
+    no_data_after: null, reads_per_day: null, thresholds: [],
   });
   edit({ op: 'add', bus: bus.name, description });
   editor.selected = { bus: busIndex, request: bus.requests.length - 1 };
@@ -327,7 +416,16 @@ function renderSheet(place) {
   retries.addEventListener('input', () => { request.retries = Number(retries.value); setField(place, { retries: Number(retries.value) }); });
   const sendField = field('send', 'Send (off: listen only to another master)', send);
   sendField.classList.add('check');
-  sheet.append(sendField, field('addresses', 'Device addresses', addresses),
+  const model = el('select', { id: 'sheet-model' },
+    el('option', { value: '', text: 'Any (names from every catalogue)' }),
+    ...editor.models.map((known) => el('option', { value: known.model, text: known.name })));
+  model.value = request.model || '';
+  model.addEventListener('change', () => {
+    request.model = model.value || null;
+    setField(place, { model: model.value });
+    renderEditor();
+  });
+  sheet.append(sendField, field('addresses', 'Device addresses', addresses), field('model', 'Meter model', model),
     field('timeout', 'Timeout (ms)', timeout), field('retries', 'Retries', retries));
 
   // Items.
@@ -346,6 +444,19 @@ function renderSheet(place) {
     showDiagnostics();
   });
   sheet.append(itemsField);
+
+  // What it fires, and its limits.
+  for (const [key, label] of EVENT_KEYS) {
+    const name = input({ id: `sheet-${key}`, value: request[key] || '', placeholder: 'none', spellcheck: 'false' });
+    name.addEventListener('input', () => { request[key] = name.value; setField(place, { [key]: name.value }); });
+    sheet.append(field(key, label, name));
+  }
+  const noDataAfter = input({ value: request.no_data_after || '', placeholder: 'off, e.g. 1h' });
+  noDataAfter.addEventListener('input', () => { request.no_data_after = noDataAfter.value; setField(place, { no_data_after: noDataAfter.value }); });
+  const readsPerDay = input({ value: request.reads_per_day ?? '', inputmode: 'numeric', placeholder: 'no limit' });
+  readsPerDay.addEventListener('input', () => { request.reads_per_day = readsPerDay.value; setField(place, { reads_per_day: readsPerDay.value }); });
+  sheet.append(field('no_data_after', 'No data after', noDataAfter), field('reads_per_day', 'Reads per day (budget)', readsPerDay));
+  sheet.append(renderThresholds(place, request));
 
   // When it runs.
   const method = el('select', { id: 'sheet-method' }, ...METHODS.map(([value, text]) => el('option', { value, text })));
@@ -401,6 +512,35 @@ function renderSheet(place) {
   sheet.append(field('method', 'Method', method), methodArea);
   drawMethod();
   return sheet;
+}
+
+// The thresholds of a request: an item, a limit above or below, the event.
+function renderThresholds(place, request) {
+  const thresholds = request.thresholds || (request.thresholds = []);
+  const box = el('fieldset', { class: 'thresholds', 'data-field': 'thresholds' }, el('legend', { text: 'Thresholds' }));
+  const send = () => setField(place, { thresholds: thresholds.map((t) => ({ item: t.item, above: t.above || '', below: t.below || '', event: t.event })) });
+  thresholds.forEach((threshold, index) => {
+    const id = (name) => `threshold-${index}-${name}`;
+    const row = el('div', { class: 'threshold' });
+    for (const [key, label, placeholder] of [['item', 'Item', 'T1'], ['above', 'Above', '90.00'], ['below', 'Below', ''], ['event', 'Event', 'overheat']]) {
+      const control = input({ id: id(key), value: threshold[key] || '', placeholder, spellcheck: 'false' });
+      control.addEventListener('input', () => { threshold[key] = control.value; send(); });
+      row.append(el('label', { for: control.id, text: label }), control);
+    }
+    const remove = el('button', { type: 'button', text: 'Remove threshold', 'aria-label': `Remove threshold ${index + 1}` });
+    remove.addEventListener('click', () => { thresholds.splice(index, 1); send(); renderEditor(); });
+    row.append(remove);
+    box.append(row);
+  });
+  const add = el('button', { type: 'button', text: 'Add threshold' });
+  add.addEventListener('click', () => {
+    const first = request.items[0];
+    thresholds.push({ item: first ? (first.export_name || first.register) : '', above: '', below: '', event: '' });
+    send();
+    renderEditor();
+  });
+  box.append(add);
+  return el('div', { class: 'field' }, box);
 }
 
 function itemRow(request, item, index, registers, sendItems, redraw) {

@@ -114,9 +114,11 @@ pub(crate) fn open_sinks(
                 zone.clone(),
             )?),
             SinkUrl::Postgres(url) => Box::new(PostgresSink::open(url)?),
-            SinkUrl::Mqtt(url) => {
-                Box::new(MqttSink::following(url, events.clone(), configured.clone())?)
-            }
+            SinkUrl::Mqtt(url) => Box::new(MqttSink::following(
+                url,
+                events.clone(),
+                configured.clone(),
+            )?),
             SinkUrl::Influx(url) => Box::new(crate::sink::influx::InfluxSink::open(url)?),
         };
         if opened.iter().any(|other| other.name() == sink.name()) {

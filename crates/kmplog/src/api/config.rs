@@ -106,8 +106,10 @@ fn reloaded(
 /// 422 for a serial port the reload could not open, the mistake at the
 /// bus's `serial` field.
 fn port_refused(port: &PortRefused, file_name: &str, text: &str) -> Response {
-    let at = serial_line_of(text, port.index)
-        .map_or_else(|| file_name.to_owned(), |line| format!("{file_name}:{line}"));
+    let at = serial_line_of(text, port.index).map_or_else(
+        || file_name.to_owned(),
+        |line| format!("{file_name}:{line}"),
+    );
     let body = json!({
         "error": port.to_string(),
         "diagnostics": [{
@@ -281,7 +283,8 @@ fn request_json(request: &RequestConfig) -> JsonValue {
             // `1h` rather than `3600000ms`: the interval's own shortest form.
             Some({
                 let millis = format!("{}ms", after.as_millis());
-                kmp_schedule::Interval::parse(&millis).map_or(millis, |interval| interval.to_string())
+                kmp_schedule::Interval::parse(&millis)
+                    .map_or(millis, |interval| interval.to_string())
             }),
         ),
         None => (None, None),
@@ -582,7 +585,10 @@ fn set_in_words(keys: Vec<(String, Option<Value>)>, thresholds: Option<usize>) -
 /// A key set to `text`, or removed when `text` is empty.
 fn text_or_removed(key: &str, text: &str) -> (String, Option<Value>) {
     let text = text.trim();
-    (key.to_owned(), (!text.is_empty()).then(|| Value::from(text)))
+    (
+        key.to_owned(),
+        (!text.is_empty()).then(|| Value::from(text)),
+    )
 }
 
 impl BusFields {

@@ -14,9 +14,9 @@ use super::version_of;
 use crate::api::{ApiState, router};
 use crate::bus::events::EventRouter;
 use crate::bus::state::SharedState;
-use crate::config;
 use crate::bus::task::BusContext;
 use crate::clock::Clock;
+use crate::config;
 use crate::reload::{ReloadSource, Reloaded, Reloader, RunningBuses};
 
 const FILE: &str = r#"# The heat line, by hand.
@@ -145,7 +145,10 @@ async fn the_configuration_is_given_as_the_editor_edits_it() {
         bus["line"],
         json!({ "kind": "tcp", "address": "127.0.0.1:4001", "connect_timeout_ms": 5000 })
     );
-    assert_eq!((&bus["echo"], &bus["retry_pause_ms"]), (&json!("auto"), &json!(200)));
+    assert_eq!(
+        (&bus["echo"], &bus["retry_pause_ms"]),
+        (&json!("auto"), &json!(200))
+    );
     assert_eq!(
         bus["requests"][0],
         json!({
@@ -362,12 +365,18 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
         bus["line"],
         json!({ "kind": "tcp", "address": "127.0.0.1:4002", "connect_timeout_ms": 800 })
     );
-    assert_eq!((&bus["echo"], &bus["retry_pause_ms"]), (&json!("off"), &json!(50)));
+    assert_eq!(
+        (&bus["echo"], &bus["retry_pause_ms"]),
+        (&json!("off"), &json!(50))
+    );
     let request = &bus["requests"][0];
     assert_eq!(request["model"], "403");
     assert_eq!(request["on_failure"], "main-failed");
     assert_eq!(request["on_complete"], JsonValue::Null);
-    assert_eq!((&request["on_no_data"], &request["no_data_after"]), (&json!("silent"), &json!("1h")));
+    assert_eq!(
+        (&request["on_no_data"], &request["no_data_after"]),
+        (&json!("silent"), &json!("1h"))
+    );
     assert_eq!(request["reads_per_day"], 1440);
     assert_eq!(
         request["thresholds"],
@@ -387,11 +396,22 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
     let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
     assert_eq!(status, 200, "{answer}");
     let text = editor.text();
-    for gone in ["tcp =", "connect_timeout_ms", "model", "on_", "no_data_after", "reads_per_day", "threshold"] {
+    for gone in [
+        "tcp =",
+        "connect_timeout_ms",
+        "model",
+        "on_",
+        "no_data_after",
+        "reads_per_day",
+        "threshold",
+    ] {
         assert!(!text.contains(gone), "{gone} left:\n{text}");
     }
     let config = config::parse(&text, "kmplog.toml").unwrap().0;
-    assert_eq!(config.buses[0].endpoint.to_string(), format!("serial {path} 2400 8N2"));
+    assert_eq!(
+        config.buses[0].endpoint.to_string(),
+        format!("serial {path} 2400 8N2")
+    );
 }
 
 #[tokio::test]
@@ -411,13 +431,24 @@ async fn mistakes_in_the_line_and_the_event_keys_are_at_their_fields() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["request"].clone(), d["field"].clone(), d["message"].as_str().unwrap().to_owned()))
+        .map(|d| {
+            (
+                d["request"].clone(),
+                d["field"].clone(),
+                d["message"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(at.len(), 3, "{answer}");
     assert_eq!((&at[0].0, &at[0].1), (&JsonValue::Null, &json!("tcp")));
     assert!(at[0].2.starts_with("invalid gateway address"), "{answer}");
     assert_eq!((&at[1].0, &at[1].1), (&json!(0), &json!("on_failure")));
-    assert!(at[1].2.starts_with("the event name `not an event` holds ' '"), "{answer}");
+    assert!(
+        at[1]
+            .2
+            .starts_with("the event name `not an event` holds ' '"),
+        "{answer}"
+    );
     assert_eq!((&at[2].0, &at[2].1), (&json!(0), &json!("threshold")));
     assert_eq!(at[2].2, "`T9` is not an item of this request");
     assert_eq!(editor.text(), FILE, "nothing saved");
@@ -437,9 +468,16 @@ async fn a_save_onto_a_serial_port_that_cannot_be_opened_leaves_the_file_as_it_w
         "bus heat: cannot open serial port /dev/kmplog-no-such-port: No such file or directory (os error 2); nothing was reloaded, every bus runs on as before"
     );
     let mistake = &answer["diagnostics"][0];
-    assert_eq!((&mistake["bus"], &mistake["field"]), (&json!(0), &json!("serial")));
+    assert_eq!(
+        (&mistake["bus"], &mistake["field"]),
+        (&json!(0), &json!("serial"))
+    );
     assert_eq!(mistake["at"], format!("{}:4:10", editor.file().display()));
-    assert_eq!(editor.text(), FILE, "the file is as the running logger has it");
+    assert_eq!(
+        editor.text(),
+        FILE,
+        "the file is as the running logger has it"
+    );
 }
 
 #[tokio::test]

@@ -26,9 +26,9 @@ use crate::backfill::readings::{Source, logged_readings};
 use crate::bus::Outcome as MeterOutcome;
 use crate::bus::events::EventRouter;
 use crate::config::{Config, SinksConfig, TerminalMode};
-use crate::sink::mqtt::discovery::Configured;
 use crate::outbox::{Outbox, OutboxError, OutboxReader};
 use crate::sink::Sinks;
+use crate::sink::mqtt::discovery::Configured;
 use crate::sink::url::SinkUrl;
 
 /// The outbox of `kmplog backfill` unless told otherwise: not the logger's
@@ -194,7 +194,7 @@ pub async fn run(args: Args) -> Outcome {
         &EventRouter::for_buses(&[]),
         &watch::channel(Configured::of(&config)).1,
     )
-        .map_err(|error| Failure::failed(error.to_string()))?;
+    .map_err(|error| Failure::failed(error.to_string()))?;
     let (appended, appended_receiver) = watch::channel(outbox.last_seq().map_err(failed)?);
     let sinks = Sinks::start(&mut outbox, sinks, &appended_receiver).map_err(Failure::failed)?;
     let bus = args.line.endpoint()?.to_string();

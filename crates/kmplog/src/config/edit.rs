@@ -315,7 +315,11 @@ impl<'a> QueueFile<'a> {
 
     /// Sets keys of bus `bus` itself (its line and options), as
     /// [`QueueFile::set`] does for a request.
-    pub fn set_bus(&self, bus: &str, keys: &[(String, Option<Value>)]) -> Result<String, EditError> {
+    pub fn set_bus(
+        &self,
+        bus: &str,
+        keys: &[(String, Option<Value>)],
+    ) -> Result<String, EditError> {
         let (place, _) = self.requests(bus)?;
         self.checked(set_keys(self.text, &place.keys, keys))
     }
@@ -337,8 +341,16 @@ impl<'a> QueueFile<'a> {
             (Some(start), false) => splice(self.text, start..end, &blocks.join("\n")),
             (Some(start), true) => splice(self.text, content_end(self.text, start)..end, ""),
             (None, false) => {
-                let newline = if self.text[..end].ends_with('\n') { "" } else { "\n" };
-                splice(self.text, end..end, &format!("{newline}\n{}", blocks.join("\n")))
+                let newline = if self.text[..end].ends_with('\n') {
+                    ""
+                } else {
+                    "\n"
+                };
+                splice(
+                    self.text,
+                    end..end,
+                    &format!("{newline}\n{}", blocks.join("\n")),
+                )
             }
             (None, true) => self.text.to_owned(),
         };
@@ -913,10 +925,9 @@ mod tests {
                 "serial = \"/dev/ttyUSB1\"\nbaud = 2400\n"
             )
         );
-        let moved = edit(|queue| {
-            queue.set_bus("other", &[("udp".to_owned(), Some(Value::from("h:3")))])
-        })
-        .unwrap();
+        let moved =
+            edit(|queue| queue.set_bus("other", &[("udp".to_owned(), Some(Value::from("h:3")))]))
+                .unwrap();
         assert_eq!(moved, file().replace("udp = \"h:2\"", "udp = \"h:3\""));
         let wrong = [("baud".to_owned(), Some(Value::from(2400)))];
         let refused = edit(|queue| queue.set_bus("heat", &wrong)).unwrap_err();

@@ -49,8 +49,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::discovery::{
-    Configured, Discovered, config_payload, config_topic, state_payload, state_topic,
-    status_topic,
+    Configured, Discovered, config_payload, config_topic, state_payload, state_topic, status_topic,
 };
 use super::{Sink, SinkError, SinkFuture};
 use crate::bus::events::EventRouter;
@@ -682,7 +681,10 @@ fn publish_discovery(state: &mut State) {
         return;
     }
     for topic in std::mem::take(&mut state.clears) {
-        if state.publish(topic.clone(), Vec::new(), true, false).is_err() {
+        if state
+            .publish(topic.clone(), Vec::new(), true, false)
+            .is_err()
+        {
             state.clears.push(topic);
         }
     }

@@ -783,7 +783,11 @@ fn discovery_follows_a_reload() {
     let run = logger.finish().ok();
     let retained = clear_retained(1883, &filters);
     let t1 = configs_of(&messages, "T1");
-    assert_eq!(t1.len(), 2, "T1's config once more, not on every reading: {t1:?}");
+    assert_eq!(
+        t1.len(),
+        2,
+        "T1's config once more, not on every reading: {t1:?}"
+    );
     assert_eq!(model_of(&t1[1]), "MULTICAL 403", "{t1:?}");
     let e1 = configs_of(&messages, "E1");
     assert_eq!(e1.len(), 2, "{e1:?}");

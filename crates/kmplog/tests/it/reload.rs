@@ -164,7 +164,9 @@ fn a_reload_onto_a_serial_port_that_cannot_be_opened_is_refused_and_the_old_bus_
     let moved_at = Timestamp::now();
     let moved = run_kmplog(&["reload", "--api", logger.api()]).ok();
     assert!(
-        moved.stdout.contains(&format!("line: serial {}", old_line.line_args[1]))
+        moved
+            .stdout
+            .contains(&format!("line: serial {}", old_line.line_args[1]))
             && moved.stdout.contains(&format!("→ serial {new_path}")),
         "{moved:#?}"
     );
@@ -176,11 +178,18 @@ fn a_reload_onto_a_serial_port_that_cannot_be_opened_is_refused_and_the_old_bus_
         .iter()
         .filter(|row| row.time() > refused_at && row.time() < moved_at)
         .count();
-    assert!(between >= 2, "the old bus went on after the refusals: {run:#?}");
+    assert!(
+        between >= 2,
+        "the old bus went on after the refusals: {run:#?}"
+    );
     let after = rows
         .iter()
         .filter(|row| row.time() > moved_at && row.status == "ok")
         .count();
     assert!(after >= 3, "the bus reads on its new port: {run:#?}");
-    assert!(run.stderr.contains("configuration not reloaded"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("configuration not reloaded"),
+        "{}",
+        run.stderr
+    );
 }

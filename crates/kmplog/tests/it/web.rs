@@ -823,7 +823,8 @@ async fn check_the_line_and_request_options(
         format!("tcp = \"{}\"", gateways.other),
         "model = \"403\"".to_owned(),
         "on_failure = \"slow-failed\"".to_owned(),
-        "[[bus.request.threshold]]\nitem = \"T2\"\nabove = \"1000.00\"\nevent = \"too-hot\"".to_owned(),
+        "[[bus.request.threshold]]\nitem = \"T2\"\nabove = \"1000.00\"\nevent = \"too-hot\""
+            .to_owned(),
         EDITED_FILE_COMMENT.to_owned(),
     ] {
         assert!(saved.contains(&written), "{written:?} not in:\n{saved}");

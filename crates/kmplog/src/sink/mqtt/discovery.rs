@@ -347,7 +347,12 @@ pub struct Discovered {
 
 impl Discovered {
     /// The entity of this value under `prefix` and `node_id`, for `model`.
-    pub fn entity<'a>(&'a self, prefix: &'a str, node_id: &'a str, model: Option<Model>) -> Entity<'a> {
+    pub fn entity<'a>(
+        &'a self,
+        prefix: &'a str,
+        node_id: &'a str,
+        model: Option<Model>,
+    ) -> Entity<'a> {
         Entity {
             prefix,
             node_id,

@@ -343,7 +343,7 @@ enum Edit {
     Set {
         bus: String,
         request: usize,
-        fields: RequestFields,
+        fields: Box<RequestFields>,
     },
     AddBus {
         bus: String,
@@ -743,7 +743,7 @@ fn edited(file: &Path, edits: &Edits) -> Result<String, ApiError> {
 
 /// What edits against `text`, the file `file` now, would give.
 fn edited_from(text: &str, file: &Path, edits: &Edits) -> Result<String, ApiError> {
-    if version_of(&text) != edits.version {
+    if version_of(text) != edits.version {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(

@@ -39,6 +39,29 @@ fn available(ok: bool, what: &str) -> bool {
     false
 }
 
+/// `kmplog run CONFIG --api API --json --for DURATION --sink SINK`.
+fn run_with_sink(
+    workdir: &Workdir,
+    config: &Path,
+    api: &str,
+    duration: &str,
+    sink: &str,
+) -> Logger {
+    let config = config.to_str().expect("a UTF-8 path");
+    let args = [
+        "run", config, "--api", api, "--json", "--for", duration, "--sink", sink,
+    ];
+    Logger::start(workdir, &args)
+}
+
+/// Whether the machine's broker answers (see [`available`]).
+fn shared_broker() -> bool {
+    available(
+        listening(SHARED_BROKER),
+        &format!("the MQTT broker on {SHARED_BROKER}"),
+    )
+}
+
 fn listening(address: &str) -> bool {
     let address: SocketAddr = address.parse().expect("a socket address");
     TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
@@ -249,10 +272,7 @@ fn states(messages: &[Message], prefix: &str) -> Vec<Message> {
 
 #[test]
 fn messages_equal_the_readings_with_discovery_and_commands() {
-    if !available(
-        listening(SHARED_BROKER),
-        &format!("the MQTT broker on {SHARED_BROKER}"),
-    ) {
+    if !shared_broker() {
         return;
     }
     let prefix = unique_prefix("equal");
@@ -290,20 +310,7 @@ items = ["SERIALNO", "T2"]
         ),
     );
     let sink = format!("mqtt://127.0.0.1:1883?prefix={prefix}&discovery={discovery}");
-    let logger = Logger::start(
-        &workdir,
-        &[
-            "run",
-            config.to_str().unwrap(),
-            "--api",
-            "off",
-            "--json",
-            "--for",
-            "4s",
-            "--sink",
-            &sink,
-        ],
-    );
+    let logger = run_with_sink(&workdir, &config, "off", "4s", &sink);
     // The logger subscribes to its command topic right after it says online.
     let status = format!("{prefix}/status");
     subscriber.wait_for(Duration::from_secs(10), |messages| {
@@ -534,20 +541,7 @@ fn a_broker_outage_loses_nothing() {
     let workdir = Workdir::new();
     let config = workdir.config(&[&simulator.bus("gateway"), "\n[[bus.request]]\ndescription = \"Fast\"\naddresses = \"1;2\"\npolling = \"200ms\"\nitems = [\"T1\", \"E1\", \"V1\"]\n"]);
     let sink = format!("mqtt://127.0.0.1:{port}?prefix={prefix}&discovery={prefix}-ha");
-    let logger = Logger::start(
-        &workdir,
-        &[
-            "run",
-            config.to_str().unwrap(),
-            "--api",
-            "off",
-            "--json",
-            "--for",
-            "9s",
-            "--sink",
-            &sink,
-        ],
-    );
+    let logger = run_with_sink(&workdir, &config, "off", "9s", &sink);
     std::thread::sleep(Duration::from_secs(2));
     let before = states(&subscriber.messages(), &prefix).len();
     assert!(before > 0, "readings arrive before the outage");
@@ -623,10 +617,7 @@ fn a_broker_outage_loses_nothing() {
 /// entities per value, on two devices, not one config the other overwrites.
 #[test]
 fn two_sites_with_one_bus_name_keep_their_own_entities() {
-    if !available(
-        listening(SHARED_BROKER),
-        &format!("the MQTT broker on {SHARED_BROKER}"),
-    ) {
+    if !shared_broker() {
         return;
     }
     let base = unique_prefix("sites");
@@ -646,20 +637,7 @@ fn two_sites_with_one_bus_name_keep_their_own_entities() {
             let workdir = Workdir::new();
             let config = workdir.config(&[&simulator.bus("gateway"), request]);
             let sink = format!("mqtt://127.0.0.1:1883?prefix={prefix}&discovery={discovery}");
-            let logger = Logger::start(
-                &workdir,
-                &[
-                    "run",
-                    config.to_str().unwrap(),
-                    "--api",
-                    "off",
-                    "--json",
-                    "--for",
-                    "2s",
-                    "--sink",
-                    &sink,
-                ],
-            );
+            let logger = run_with_sink(&workdir, &config, "off", "2s", &sink);
             (workdir, logger)
         })
         .collect();
@@ -722,10 +700,7 @@ fn two_sites_with_one_bus_name_keep_their_own_entities() {
 /// runs on.
 #[test]
 fn discovery_follows_a_reload() {
-    if !available(
-        listening(SHARED_BROKER),
-        &format!("the MQTT broker on {SHARED_BROKER}"),
-    ) {
+    if !shared_broker() {
         return;
     }
     let prefix = unique_prefix("reload");
@@ -742,20 +717,7 @@ fn discovery_follows_a_reload() {
     let bus = simulator.bus("gateway");
     let config = workdir.config(&[&bus, &request("603", "\"T1\", \"E1\"")]);
     let sink = format!("mqtt://127.0.0.1:1883?prefix={prefix}&discovery={discovery}");
-    let logger = Logger::start(
-        &workdir,
-        &[
-            "run",
-            config.to_str().unwrap(),
-            "--api",
-            "127.0.0.1:0",
-            "--json",
-            "--for",
-            "6s",
-            "--sink",
-            &sink,
-        ],
-    );
+    let logger = run_with_sink(&workdir, &config, "127.0.0.1:0", "6s", &sink);
     let topic = |name: &str| format!("{discovery}/sensor/{prefix}_gateway_1_{name}/config");
     let model_of = |message: &Message| message.json()["device"]["model"].clone();
     let configs_of = |messages: &[Message], name: &str| -> Vec<Message> {

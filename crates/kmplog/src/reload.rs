@@ -806,4 +806,52 @@ mod tests {
             "{readings:?}"
         );
     }
+
+    /// A new bus is tried as at the start: a port another master holds
+    /// refuses the reload, a missing one is left to the bus.
+    #[tokio::test]
+    async fn a_new_bus_is_refused_only_on_a_port_another_master_holds() {
+        let pty = crate::sim::pty::Pty::open().unwrap();
+        let on = |path: &str| {
+            buses(&format!(
+                "[[bus]]\nname = \"new\"\nserial = \"{path}\"\n{}",
+                polling("a", "5s")
+            ))
+        };
+        let (readings, _unread) = tokio::sync::mpsc::unbounded_channel();
+        let running = RunningBuses::start(
+            &[],
+            BusContext {
+                clock: Clock::System,
+                zone: jiff::tz::TimeZone::UTC,
+                events: EventRouter::default(),
+                readings,
+                shutdown: CancellationToken::new(),
+            },
+        );
+        assert!(
+            running
+                .try_new_ports(&on("/dev/kmplog-no-such-port"))
+                .is_ok()
+        );
+        let path = pty.path().display().to_string();
+        let held = crate::transport::serial::open(&crate::transport::SerialSettings {
+            exclusive: true,
+            ..crate::transport::SerialSettings::new(&path)
+        })
+        .unwrap();
+        let mut new_bus = on(&path);
+        if let BusEndpoint::Serial(settings) = &mut new_bus[0].endpoint {
+            settings.exclusive = true;
+        }
+        let refused = running.try_new_ports(&new_bus).unwrap_err().to_string();
+        assert!(
+            refused.starts_with(&format!(
+                "bus new: serial port {path} is held by another master"
+            )),
+            "{refused}"
+        );
+        drop(held);
+        assert!(running.try_new_ports(&new_bus).is_ok());
+    }
 }

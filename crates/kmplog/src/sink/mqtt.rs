@@ -1013,4 +1013,47 @@ mod tests {
             "not connected to the broker: connection reset"
         );
     }
+
+    /// A reload while the broker is away: the dropped value's clear and the
+    /// changed config wait, and go out on the next connection.
+    #[tokio::test]
+    async fn a_reload_while_disconnected_is_published_on_the_next_connection() {
+        let settings = Settings::parse("mqtt://127.0.0.1?prefix=p&discovery=ha").unwrap();
+        let mut state = State::default();
+        for (name, register) in [("T1", 86), ("E1", 60)] {
+            let mut discovered = Discovered {
+                bus: "gateway".to_owned(),
+                address: 1,
+                name: name.to_owned(),
+                register,
+                unit: None,
+                payload: String::new(),
+            };
+            discovered.payload =
+                config_payload(&discovered.entity(&settings.prefix, &settings.node_id, None))
+                    .to_string();
+            let topic = config_topic("ha", &settings.node_id, "gateway", 1, name);
+            state.announced.insert(topic.clone());
+            state.discovered.insert(topic, discovered);
+        }
+        let t1 = config_topic("ha", &settings.node_id, "gateway", 1, "T1");
+        let e1 = config_topic("ha", &settings.node_id, "gateway", 1, "E1");
+        let configured = Configured {
+            models: [(("gateway".to_owned(), 1), Model::Multical403)].into(),
+            values: [("gateway".to_owned(), 1, "T1".to_owned())].into(),
+        };
+        follow(&settings, &mut state, &configured);
+        assert_eq!(state.clears, std::slice::from_ref(&e1));
+        assert_eq!(state.discovered.keys().collect::<Vec<_>>(), [&t1]);
+        assert!(state.discovered[&t1].payload.contains("MULTICAL 403"));
+        assert!(state.announced.is_empty(), "T1's new config is owed");
+        assert!(state.queued.is_empty(), "nothing sent without a connection");
+
+        let (client, _eventloop) = AsyncClient::new(settings.options(None), 10);
+        state.client = Some(client);
+        publish_discovery(&mut state);
+        assert!(state.clears.is_empty());
+        assert_eq!(state.queued.len(), 2, "the clear and T1's config");
+        assert!(state.announced.contains(&t1) && !state.announced.contains(&e1));
+    }
 }

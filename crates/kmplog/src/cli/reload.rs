@@ -8,7 +8,7 @@ use super::trigger::{LoggerApi, post, refused, unanswered};
 /// Options of `kmplog reload`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Check the file first (kmplog check FILE); a file with mistakes is refused\nand the logger goes on with the configuration it has.\n\nExamples:\n  kmplog reload --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog reload --api 192.168.1.5:7064"
+    after_help = "Check the file first (kmplog check FILE); a file with mistakes, or a changed\nbus whose new serial port cannot be opened, is refused and the logger goes on\nwith the configuration it has.\n\nExamples:\n  kmplog reload --api 127.0.0.1:7064\n  KMPLOG_API_TOKEN=... kmplog reload --api 192.168.1.5:7064"
 )]
 pub struct Args {
     #[command(flatten)]

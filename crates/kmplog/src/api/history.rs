@@ -235,8 +235,13 @@ pub fn bucket_rows(
     connection
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|error| error.to_string())?;
-    let summaries = rollup::present(&connection).map_err(|error| error.to_string())?;
-    sum_up(&connection, query, buckets, summaries).map_err(|error| error.to_string())
+    // One snapshot for the summaries and the readings at the ends, however
+    // the sink writes meanwhile.
+    let snapshot = connection
+        .unchecked_transaction()
+        .map_err(|error| error.to_string())?;
+    let summaries = rollup::present(&snapshot).map_err(|error| error.to_string())?;
+    sum_up(&snapshot, query, buckets, summaries).map_err(|error| error.to_string())
 }
 
 /// [`bucket_rows`] on an open database, from the summaries where the

@@ -241,7 +241,7 @@ impl Pending {
     }
 
     /// How many buckets wait.
-    pub fn len(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         self.buckets.len()
     }
 
@@ -380,7 +380,7 @@ pub fn upgrade(connection: &mut Connection) -> rusqlite::Result<()> {
                 },
             );
             readings += 1;
-            if pending.len() >= BUILD_BATCH {
+            if pending.waiting() >= BUILD_BATCH {
                 pending.write(&transaction)?;
             }
         }

@@ -594,7 +594,7 @@ mod tests {
     /// value's readings.
     async fn random_database(dir: &Path, rng: &mut fastrand::Rng) -> std::path::PathBuf {
         use crate::outbox::Stored;
-        use crate::reading::{Reading, Status};
+        use crate::reading::Status;
         use crate::sink::Sink;
         use crate::sink::sqlite::SqliteSink;
         let path = dir.join("kmplog.db");
@@ -621,17 +621,8 @@ mod tests {
                 _ => Status::Ok,
             };
             let value = format!("{}.{:02}", rng.i32(-20..90), rng.u8(0..100));
-            readings.push(Reading {
-                time,
-                bus: "heat".to_owned(),
-                address,
-                request: "Main".to_owned(),
-                register: 86,
-                name: name.to_owned(),
-                value: (status != Status::Timeout)
-                    .then(|| (value.parse().unwrap(), kmp::unit::Unit(0x25))),
-                status,
-            });
+            let value = (status != Status::Timeout).then_some(value.as_str());
+            readings.push(heat_reading(time, address, name, value, status));
         }
         rng.shuffle(&mut readings);
         let stored: Vec<Stored> = readings
@@ -864,6 +855,26 @@ mod tests {
         }
     }
 
+    /// A reading of register 86 (°C) on the bus `heat`.
+    fn heat_reading(
+        time: Timestamp,
+        address: u8,
+        name: &str,
+        value: Option<&str>,
+        status: crate::reading::Status,
+    ) -> crate::reading::Reading {
+        crate::reading::Reading {
+            time,
+            bus: "heat".to_owned(),
+            address,
+            request: "Main".to_owned(),
+            register: 86,
+            name: name.to_owned(),
+            value: value.map(|value| (value.parse().unwrap(), kmp::unit::Unit(0x25))),
+            status,
+        }
+    }
+
     /// A SQLite sink file with 1 s readings of T1 at address 1 from 10:00
     /// for 600 s, except: none from 10:04:00 to 10:05:59 (the gateway was
     /// off), timeouts from 10:08:00 to 10:08:09, a suspect one at 10:09:00;
@@ -871,7 +882,7 @@ mod tests {
     /// must not mix in.
     async fn generated_database(dir: &Path) -> std::path::PathBuf {
         use crate::outbox::Stored;
-        use crate::reading::{Reading, Status};
+        use crate::reading::Status;
         use crate::sink::Sink;
         use crate::sink::sqlite::SqliteSink;
         let path = dir.join("kmplog.db");
@@ -897,16 +908,13 @@ mod tests {
                 batch.push(Stored {
                     seq,
                     key: format!("k-{seq}"),
-                    reading: Reading {
+                    reading: heat_reading(
                         time,
-                        bus: "heat".to_owned(),
                         address,
-                        request: "Main".to_owned(),
-                        register: 86,
-                        name: name.to_owned(),
-                        value: (!failed).then(|| (value.parse().unwrap(), kmp::unit::Unit(0x25))),
+                        name,
+                        (!failed).then_some(value.as_str()),
                         status,
-                    },
+                    ),
                 });
             }
         }

@@ -282,18 +282,7 @@ mod tests {
                 "SELECT start_ms, readings, valued, suspect, min, max, last_value, last_unit \
                  FROM rollup_minute WHERE start_ms = ?1",
                 [1_795_593_600_000_i64],
-                |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                    ))
-                },
+                |row| Row::try_from(row),
             )
             .unwrap();
         // 08:00 holds four readings; its newest value is 08:00:30's, the

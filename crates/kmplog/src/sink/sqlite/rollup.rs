@@ -29,7 +29,7 @@ use std::collections::btree_map::Entry;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, Row, Transaction, params};
 use tracing::info;
 
 /// One length of summary: its table and how long each of its buckets is.
@@ -245,28 +245,14 @@ impl Pending {
         self.buckets.len()
     }
 
-    /// Merges every waiting summary into its row, in `transaction`.
+    /// Merges every waiting summary into its row, in `transaction`: one
+    /// statement each, [`MERGE`].
     pub fn write(&mut self, transaction: &Transaction<'_>) -> rusqlite::Result<()> {
-        for ((level_index, series, start), mut summary) in std::mem::take(&mut self.buckets) {
-            let table = LEVELS[level_index].table;
-            let held = transaction
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM {table} WHERE bus = ?1 AND address = ?2 AND name = ?3 AND start_ms = ?4"
-                ))?
-                .query_row(
-                    params![series.bus, series.address, series.name, start],
-                    |row| Summary::from_row(row, 0),
-                )
-                .optional()?;
-            if let Some(held) = held {
-                summary.merge(held);
-            }
+        let statements = LEVELS.map(|level| merge(&level));
+        for ((level_index, series, start), summary) in std::mem::take(&mut self.buckets) {
             let newest = summary.newest.as_ref();
             transaction
-                .prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO {table} (bus, address, name, start_ms, {COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-                ))?
+                .prepare_cached(&statements[level_index])?
                 .execute(params![
                     series.bus,
                     series.address,
@@ -287,6 +273,36 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// [`Summary::merge`] in SQL, for a summary merged into its row: one
+/// statement and one search of the table instead of a read and a write.
+/// (Every expression of an `UPDATE` sees the row as it was.)
+const MERGE: &str = "ON CONFLICT (bus, address, name, start_ms) DO UPDATE SET
+    readings = readings + excluded.readings,
+    valued = valued + excluded.valued,
+    suspect = suspect + excluded.suspect,
+    min = CASE WHEN min IS NULL OR excluded.min < min THEN excluded.min ELSE min END,
+    max = CASE WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END,
+    first_ms = MIN(first_ms, excluded.first_ms),
+    last_ms = MAX(last_ms, excluded.last_ms),
+    last_ns = CASE WHEN {newer} THEN excluded.last_ns ELSE last_ns END,
+    last_id = CASE WHEN {newer} THEN excluded.last_id ELSE last_id END,
+    last_value = CASE WHEN {newer} THEN excluded.last_value ELSE last_value END,
+    last_unit = CASE WHEN {newer} THEN excluded.last_unit ELSE last_unit END";
+
+/// Whether the merged summary's newest value is newer than the row's.
+const NEWER: &str = "(excluded.last_value IS NOT NULL AND (last_value IS NULL \
+     OR (excluded.last_ns, excluded.last_id) > (last_ns, last_id)))";
+
+/// The statement that merges a summary into its row of `level`.
+fn merge(level: &Level) -> String {
+    format!(
+        "INSERT INTO {} (bus, address, name, start_ms, {COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) {}",
+        level.table,
+        MERGE.replace("{newer}", NEWER)
+    )
 }
 
 /// Whether the database has every level's table (a reader's question: the

@@ -16,13 +16,17 @@
 //! A database from before the summaries gets them when the sink opens it:
 //! the tables are made and filled from every stored reading in one
 //! transaction (logged with its duration; a year of 1 s readings of one
-//! value, 31.5 million rows, takes about a minute). Building them at once
-//! rather than lazily keeps one rule for the reader: the tables exist and
-//! are complete, or they do not exist and it reads the readings (a reader
-//! sees the tables only once that transaction has committed).
+//! value, 31.5 million rows, took 57 s in BENCHMARKS.md; the logger opens
+//! its sinks before it polls, so its first start on such a file waits that
+//! long, once; stopped meanwhile, the transaction is rolled back and the
+//! next start builds them again). Building them at once rather than lazily
+//! keeps one rule for the reader: the tables exist and are complete, or
+//! they do not exist and it reads the readings (a reader sees the tables
+//! only once that transaction has committed).
 //!
-//! [`Summary`] is also how `GET /api/history` sums up raw readings, so an
-//! answer from summaries is the same as one from readings by construction.
+//! [`Summary`] is also how `GET /api/history` sums up raw readings; the
+//! sink's upsert ([`MERGE`]) is the same rule in SQL, and the history's
+//! tests hold answers from summaries to those from the readings.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;

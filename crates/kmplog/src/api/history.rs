@@ -3,17 +3,25 @@
 //! however long the range: for each bucket the lowest, highest and last
 //! value, how many readings were `suspect` and how many failed.
 //!
-//! Each bucket is one aggregate query over a range of the `(bus, address,
-//! name, ts)` index, run once per bucket with the same prepared statement.
-//! (One `GROUP BY` over the whole range is slower: SQLite sorts every row
-//! by its bucket, not knowing the buckets follow the index.) Buckets of a
-//! second or more are whole seconds, so that comparing the text of `ts` is
-//! exact (it sorts right across seconds, see [`super::readings`]); where a
-//! bucket's ends fall within a second (short ranges, and the range's own
-//! ends) `unixepoch(ts, 'subsec')` decides. The last value of a bucket is
-//! that of its newest row, its highest id: one bus task reads a meter, and
-//! its readings reach the sink in the order they were read. Its text is the
-//! exact decimal as stored; lowest and highest are numbers, for the plot.
+//! Long ranges are read from the SQLite sink's summaries
+//! ([`rollup`]): where the buckets are a minute or longer they are cut on
+//! the grid of the coarsest summary no longer than a bucket (a whole number
+//! of its buckets each, from a start on its grid, so that no summary
+//! straddles two), the whole summaries inside the range are merged into
+//! them, and only the range's partial ends are read from the readings. A
+//! year of 1 s readings is then some 9,000 hourly rows and at most two
+//! hours of readings. Shorter buckets, and a database without summaries,
+//! are summed up from the readings over the `(bus, address, name, ts)`
+//! index, in one pass.
+//!
+//! Both ways sum up with [`Summary`], so they give the same answer: the
+//! last value of a bucket is its newest reading with a value (the latest
+//! time; the highest id among equal times), whatever order readings were
+//! stored in. Its text is the exact decimal as stored; lowest and highest
+//! are numbers, for the plot. Times are placed in buckets to the
+//! millisecond. The stored text of `ts` sorts right across seconds (see
+//! [`super::readings`]), so the index finds the seconds of a range and each
+//! row's exact time decides.
 //!
 //! Where readings stop for longer than they usually come (twice their
 //! mean spacing in the range) and at least one bucket is empty, the answer
@@ -31,6 +39,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use serde_json::{Value as JsonValue, json};
 
 use super::{ApiError, ApiState, readings};
+use crate::sink::sqlite::rollup::{self, LEVELS, Level, Summary};
 
 /// The most buckets one answer holds, and the default.
 pub const MAX_POINTS: usize = 2000;
@@ -58,6 +67,8 @@ pub struct HistoryQuery {
 /// milliseconds from `from_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Buckets {
+    /// The summaries whose grid the buckets are on, when they are that long.
+    pub level: Option<Level>,
     /// Start of the first bucket, in milliseconds since the epoch.
     pub from_ms: i64,
     /// Width of each bucket, at least 1 ms.
@@ -69,7 +80,8 @@ pub struct Buckets {
 impl Buckets {
     /// The fewest buckets, at most `points`, that cover `from` to `to`, both
     /// included: of whole milliseconds, or of whole seconds from a whole
-    /// second when they are a second or longer.
+    /// second when they are a second or longer, or on the grid of the
+    /// coarsest summary that is no longer than that.
     pub fn new(from: Timestamp, to: Timestamp, points: usize) -> Buckets {
         let points = i64::try_from(points.max(1)).unwrap_or(i64::MAX);
         let to_ms = to.as_millisecond();
@@ -78,22 +90,34 @@ impl Buckets {
             let span = (to_ms - from_ms).max(0) + 1;
             let width = ceil_div(ceil_div(span, points), unit) * unit;
             Buckets {
+                level: None,
                 from_ms,
                 width_ms: width,
                 count: ceil_div(span, width),
             }
         };
+        let on_grid = |unit: i64| cover(from.as_millisecond().div_euclid(unit) * unit, unit);
         let exact = cover(from.as_millisecond(), 1);
         if exact.width_ms < 1000 {
             return exact;
         }
-        cover(from.as_millisecond().div_euclid(1000) * 1000, 1000)
+        let seconds = on_grid(1000);
+        match LEVELS
+            .iter()
+            .rev()
+            .find(|level| level.width_ms <= seconds.width_ms)
+        {
+            Some(level) => Buckets {
+                level: Some(*level),
+                ..on_grid(level.width_ms)
+            },
+            None => seconds,
+        }
     }
 
-    /// Bucket `index`: its start and end in milliseconds, end excluded.
-    fn bounds_ms(&self, index: i64) -> (i64, i64) {
-        let start = self.from_ms + index * self.width_ms;
-        (start, start + self.width_ms)
+    /// Which bucket a time in the range falls in.
+    fn index(&self, ms: i64) -> usize {
+        usize::try_from((ms - self.from_ms).div_euclid(self.width_ms)).unwrap_or(0)
     }
 
     /// Start of bucket `index`, in seconds since the epoch.
@@ -196,12 +220,6 @@ pub fn assemble(buckets: &Buckets, rows: &[BucketRow]) -> Series {
     series
 }
 
-/// The rows of one bucket, as SQL conditions after those on the series:
-/// the text of `ts` for the index, and the exact time where a bucket's end
-/// falls within a second (`?6` is true where the text is exact).
-const BUCKET_ROWS: &str = "bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5 \
-     AND (?6 OR (unixepoch(ts, 'subsec') * 1000 >= ?7 AND unixepoch(ts, 'subsec') * 1000 < ?8))";
-
 /// The buckets of `query`'s range with readings, from the database, with
 /// the unit of the last value.
 pub fn bucket_rows(
@@ -217,99 +235,134 @@ pub fn bucket_rows(
     connection
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|error| error.to_string())?;
-    let sql = |text: String| connection.prepare(&text).map_err(|error| error.to_string());
-    let mut aggregate = sql(format!(
-        "SELECT MIN(CAST(value AS REAL)), MAX(CAST(value AS REAL)), COUNT(*), COUNT(value), \
-         SUM(status = 'suspect'), MAX(id), MIN(ts), MAX(ts) FROM readings WHERE {BUCKET_ROWS}"
-    ))?;
-    let mut by_id = sql("SELECT value, unit FROM readings WHERE id = ?1".to_owned())?;
-    let mut last_valued = sql(format!(
-        "SELECT value, unit FROM readings WHERE {BUCKET_ROWS} AND value IS NOT NULL \
-         ORDER BY id DESC LIMIT 1"
-    ))?;
-    // Stored times start with their whole second in this form.
-    let second = |ms: i64| -> Result<String, String> {
-        let time = Timestamp::from_millisecond(ms).map_err(|error| error.to_string())?;
-        Ok(time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+    // One snapshot for the summaries and the readings at the ends, however
+    // the sink writes meanwhile.
+    let snapshot = connection
+        .unchecked_transaction()
+        .map_err(|error| error.to_string())?;
+    let summaries = rollup::present(&snapshot).map_err(|error| error.to_string())?;
+    sum_up(&snapshot, query, buckets, summaries).map_err(|error| error.to_string())
+}
+
+/// [`bucket_rows`] on an open database, from the summaries where the
+/// buckets are on their grid and `summaries` says they are there.
+fn sum_up(
+    connection: &Connection,
+    query: &HistoryQuery,
+    buckets: &Buckets,
+    summaries: bool,
+) -> rusqlite::Result<(Vec<BucketRow>, Option<String>)> {
+    let series = rollup::Series {
+        bus: query.bus.clone(),
+        address: query.address,
+        name: query.name.clone(),
     };
-    let seconds_of = |text: Option<String>| {
-        text.and_then(|text| text.parse::<Timestamp>().ok())
-            .map(|time| time.as_millisecond() as f64 / 1000.0)
+    let mut sums: Vec<Option<Summary>> = vec![None; usize::try_from(buckets.count).unwrap_or(0)];
+    let mut add = |ms: i64, summary: Summary| match &mut sums[buckets.index(ms)] {
+        Some(sum) => sum.merge(summary),
+        empty => *empty = Some(summary),
     };
     let (range_start, range_end) = (query.from.as_millisecond(), query.to.as_millisecond() + 1);
-    let mut rows = Vec::new();
-    let mut unit = None;
-    for index in 0..buckets.count {
-        let (start, end) = buckets.bounds_ms(index);
-        let (start, end) = (start.max(range_start), end.min(range_end));
-        if start >= end {
-            continue;
+    let level = buckets.level.filter(|_| summaries);
+    // The whole summaries inside the range; the readings before and after.
+    let whole = level.map(|level| {
+        let width = level.width_ms;
+        (
+            ceil_div(range_start, width) * width,
+            range_end.div_euclid(width) * width,
+        )
+    });
+    match (level, whole) {
+        (Some(level), Some((whole_start, whole_end))) if whole_start < whole_end => {
+            raw_rows(connection, &series, range_start, whole_start, &mut add)?;
+            rollup::read(
+                connection,
+                &level,
+                &series,
+                whole_start,
+                whole_end,
+                &mut add,
+            )?;
+            raw_rows(connection, &series, whole_end, range_end, &mut add)?;
         }
-        let text_is_exact = start % 1000 == 0 && end % 1000 == 0;
-        let from_second = second(start.div_euclid(1000) * 1000)?;
-        let to_second = second(ceil_div(end, 1000) * 1000)?;
-        let conditions = params![
-            query.bus,
-            query.address,
-            query.name,
-            from_second,
-            to_second,
-            text_is_exact,
-            start,
-            end,
-        ];
-        let (mut row, last_id, first, last) = aggregate
-            .query_row(conditions, |row| {
-                Ok((
-                    BucketRow {
-                        index,
-                        min: row.get(0)?,
-                        max: row.get(1)?,
-                        readings: count(row.get(2)?),
-                        valued: count(row.get(3)?),
-                        suspect: count(row.get(4)?),
-                        ..BucketRow::default()
-                    },
-                    row.get::<_, Option<i64>>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                    row.get::<_, Option<String>>(7)?,
-                ))
-            })
-            .map_err(|error| error.to_string())?;
-        let Some(last_id) = last_id else {
-            continue;
-        };
-        row.first_time = seconds_of(first);
-        row.last_time = seconds_of(last);
-        let value_and_unit = |row: &rusqlite::Row<'_>| {
-            Ok((
-                row.get::<_, Option<String>>(0)?,
-                row.get::<_, Option<String>>(1)?,
-            ))
-        };
-        let (mut value, mut value_unit) = by_id
-            .query_row([last_id], value_and_unit)
-            .map_err(|error| error.to_string())?;
-        if value.is_none() && row.valued > 0 {
-            // The newest reading failed: the last value is an older one.
-            (value, value_unit) = last_valued
-                .query_row(conditions, value_and_unit)
-                .map_err(|error| error.to_string())?;
-        }
-        row.last = value;
-        if value_unit.is_some() {
-            unit = value_unit;
-        }
-        rows.push(row);
+        _ => raw_rows(connection, &series, range_start, range_end, &mut add)?,
     }
+    let mut unit = None;
+    let rows = sums
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, sum)| {
+            let sum = sum?;
+            let newest = sum.newest;
+            if let Some(newest_unit) = newest.as_ref().and_then(|newest| newest.unit.clone()) {
+                unit = Some(newest_unit);
+            }
+            Some(BucketRow {
+                index: index as i64,
+                min: sum.min,
+                max: sum.max,
+                last: newest.map(|newest| newest.value),
+                first_time: Some(sum.first_ms as f64 / 1000.0),
+                last_time: Some(sum.last_ms as f64 / 1000.0),
+                readings: sum.readings,
+                valued: sum.valued,
+                suspect: sum.suspect,
+            })
+        })
+        .collect();
     Ok((rows, unit))
 }
 
-/// A count from SQL, where `SUM` of no rows is `NULL`.
-fn count(value: Option<i64>) -> u64 {
-    value
-        .and_then(|value| u64::try_from(value).ok())
-        .unwrap_or(0)
+/// Each stored reading of `series` from `start_ms` to before `end_ms`, as
+/// its time in milliseconds and its summary.
+fn raw_rows(
+    connection: &Connection,
+    series: &rollup::Series,
+    start_ms: i64,
+    end_ms: i64,
+    each: &mut impl FnMut(i64, Summary),
+) -> rusqlite::Result<()> {
+    if start_ms >= end_ms {
+        return Ok(());
+    }
+    // Stored times start with their whole second in this form.
+    let second = |ms: i64| {
+        Timestamp::from_millisecond(ms)
+            .map(|time| time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
+    };
+    let mut select = connection.prepare_cached(
+        "SELECT id, ts, value, unit, status FROM readings \
+         WHERE bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5",
+    )?;
+    let mut rows = select.query(params![
+        series.bus,
+        series.address,
+        series.name,
+        second(start_ms.div_euclid(1000) * 1000)?,
+        second(ceil_div(end_ms, 1000) * 1000)?,
+    ])?;
+    while let Some(row) = rows.next()? {
+        let text = row.get_ref(1)?.as_str()?;
+        // The sink writes every time in this form; another is not a reading
+        // of a place in time, and the summaries skip it too.
+        let Ok(time) = text.parse::<Timestamp>() else {
+            continue;
+        };
+        let ms = time.as_millisecond();
+        if !(start_ms..end_ms).contains(&ms) {
+            continue;
+        }
+        let summary = Summary::of(rollup::Stored {
+            id: row.get(0)?,
+            time,
+            value: row.get_ref(2)?.as_str_or_null()?,
+            unit: row.get_ref(3)?.as_str_or_null()?,
+            status: row.get_ref(4)?.as_str()?,
+        });
+        each(ms, summary);
+    }
+    Ok(())
 }
 
 impl HistoryQuery {
@@ -463,12 +516,29 @@ mod tests {
                 2000,
                 1801,
             ),
+            // A week: on the minute summaries' grid.
             (
                 "2026-12-01T10:00:00Z",
                 "2026-12-08T10:00:00Z",
                 2000,
-                303_000,
-                1997,
+                360_000,
+                1681,
+            ),
+            // A year: on the hour summaries' grid.
+            (
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+                2000,
+                18_000_000,
+                1753,
+            ),
+            // A day from half a minute: the grid starts at the minute.
+            (
+                "2026-12-01T10:00:30Z",
+                "2026-12-02T10:00:30Z",
+                100,
+                900_000,
+                97,
             ),
             (
                 "2026-12-01T10:00:00Z",
@@ -507,7 +577,133 @@ mod tests {
             assert!(buckets.from_ms <= at(from).as_millisecond(), "{from}");
             let last_end = buckets.from_ms + buckets.count * buckets.width_ms;
             assert!(at(to).as_millisecond() < last_end, "{from} to {to}");
+            // Buckets a minute or longer are whole summaries.
+            assert_eq!(buckets.level.is_some(), width_ms >= 60_000, "{from}");
+            if let Some(level) = buckets.level {
+                assert_eq!(buckets.from_ms % level.width_ms, 0, "{from}");
+                assert_eq!(buckets.width_ms % level.width_ms, 0, "{from}");
+            }
         }
+    }
+
+    /// Random readings of T1 at address 1 over three days, stored through
+    /// the sink in a shuffled order, some batches twice: every half a
+    /// second to a minute, with times to the nanosecond; bursts in the same
+    /// millisecond and at the same time; pauses of minutes to hours;
+    /// `suspect`, `logged` and failed ones; and another meter's and another
+    /// value's readings.
+    async fn random_database(dir: &Path, rng: &mut fastrand::Rng) -> std::path::PathBuf {
+        use crate::outbox::Stored;
+        use crate::reading::Status;
+        use crate::sink::Sink;
+        use crate::sink::sqlite::SqliteSink;
+        let path = dir.join("kmplog.db");
+        let mut readings = Vec::new();
+        let mut time = at("2026-12-01T00:00:00Z");
+        let end = at("2026-12-04T00:00:00Z");
+        while time < end {
+            let step = match rng.u8(0..100) {
+                0 => SignedDuration::from_secs(rng.i64(60..4 * 3600)),
+                1..=5 => SignedDuration::ZERO,
+                6..=10 => SignedDuration::from_nanos(rng.i64(1..1_000_000)),
+                _ => SignedDuration::from_nanos(rng.i64(500_000_000..60_000_000_000)),
+            };
+            time = time.checked_add(step).unwrap();
+            let (address, name) = match rng.u8(0..10) {
+                0 => (2, "T1"),
+                1 => (1, "T2"),
+                _ => (1, "T1"),
+            };
+            let status = match rng.u8(0..20) {
+                0 => Status::Suspect,
+                1 => Status::Logged,
+                2 | 3 => Status::Timeout,
+                _ => Status::Ok,
+            };
+            let value = format!("{}.{:02}", rng.i32(-20..90), rng.u8(0..100));
+            let value = (status != Status::Timeout).then_some(value.as_str());
+            readings.push(heat_reading(time, address, name, value, status));
+        }
+        rng.shuffle(&mut readings);
+        let stored: Vec<Stored> = readings
+            .into_iter()
+            .zip(1..)
+            .map(|(reading, seq)| Stored {
+                seq,
+                key: format!("k-{seq}"),
+                reading,
+            })
+            .collect();
+        let mut sink = SqliteSink::open(&path).unwrap();
+        for batch in stored.chunks(500) {
+            sink.deliver(batch).await.unwrap();
+            if rng.u8(0..4) == 0 {
+                sink.deliver(batch).await.unwrap();
+            }
+        }
+        path
+    }
+
+    #[tokio::test]
+    async fn answers_from_summaries_are_those_from_the_readings() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let dir = tempfile::tempdir().unwrap();
+        let path = random_database(dir.path(), &mut rng).await;
+        let connection = Connection::open(&path).unwrap();
+        assert!(rollup::present(&connection).unwrap());
+        let start = at("2026-12-01T00:00:00Z").as_millisecond();
+        let span = 3 * 24 * 3_600_000;
+        let mut ranges = vec![
+            (at("2026-11-30T00:00:00Z"), at("2026-12-05T00:00:00Z"), 2000),
+            (at("2026-12-01T00:00:00Z"), at("2026-12-04T00:00:00Z"), 7),
+            (
+                at("2026-12-01T10:00:00Z"),
+                at("2026-12-01T10:59:59.999Z"),
+                1,
+            ),
+            (
+                at("2026-12-01T10:00:00.5Z"),
+                at("2026-12-01T10:01:00.5Z"),
+                1,
+            ),
+        ];
+        for _ in 0..300 {
+            let from = start + rng.i64(0..span);
+            let to = from + rng.i64(0..span / 2);
+            let points = match rng.u8(0..3) {
+                0 => rng.usize(1..10),
+                1 => rng.usize(10..200),
+                _ => rng.usize(200..=MAX_POINTS),
+            };
+            ranges.push((
+                Timestamp::from_millisecond(from).unwrap(),
+                Timestamp::from_millisecond(to).unwrap(),
+                points,
+            ));
+        }
+        let mut levels_used = Vec::new();
+        let mut answered = 0;
+        for (from, to, points) in ranges {
+            let query = HistoryQuery {
+                bus: "heat".to_owned(),
+                address: 1,
+                name: "T1".to_owned(),
+                from,
+                to,
+                points,
+            };
+            let buckets = Buckets::new(from, to, points);
+            let summed = sum_up(&connection, &query, &buckets, true).unwrap();
+            let read = sum_up(&connection, &query, &buckets, false).unwrap();
+            assert_eq!(summed, read, "{from} to {to} in {points}");
+            answered += usize::from(!read.0.is_empty());
+            levels_used.push(buckets.level.map(|level| level.table));
+        }
+        for level in [None, Some("rollup_minute"), Some("rollup_hour")] {
+            let times = levels_used.iter().filter(|&&used| used == level).count();
+            assert!(times > 20, "{level:?} used {times} times");
+        }
+        assert!(answered > 250, "{answered} answers with readings");
     }
 
     /// A bucket with `valued` readings evenly between `first` and `last`.
@@ -528,6 +724,7 @@ mod tests {
     #[test]
     fn gaps_are_marked_where_readings_stop_for_longer_than_they_usually_come() {
         let buckets = Buckets {
+            level: None,
             from_ms: 0,
             width_ms: 10_000,
             count: 10,
@@ -588,6 +785,7 @@ mod tests {
     #[test]
     fn a_bucket_of_failed_readings_has_no_values_and_counts_them() {
         let buckets = Buckets {
+            level: None,
             from_ms: 0,
             width_ms: 1000,
             count: 3,
@@ -657,6 +855,26 @@ mod tests {
         }
     }
 
+    /// A reading of register 86 (°C) on the bus `heat`.
+    fn heat_reading(
+        time: Timestamp,
+        address: u8,
+        name: &str,
+        value: Option<&str>,
+        status: crate::reading::Status,
+    ) -> crate::reading::Reading {
+        crate::reading::Reading {
+            time,
+            bus: "heat".to_owned(),
+            address,
+            request: "Main".to_owned(),
+            register: 86,
+            name: name.to_owned(),
+            value: value.map(|value| (value.parse().unwrap(), kmp::unit::Unit(0x25))),
+            status,
+        }
+    }
+
     /// A SQLite sink file with 1 s readings of T1 at address 1 from 10:00
     /// for 600 s, except: none from 10:04:00 to 10:05:59 (the gateway was
     /// off), timeouts from 10:08:00 to 10:08:09, a suspect one at 10:09:00;
@@ -664,7 +882,7 @@ mod tests {
     /// must not mix in.
     async fn generated_database(dir: &Path) -> std::path::PathBuf {
         use crate::outbox::Stored;
-        use crate::reading::{Reading, Status};
+        use crate::reading::Status;
         use crate::sink::Sink;
         use crate::sink::sqlite::SqliteSink;
         let path = dir.join("kmplog.db");
@@ -690,16 +908,13 @@ mod tests {
                 batch.push(Stored {
                     seq,
                     key: format!("k-{seq}"),
-                    reading: Reading {
+                    reading: heat_reading(
                         time,
-                        bus: "heat".to_owned(),
                         address,
-                        request: "Main".to_owned(),
-                        register: 86,
-                        name: name.to_owned(),
-                        value: (!failed).then(|| (value.parse().unwrap(), kmp::unit::Unit(0x25))),
+                        name,
+                        (!failed).then_some(value.as_str()),
                         status,
-                    },
+                    ),
                 });
             }
         }

@@ -2,6 +2,11 @@
 //! in WAL mode in one transaction per batch. Works with no set-up at all.
 //! Each row carries the reading's outbox key, unique, so a batch delivered
 //! twice (after a crash before its acknowledgement) is stored once.
+//!
+//! Beside the readings, the same transaction keeps per-minute and per-hour
+//! summaries of each value for the history ([`rollup`]).
+
+pub mod rollup;
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +72,16 @@ impl SqliteSink {
             .and_then(|()| connection.execute_batch(SCHEMA))
             .and_then(|()| add_key_column(&connection))
             .map_err(|error| SinkError::context(&doing, error))?;
+        let mut connection = connection;
+        rollup::upgrade(&mut connection).map_err(|error| {
+            SinkError::context(
+                &format!(
+                    "summing up the stored readings of {} for the history",
+                    path.display()
+                ),
+                error,
+            )
+        })?;
         Ok(SqliteSink {
             path: path.to_owned(),
             connection,
@@ -97,8 +112,11 @@ impl SqliteSink {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(fail)?;
+            let mut pending = rollup::Pending::default();
             for Stored { key, reading, .. } in batch {
-                insert
+                let value = reading.value.map(|(value, _)| value.to_string());
+                let unit = reading.value.map(|(_, unit)| unit.to_string());
+                let inserted = insert
                     .execute(params![
                         reading.time.to_string(),
                         reading.bus,
@@ -106,14 +124,34 @@ impl SqliteSink {
                         reading.request,
                         reading.register,
                         reading.name,
-                        reading.value.map(|(value, _)| value.to_string()),
-                        reading.value.map(|(_, unit)| unit.to_string()),
+                        value,
+                        unit,
                         reading.value.map(|(_, unit)| unit.code()),
                         reading.status.as_str(),
                         key,
                     ])
                     .map_err(fail)?;
+                // Ignored by its key: stored before, and summed up then.
+                if inserted == 0 {
+                    continue;
+                }
+                let series = rollup::Series {
+                    bus: reading.bus.clone(),
+                    address: reading.address,
+                    name: reading.name.clone(),
+                };
+                pending.add(
+                    &series,
+                    rollup::Stored {
+                        id: transaction.last_insert_rowid(),
+                        time: reading.time,
+                        value: value.as_deref(),
+                        unit: unit.as_deref(),
+                        status: reading.status.as_str(),
+                    },
+                );
             }
+            pending.write(&transaction).map_err(fail)?;
         }
         transaction.commit().map_err(fail)
     }
@@ -185,6 +223,128 @@ mod tests {
                 (time, None, None, "timeout".to_owned(), "0123-2".to_owned()),
             ]
         );
+    }
+
+    /// Every row of the summary tables, in order, as text.
+    fn summaries(path: &Path) -> Vec<String> {
+        let connection = Connection::open(path).unwrap();
+        let mut all = Vec::new();
+        for level in &rollup::LEVELS {
+            let mut select = connection
+                .prepare(&format!(
+                    "SELECT '{0}', * FROM {0} ORDER BY bus, address, name, start_ms",
+                    level.table
+                ))
+                .unwrap();
+            let mut rows = select.query([]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                let columns: Vec<String> = (0..16)
+                    .map(|index| format!("{:?}", row.get_ref(index).unwrap()))
+                    .collect();
+                all.push(columns.join(" "));
+            }
+        }
+        all
+    }
+
+    /// A reading of E1 at `time` with `value` (or failed without one).
+    fn at(seq: u64, time: &str, value: Option<&str>, status: Status) -> Stored {
+        let mut stored = stored(seq, value, status);
+        stored.reading.time = time.parse().unwrap();
+        stored
+    }
+
+    #[test]
+    fn summaries_count_each_stored_reading_once_and_keep_the_newest_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmplog.db");
+        let mut sink = SqliteSink::open(&path).unwrap();
+        sink.write(&[
+            at(1, "2026-11-25T08:00:30Z", Some("3.0"), Status::Ok),
+            at(2, "2026-11-25T08:00:40Z", None, Status::Timeout),
+        ])
+        .unwrap();
+        // Later, older readings: a backfill, or a late delivery.
+        let late = [
+            at(3, "2026-11-25T08:00:10Z", Some("9.5"), Status::Logged),
+            at(4, "2026-11-25T08:00:20Z", Some("1.25"), Status::Suspect),
+            at(5, "2026-11-25T07:59:59.5Z", Some("4"), Status::Ok),
+        ];
+        sink.write(&late).unwrap();
+        let once = summaries(&path);
+        // Delivered again after a crash before the acknowledgement.
+        sink.write(&late).unwrap();
+        assert_eq!(summaries(&path), once);
+        let connection = Connection::open(&path).unwrap();
+        type Row = (i64, i64, i64, i64, f64, f64, String, String);
+        let row: Row = connection
+            .query_row(
+                "SELECT start_ms, readings, valued, suspect, min, max, last_value, last_unit \
+                 FROM rollup_minute WHERE start_ms = ?1",
+                [1_795_593_600_000_i64],
+                |row| Row::try_from(row),
+            )
+            .unwrap();
+        // 08:00 holds four readings; its newest value is 08:00:30's, the
+        // last inserted (08:00:20) is not.
+        assert_eq!(
+            row,
+            (
+                1_795_593_600_000,
+                4,
+                3,
+                1,
+                1.25,
+                9.5,
+                "3.0".to_owned(),
+                "GJ".to_owned()
+            )
+        );
+        let hour: (i64, String) = connection
+            .query_row(
+                "SELECT readings, last_value FROM rollup_hour WHERE start_ms = ?1",
+                [1_795_590_000_000_i64],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(hour, (1, "4".to_owned()));
+    }
+
+    #[test]
+    fn a_database_from_before_summaries_gets_them_built_from_its_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmplog.db");
+        let mut sink = SqliteSink::open(&path).unwrap();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut seq = 0;
+        for _ in 0..20 {
+            let batch: Vec<Stored> = (0..50)
+                .map(|_| {
+                    seq += 1;
+                    let time = jiff::Timestamp::from_millisecond(
+                        1_795_593_600_000 + rng.i64(0..4 * 3_600_000),
+                    )
+                    .unwrap()
+                    .to_string();
+                    let value = format!("{}.{}", rng.u32(0..100), rng.u32(0..10));
+                    match rng.u8(0..10) {
+                        0 => at(seq, &time, None, Status::Timeout),
+                        1 => at(seq, &time, Some(&value), Status::Suspect),
+                        _ => at(seq, &time, Some(&value), Status::Ok),
+                    }
+                })
+                .collect();
+            sink.write(&batch).unwrap();
+        }
+        drop(sink);
+        let kept = summaries(&path);
+        assert!(kept.len() > 200, "{} summaries", kept.len());
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE rollup_minute; DROP TABLE rollup_hour")
+            .unwrap();
+        drop(SqliteSink::open(&path).unwrap());
+        assert_eq!(summaries(&path), kept);
     }
 
     #[test]

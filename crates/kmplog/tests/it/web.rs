@@ -162,13 +162,29 @@ async fn wait_for(client: &Client, what: &str, condition: &str, limit: Duration)
     }
 }
 
+/// Whether every entry of the plot's legend is within the plot, none cut
+/// off, each with a value shown.
+const LEGEND_FITS: &str = "(() => {
+    const plot = document.getElementById('plot').getBoundingClientRect();
+    const entries = [...document.querySelectorAll('#plot .u-legend tr')];
+    return entries.length === 6 && entries.every((entry) => {
+        const box = entry.getBoundingClientRect();
+        const value = entry.querySelector('.u-value');
+        return box.left >= plot.left - 0.5 && box.right <= plot.right + 0.5
+            && entry.scrollWidth <= entry.clientWidth + 0.5
+            && value.textContent.trim() !== '' && value.scrollWidth <= value.clientWidth + 0.5;
+    });
+})()";
+
 /// Writes 50 minutes of earlier T1 readings of meter 1 into the SQLite
-/// sink's file, ending 5 minutes ago, every 10 s: with 10 minutes missing
-/// in the middle, one suspect reading and three timeouts.
-fn seed_history(database: &Path) {
-    drop(kmplog::sink::sqlite::SqliteSink::open(database).expect("the sink's schema"));
-    let connection = rusqlite::Connection::open(database).expect("the database");
+/// sink's file through the sink (so its summaries hold them too), ending 5
+/// minutes ago, every 10 s: with 10 minutes missing in the middle, one
+/// suspect reading and three timeouts.
+async fn seed_history(database: &Path) {
+    use kmplog::reading::{Reading, Status};
+    use kmplog::sink::Sink;
     let now = jiff::Timestamp::now();
+    let mut batch = Vec::new();
     for step in 0..300_i64 {
         if (120..180).contains(&step) {
             continue;
@@ -177,19 +193,32 @@ fn seed_history(database: &Path) {
             .checked_sub(jiff::SignedDuration::from_secs(3300 - step * 10))
             .expect("a time");
         let value = format!("{:.2}", 70.0 + 2.0 * (step as f64 / 40.0).sin());
-        let (value, status) = match step {
-            250 => (Some(value), "suspect"),
-            260..=262 => (None, "timeout"),
-            _ => (Some(value), "ok"),
+        let status = match step {
+            250 => Status::Suspect,
+            260..=262 => Status::Timeout,
+            _ => Status::Ok,
         };
-        connection
-            .execute(
-                "INSERT INTO readings (ts, bus, address, request, register, name, value, unit, unit_code, status, key)
-                 VALUES (?1, 'boiler-room', 1, 'Live values', 86, 'T1', ?2, '°C', 37, ?3, ?4)",
-                rusqlite::params![time.to_string(), value, status, format!("seed-{step}")],
-            )
-            .expect("a seeded reading");
+        batch.push(kmplog::outbox::Stored {
+            seq: batch.len() as u64 + 1,
+            key: format!("seed-{step}"),
+            reading: Reading {
+                time,
+                bus: "boiler-room".to_owned(),
+                address: 1,
+                request: "Live values".to_owned(),
+                register: 86,
+                name: "T1".to_owned(),
+                value: (status != Status::Timeout)
+                    .then(|| (value.parse().expect("a value"), kmp::unit::Unit(0x25))),
+                status,
+            },
+        });
     }
+    kmplog::sink::sqlite::SqliteSink::open(database)
+        .expect("the sink")
+        .deliver(&batch)
+        .await
+        .expect("the seeded readings");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +245,7 @@ event = "hot"
 items = ["SERIALNO", "E1"]
 "#,
     ]);
-    seed_history(&workdir.path().join("kmplog.db"));
+    seed_history(&workdir.path().join("kmplog.db")).await;
     let logger = Logger::run(&workdir, &config, "120s");
     let api = logger.api().to_owned();
     let folder = screenshot_folder(&workdir);
@@ -393,6 +422,13 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         json!("history-title"),
         "the focus moves to the plot"
     );
+    wait_for(
+        client,
+        "the legend fits 1280 px",
+        LEGEND_FITS,
+        Duration::from_secs(5),
+    )
+    .await;
     client
         .execute("window.scrollTo(0, 0);", vec![])
         .await
@@ -416,6 +452,21 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         Duration::from_secs(5),
     )
     .await;
+    wait_for(
+        client,
+        "the legend fits 375 px",
+        LEGEND_FITS,
+        Duration::from_secs(5),
+    )
+    .await;
+    client
+        .execute(
+            "document.querySelector('#plot .u-legend').scrollIntoView({ block: 'end' });",
+            vec![],
+        )
+        .await
+        .expect("scroll to the plot");
+    save_screenshot(client, folder, "plot-phone.png").await;
 
     // Escape closes the plot and gives the focus back to T1.
     client

@@ -598,6 +598,9 @@ function drawPlot(answer) {
   const width = Math.max(280, container.clientWidth);
   const height = window.innerWidth < 600 ? 260 : 360;
   const marks = (fill) => ({ show: true, size: 9, fill, stroke: fill });
+  // The legend's suspect and failed entries: how many readings of the step
+  // under the cursor (their marks sit at a value, not at the count).
+  const count = (counts, i) => (i === null || i === undefined || answer.time[i] === undefined ? '—' : String(counts[i]));
   const options = {
     width,
     height,
@@ -611,8 +614,8 @@ function drawPlot(answer) {
       { label: 'Lowest', stroke: 'rgba(31,95,139,0.35)', width: 1, value: (u, v) => (v === null ? '—' : `${v}${unit}`) },
       { label: 'Highest', stroke: 'rgba(31,95,139,0.35)', width: 1, value: (u, v) => (v === null ? '—' : `${v}${unit}`) },
       { label: `${answer.name} (last)`, stroke: '#1f5f8b', width: 2, value: (u, v) => (v === null ? '—' : `${v}${unit}`) },
-      { label: 'Suspect', stroke: '#bf8700', paths: () => null, points: marks('#bf8700') },
-      { label: 'Failed', stroke: '#cf222e', paths: () => null, points: marks('#cf222e'), value: (u, v) => (v === null ? '' : 'failed') },
+      { label: 'Suspect', stroke: '#bf8700', paths: () => null, points: marks('#bf8700'), value: (u, v, s, i) => count(answer.suspect, i) },
+      { label: 'Failed', stroke: '#cf222e', paths: () => null, points: marks('#cf222e'), value: (u, v, s, i) => count(answer.failed, i) },
     ],
     bands: [{ series: [2, 1], fill: 'rgba(31,95,139,0.12)' }],
     axes: [{ values: (u, splits) => axisTimes(splits), space: 70 }, { label: answer.unit || '', size: 60 }],

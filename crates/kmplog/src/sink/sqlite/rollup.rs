@@ -1,0 +1,417 @@
+//! Summaries of the readings, kept beside them so that a long history is
+//! read from a few thousand rows instead of millions: for each value (bus,
+//! address, export name) and each minute and each hour, how many readings
+//! there were, how many had a value and how many were `suspect`, the lowest
+//! and highest value, the times of the first and last reading, and the
+//! newest value with its unit.
+//!
+//! The sink writes them in the transaction that inserts the readings, from
+//! the rows actually inserted (a reading delivered twice is ignored by its
+//! key, and so is its summary): the summaries hold exactly the readings of
+//! the table. A summary is merged with what its row already holds, so
+//! readings may come in any order (a backfill writes old ones, a restart
+//! delivers late ones): "newest" is the latest time, the highest id among
+//! equal times, never the last written.
+//!
+//! A database from before the summaries gets them when the sink opens it:
+//! the tables are made and filled from every stored reading in one
+//! transaction (logged with its duration; a year of 1 s readings of one
+//! value, 31.5 million rows, took 57 s in BENCHMARKS.md; the logger opens
+//! its sinks before it polls, so its first start on such a file waits that
+//! long, once; stopped meanwhile, the transaction is rolled back and the
+//! next start builds them again). Building them at once rather than lazily
+//! keeps one rule for the reader: the tables exist and are complete, or
+//! they do not exist and it reads the readings (a reader sees the tables
+//! only once that transaction has committed).
+//!
+//! [`Summary`] is also how `GET /api/history` sums up raw readings; the
+//! sink's upsert ([`MERGE`]) is the same rule in SQL, and the history's
+//! tests hold answers from summaries to those from the readings.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, Row, Transaction, params};
+use tracing::info;
+
+/// One length of summary: its table and how long each of its buckets is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    /// The table.
+    pub table: &'static str,
+    /// The length of a bucket in milliseconds; buckets start at whole
+    /// multiples of it since the epoch.
+    pub width_ms: i64,
+}
+
+/// The summaries kept, finest first.
+pub const LEVELS: [Level; 2] = [
+    Level {
+        table: "rollup_minute",
+        width_ms: 60_000,
+    },
+    Level {
+        table: "rollup_hour",
+        width_ms: 3_600_000,
+    },
+];
+
+/// The columns of a summary, in the order [`Summary::from_row`] reads them.
+const COLUMNS: &str = "readings, valued, suspect, min, max, first_ms, last_ms, \
+     last_ns, last_id, last_value, last_unit";
+
+/// The table of one level.
+fn schema(level: &Level) -> String {
+    format!(
+        "CREATE TABLE {} (
+            bus        TEXT    NOT NULL,
+            address    INTEGER NOT NULL,
+            name       TEXT    NOT NULL,
+            start_ms   INTEGER NOT NULL,  -- the bucket's start, ms since the epoch
+            readings   INTEGER NOT NULL,
+            valued     INTEGER NOT NULL,  -- readings with a value; the others failed
+            suspect    INTEGER NOT NULL,
+            min        REAL,
+            max        REAL,
+            first_ms   INTEGER NOT NULL,  -- the first reading's time
+            last_ms    INTEGER NOT NULL,  -- the last reading's time
+            last_ns    INTEGER,           -- the newest value's time, ns
+            last_id    INTEGER,           -- and its row in readings
+            last_value TEXT,              -- exact, as stored
+            last_unit  TEXT,
+            PRIMARY KEY (bus, address, name, start_ms)
+        ) WITHOUT ROWID",
+        level.table
+    )
+}
+
+/// The newest value of a summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Newest {
+    /// Its time in nanoseconds since the epoch: what "newest" means.
+    pub ns: i64,
+    /// Its row in `readings`, which decides between equal times.
+    pub id: i64,
+    /// The exact decimal as stored.
+    pub value: String,
+    /// Its unit.
+    pub unit: Option<String>,
+}
+
+/// What a set of readings of one value sums up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Readings, with a value or not.
+    pub readings: u64,
+    /// Readings with a value; the others failed (timeout, line down, ...).
+    pub valued: u64,
+    /// Readings flagged `suspect`.
+    pub suspect: u64,
+    /// Lowest value, as a number; `None` when none has one.
+    pub min: Option<f64>,
+    /// Highest value.
+    pub max: Option<f64>,
+    /// The first reading's time, in milliseconds since the epoch.
+    pub first_ms: i64,
+    /// The last reading's time.
+    pub last_ms: i64,
+    /// The newest reading that has a value.
+    pub newest: Option<Newest>,
+}
+
+/// One stored reading, as far as a summary cares.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    /// Its row in `readings`.
+    pub id: i64,
+    /// When it was read.
+    pub time: Timestamp,
+    /// Its value, exact.
+    pub value: Option<&'a str>,
+    /// The value's unit.
+    pub unit: Option<&'a str>,
+    /// Its status, as stored (`ok`, `suspect`, `timeout`, ...).
+    pub status: &'a str,
+}
+
+impl Summary {
+    /// The summary of one reading.
+    pub fn of(reading: Stored<'_>) -> Summary {
+        let number = reading.value.and_then(|value| value.parse::<f64>().ok());
+        let ms = reading.time.as_millisecond();
+        Summary {
+            readings: 1,
+            valued: u64::from(reading.value.is_some()),
+            suspect: u64::from(reading.status == "suspect"),
+            min: number,
+            max: number,
+            first_ms: ms,
+            last_ms: ms,
+            newest: reading.value.map(|value| Newest {
+                ns: i64::try_from(reading.time.as_nanosecond()).unwrap_or(i64::MAX),
+                id: reading.id,
+                value: value.to_owned(),
+                unit: reading.unit.map(str::to_owned),
+            }),
+        }
+    }
+
+    /// Adds `other`'s readings to these; the order does not matter.
+    pub fn merge(&mut self, other: Summary) {
+        fn pick(a: Option<f64>, b: Option<f64>, keep: fn(f64, f64) -> f64) -> Option<f64> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(keep(a, b)),
+                (a, b) => a.or(b),
+            }
+        }
+        self.readings += other.readings;
+        self.valued += other.valued;
+        self.suspect += other.suspect;
+        self.min = pick(self.min, other.min, f64::min);
+        self.max = pick(self.max, other.max, f64::max);
+        self.first_ms = self.first_ms.min(other.first_ms);
+        self.last_ms = self.last_ms.max(other.last_ms);
+        let newer = match (&self.newest, &other.newest) {
+            (Some(mine), Some(theirs)) => (theirs.ns, theirs.id) > (mine.ns, mine.id),
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if newer {
+            self.newest = other.newest;
+        }
+    }
+
+    /// A summary from a row whose columns from `first` on are [`COLUMNS`].
+    pub fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Summary> {
+        let count = |index: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(row.get::<_, i64>(first + index)?).unwrap_or(0))
+        };
+        let newest = match row.get::<_, Option<String>>(first + 9)? {
+            Some(value) => Some(Newest {
+                ns: row.get(first + 7)?,
+                id: row.get(first + 8)?,
+                value,
+                unit: row.get(first + 10)?,
+            }),
+            None => None,
+        };
+        Ok(Summary {
+            readings: count(0)?,
+            valued: count(1)?,
+            suspect: count(2)?,
+            min: row.get(first + 3)?,
+            max: row.get(first + 4)?,
+            first_ms: row.get(first + 5)?,
+            last_ms: row.get(first + 6)?,
+            newest,
+        })
+    }
+}
+
+/// Which value a summary is of.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Series {
+    /// The bus name.
+    pub bus: String,
+    /// The meter address.
+    pub address: u8,
+    /// The export name.
+    pub name: String,
+}
+
+/// Summaries waiting to be merged into their tables: per level, value and
+/// bucket start.
+#[derive(Debug, Default)]
+pub struct Pending {
+    buckets: BTreeMap<(usize, Series, i64), Summary>,
+}
+
+impl Pending {
+    /// Adds a reading of `series` that was stored.
+    pub fn add(&mut self, series: &Series, reading: Stored<'_>) {
+        let ms = reading.time.as_millisecond();
+        for (level_index, level) in LEVELS.iter().enumerate() {
+            let start = ms.div_euclid(level.width_ms) * level.width_ms;
+            let summary = Summary::of(reading);
+            match self.buckets.entry((level_index, series.clone(), start)) {
+                Entry::Occupied(mut held) => held.get_mut().merge(summary),
+                Entry::Vacant(place) => {
+                    place.insert(summary);
+                }
+            }
+        }
+    }
+
+    /// How many buckets wait.
+    pub fn waiting(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Merges every waiting summary into its row, in `transaction`: one
+    /// statement each, [`MERGE`].
+    pub fn write(&mut self, transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+        let statements = LEVELS.map(|level| merge(&level));
+        for ((level_index, series, start), summary) in std::mem::take(&mut self.buckets) {
+            let newest = summary.newest.as_ref();
+            transaction
+                .prepare_cached(&statements[level_index])?
+                .execute(params![
+                    series.bus,
+                    series.address,
+                    series.name,
+                    start,
+                    i64::try_from(summary.readings).unwrap_or(i64::MAX),
+                    i64::try_from(summary.valued).unwrap_or(i64::MAX),
+                    i64::try_from(summary.suspect).unwrap_or(i64::MAX),
+                    summary.min,
+                    summary.max,
+                    summary.first_ms,
+                    summary.last_ms,
+                    newest.map(|newest| newest.ns),
+                    newest.map(|newest| newest.id),
+                    newest.map(|newest| &newest.value),
+                    newest.and_then(|newest| newest.unit.as_ref()),
+                ])?;
+        }
+        Ok(())
+    }
+}
+
+/// [`Summary::merge`] in SQL, for a summary merged into its row: one
+/// statement and one search of the table instead of a read and a write.
+/// (Every expression of an `UPDATE` sees the row as it was.)
+const MERGE: &str = "ON CONFLICT (bus, address, name, start_ms) DO UPDATE SET
+    readings = readings + excluded.readings,
+    valued = valued + excluded.valued,
+    suspect = suspect + excluded.suspect,
+    min = CASE WHEN min IS NULL OR excluded.min < min THEN excluded.min ELSE min END,
+    max = CASE WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END,
+    first_ms = MIN(first_ms, excluded.first_ms),
+    last_ms = MAX(last_ms, excluded.last_ms),
+    last_ns = CASE WHEN {newer} THEN excluded.last_ns ELSE last_ns END,
+    last_id = CASE WHEN {newer} THEN excluded.last_id ELSE last_id END,
+    last_value = CASE WHEN {newer} THEN excluded.last_value ELSE last_value END,
+    last_unit = CASE WHEN {newer} THEN excluded.last_unit ELSE last_unit END";
+
+/// Whether the merged summary's newest value is newer than the row's.
+const NEWER: &str = "(excluded.last_value IS NOT NULL AND (last_value IS NULL \
+     OR (excluded.last_ns, excluded.last_id) > (last_ns, last_id)))";
+
+/// The statement that merges a summary into its row of `level`.
+fn merge(level: &Level) -> String {
+    format!(
+        "INSERT INTO {} (bus, address, name, start_ms, {COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) {}",
+        level.table,
+        MERGE.replace("{newer}", NEWER)
+    )
+}
+
+/// Whether the database has every level's table (a reader's question: the
+/// sink makes them all in one transaction).
+pub fn present(connection: &Connection) -> rusqlite::Result<bool> {
+    let mut found = connection
+        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    for level in &LEVELS {
+        if !found.exists([level.table])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The summaries of `series` at `level` whose buckets start from `start_ms`
+/// to before `end_ms`, with their starts.
+pub fn read(
+    connection: &Connection,
+    level: &Level,
+    series: &Series,
+    start_ms: i64,
+    end_ms: i64,
+    mut each: impl FnMut(i64, Summary),
+) -> rusqlite::Result<()> {
+    let mut select = connection.prepare_cached(&format!(
+        "SELECT start_ms, {COLUMNS} FROM {} \
+         WHERE bus = ?1 AND address = ?2 AND name = ?3 AND start_ms >= ?4 AND start_ms < ?5",
+        level.table
+    ))?;
+    let mut rows = select.query(params![
+        series.bus,
+        series.address,
+        series.name,
+        start_ms,
+        end_ms
+    ])?;
+    while let Some(row) = rows.next()? {
+        each(row.get(0)?, Summary::from_row(row, 1)?);
+    }
+    Ok(())
+}
+
+/// Buckets gathered before they are written while the summaries of an
+/// existing database are built: bounds the memory, whatever its size.
+const BUILD_BATCH: usize = 100_000;
+
+/// Makes the tables when they are missing and fills them from the stored
+/// readings, in one transaction.
+pub fn upgrade(connection: &mut Connection) -> rusqlite::Result<()> {
+    if present(connection)? {
+        return Ok(());
+    }
+    let began = Instant::now();
+    let transaction = connection.transaction()?;
+    for level in &LEVELS {
+        transaction.execute_batch(&format!("DROP TABLE IF EXISTS {}", level.table))?;
+        transaction.execute_batch(&schema(level))?;
+    }
+    let mut pending = Pending::default();
+    let mut readings = 0_u64;
+    {
+        let mut select = transaction.prepare(
+            "SELECT id, ts, bus, address, name, value, unit, status FROM readings \
+             ORDER BY bus, address, name, ts",
+        )?;
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let text: String = row.get(1)?;
+            // A time that does not read was not written by the sink; it
+            // cannot be placed in a bucket, and the reader skips it too.
+            let Ok(time) = text.parse::<Timestamp>() else {
+                continue;
+            };
+            let series = Series {
+                bus: row.get(2)?,
+                address: row.get(3)?,
+                name: row.get(4)?,
+            };
+            let value: Option<String> = row.get(5)?;
+            let unit: Option<String> = row.get(6)?;
+            let status: String = row.get(7)?;
+            pending.add(
+                &series,
+                Stored {
+                    id: row.get(0)?,
+                    time,
+                    value: value.as_deref(),
+                    unit: unit.as_deref(),
+                    status: &status,
+                },
+            );
+            readings += 1;
+            if pending.waiting() >= BUILD_BATCH {
+                pending.write(&transaction)?;
+            }
+        }
+    }
+    pending.write(&transaction)?;
+    transaction.commit()?;
+    if readings > 0 {
+        info!(
+            "summed up {readings} stored readings per minute and per hour for the history in {:.1} s",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

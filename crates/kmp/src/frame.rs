@@ -182,15 +182,7 @@ impl Frame {
 
     /// As [`Frame::decode`], with another length limit.
     pub fn decode_with_limit(wire: &[u8], max_len: usize) -> Result<Frame, FrameError> {
-        let (&start, rest) = wire.split_first().ok_or(FrameError::Empty)?;
-        let direction =
-            Direction::from_start_byte(start).ok_or(FrameError::MissingStart { found: start })?;
-        if wire.len() > max_len {
-            return Err(FrameError::TooLong { max: max_len });
-        }
-        let Some((&STOP, stuffed)) = rest.split_last() else {
-            return Err(FrameError::Truncated { len: wire.len() });
-        };
+        let (direction, stuffed) = envelope(wire, max_len)?;
         // Most frames need no unstuffing: checked in one branch-free pass,
         // they are their own body.
         let plain = !stuffed.iter().fold(false, |special, &byte| {
@@ -249,6 +241,21 @@ impl Frame {
         }
         check_body(direction, body.get(..len).unwrap_or_default())
     }
+}
+
+/// The direction of a frame and its stuffed body, between the start and
+/// stop bytes.
+fn envelope(wire: &[u8], max_len: usize) -> Result<(Direction, &[u8]), FrameError> {
+    let (&start, rest) = wire.split_first().ok_or(FrameError::Empty)?;
+    let direction =
+        Direction::from_start_byte(start).ok_or(FrameError::MissingStart { found: start })?;
+    if wire.len() > max_len {
+        return Err(FrameError::TooLong { max: max_len });
+    }
+    let Some((&STOP, stuffed)) = rest.split_last() else {
+        return Err(FrameError::Truncated { len: wire.len() });
+    };
+    Ok((direction, stuffed))
 }
 
 /// The frame of an unstuffed body (address, CID, data, CRC) once its CRC
@@ -345,20 +352,12 @@ mod tests {
         check(&long, Err(FrameError::TooLong { max: MAX_FRAME_LEN }));
     }
 
-    /// The decoding as two passes over the frame: the unescaped bytes
+    /// The decoding as two passes over the body: the unescaped bytes
     /// checked first, then [`crate::stuffing::unstuff`]. What the one pass
     /// of [`Frame::decode`] must agree with.
     fn two_pass(wire: &[u8]) -> Result<Frame, FrameError> {
         use crate::stuffing::{StuffingError, unstuff};
-        let (&start, rest) = wire.split_first().ok_or(FrameError::Empty)?;
-        let direction =
-            Direction::from_start_byte(start).ok_or(FrameError::MissingStart { found: start })?;
-        if wire.len() > MAX_FRAME_LEN {
-            return Err(FrameError::TooLong { max: MAX_FRAME_LEN });
-        }
-        let Some((&STOP, stuffed)) = rest.split_last() else {
-            return Err(FrameError::Truncated { len: wire.len() });
-        };
+        let (direction, stuffed) = envelope(wire, MAX_FRAME_LEN)?;
         if let Some(unexpected) = first_unexpected(stuffed) {
             return Err(unexpected);
         }
@@ -369,15 +368,7 @@ mod tests {
                 byte,
             },
         })?;
-        let [address, cid, data @ .., crc_hi, crc_lo] = body.as_slice() else {
-            return Err(FrameError::TooShort { len: body.len() });
-        };
-        let found = u16::from_be_bytes([*crc_hi, *crc_lo]);
-        let expected = checksum(&body[..body.len() - 2]);
-        if expected != found {
-            return Err(FrameError::Crc { expected, found });
-        }
-        Ok(Frame::new(direction, *address, *cid, data.to_vec()))
+        check_body(direction, &body)
     }
 
     fn frame_byte() -> impl proptest::strategy::Strategy<Value = u8> {

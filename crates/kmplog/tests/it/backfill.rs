@@ -340,35 +340,33 @@ fn a_configuration_backfill_refuses_what_the_file_does_not_have() {
     let simulator = Simulator::tcp(&[]);
     let workdir = Workdir::new();
     heat_config(&workdir, "kmplog.toml", &simulator, "UTC");
-    let refused = |args: &[&str], code: i32, expected: &str| {
+    let usage_errors: [(&[&str], &str); 4] = [
+        (
+            &["--config", "kmplog.toml", "--bus", "cold"],
+            "kmplog.toml has no bus 'cold'; its buses: heat",
+        ),
+        (
+            &["--config", "kmplog.toml", "--address", "5"],
+            "address 5 is in no request of kmplog.toml; heat polls 63",
+        ),
+        (
+            &["--config", "kmplog.toml", "--tcp", "127.0.0.1:7063"],
+            "the argument '--config <FILE>' cannot be used with '--tcp <HOST:PORT>'",
+        ),
+        (
+            &["--address", "63", "--sink", "sqlite:kmplog.db"],
+            "or a configuration file: --config kmplog.toml",
+        ),
+    ];
+    for (args, expected) in usage_errors {
         let run = workdir.run(&[&["backfill", "--since", "1h"], args].concat());
-        assert_eq!(run.code, code, "{args:?}: {run:?}");
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert!(
             run.stderr.contains(expected),
             "{args:?}: expected {expected:?} in\n{}",
             run.stderr
         );
-    };
-    refused(
-        &["--config", "kmplog.toml", "--bus", "cold"],
-        2,
-        "kmplog.toml has no bus 'cold'; its buses: heat",
-    );
-    refused(
-        &["--config", "kmplog.toml", "--address", "5"],
-        2,
-        "address 5 is in no request of kmplog.toml; heat polls 63",
-    );
-    refused(
-        &["--config", "kmplog.toml", "--tcp", "127.0.0.1:7063"],
-        2,
-        "the argument '--config <FILE>' cannot be used with '--tcp <HOST:PORT>'",
-    );
-    refused(
-        &["--address", "63", "--sink", "sqlite:kmplog.db"],
-        2,
-        "or a configuration file: --config kmplog.toml",
-    );
+    }
     // A file with mistakes: what `kmplog check` says, word for word.
     workdir.write(
         "bad.toml",

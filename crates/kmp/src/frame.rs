@@ -6,7 +6,7 @@
 //! [`Frame::encode`] produces exactly what goes on the wire.
 
 use crate::crc::checksum;
-use crate::stuffing::{StuffingError, stuff_into, unstuff};
+use crate::stuffing::{needs_escape, stuff_into};
 
 /// Start byte of a frame sent to a meter.
 pub const START_TO_METER: u8 = 0x80;
@@ -182,48 +182,112 @@ impl Frame {
 
     /// As [`Frame::decode`], with another length limit.
     pub fn decode_with_limit(wire: &[u8], max_len: usize) -> Result<Frame, FrameError> {
-        let (&start, rest) = wire.split_first().ok_or(FrameError::Empty)?;
-        let direction =
-            Direction::from_start_byte(start).ok_or(FrameError::MissingStart { found: start })?;
-        if wire.len() > max_len {
-            return Err(FrameError::TooLong { max: max_len });
+        let (direction, stuffed) = envelope(wire, max_len)?;
+        // Most frames need no unstuffing: checked in one branch-free pass,
+        // they are their own body.
+        let plain = !stuffed.iter().fold(false, |special, &byte| {
+            special
+                | matches!(
+                    byte,
+                    START_TO_METER | START_FROM_METER | STOP | ACK | ESCAPE
+                )
+        });
+        if plain {
+            return check_body(direction, stuffed);
         }
-        let Some((&STOP, stuffed)) = rest.split_last() else {
-            return Err(FrameError::Truncated { len: wire.len() });
+        // Otherwise one pass over the stuffed bytes, unstuffing onto the
+        // stack: the frame's data is the only allocation (but for frames
+        // beyond the default limit).
+        let mut on_stack = [0u8; MAX_FRAME_LEN];
+        let mut on_heap = Vec::new();
+        let body: &mut [u8] = match on_stack.get_mut(..stuffed.len()) {
+            Some(body) => body,
+            None => {
+                on_heap.resize(stuffed.len(), 0);
+                &mut on_heap
+            }
         };
-        if let Some((index, &byte)) = stuffed
-            .iter()
-            .enumerate()
-            .find(|&(_, &byte)| matches!(byte, START_TO_METER | START_FROM_METER | STOP | ACK))
-        {
-            return Err(FrameError::UnexpectedByte {
-                offset: index + 1,
-                byte,
-            });
+        let mut len = 0;
+        let mut bytes = stuffed.iter().copied().enumerate();
+        while let Some((index, byte)) = bytes.next() {
+            let original = match byte {
+                START_TO_METER | START_FROM_METER | STOP | ACK => {
+                    return Err(FrameError::UnexpectedByte {
+                        offset: index + 1,
+                        byte,
+                    });
+                }
+                ESCAPE => match bytes.next() {
+                    None => return Err(FrameError::EscapeAtEnd { offset: index + 1 }),
+                    Some((_, escaped)) if needs_escape(escaped ^ 0xFF) => escaped ^ 0xFF,
+                    Some((_, escaped)) => {
+                        // An unescaped start, stop or ACK after it is the
+                        // fault to report, wherever it stands.
+                        if let Some(unexpected) = first_unexpected(stuffed) {
+                            return Err(unexpected);
+                        }
+                        return Err(FrameError::BadEscape {
+                            offset: index + 1,
+                            byte: escaped,
+                        });
+                    }
+                },
+                byte => byte,
+            };
+            if let Some(slot) = body.get_mut(len) {
+                *slot = original;
+                len += 1;
+            }
         }
-        let body = unstuff(stuffed).map_err(|error| match error {
-            StuffingError::EscapeAtEnd { offset } => FrameError::EscapeAtEnd { offset: offset + 1 },
-            StuffingError::BadEscape { offset, byte } => FrameError::BadEscape {
-                offset: offset + 1,
-                byte,
-            },
-        })?;
-        let [address, cid, data @ .., crc_hi, crc_lo] = body.as_slice() else {
-            return Err(FrameError::TooShort { len: body.len() });
-        };
-        let found = u16::from_be_bytes([*crc_hi, *crc_lo]);
-        let content_len = body.len() - 2;
-        let expected = checksum(body.get(..content_len).unwrap_or_default());
-        if expected != found {
-            return Err(FrameError::Crc { expected, found });
-        }
-        Ok(Frame {
-            direction,
-            address: *address,
-            cid: *cid,
-            data: data.to_vec(),
-        })
+        check_body(direction, body.get(..len).unwrap_or_default())
     }
+}
+
+/// The direction of a frame and its stuffed body, between the start and
+/// stop bytes.
+fn envelope(wire: &[u8], max_len: usize) -> Result<(Direction, &[u8]), FrameError> {
+    let (&start, rest) = wire.split_first().ok_or(FrameError::Empty)?;
+    let direction =
+        Direction::from_start_byte(start).ok_or(FrameError::MissingStart { found: start })?;
+    if wire.len() > max_len {
+        return Err(FrameError::TooLong { max: max_len });
+    }
+    let Some((&STOP, stuffed)) = rest.split_last() else {
+        return Err(FrameError::Truncated { len: wire.len() });
+    };
+    Ok((direction, stuffed))
+}
+
+/// The frame of an unstuffed body (address, CID, data, CRC) once its CRC
+/// checks.
+fn check_body(direction: Direction, body: &[u8]) -> Result<Frame, FrameError> {
+    let [address, cid, data @ .., crc_hi, crc_lo] = body else {
+        return Err(FrameError::TooShort { len: body.len() });
+    };
+    let found = u16::from_be_bytes([*crc_hi, *crc_lo]);
+    let expected = checksum(body.get(..body.len() - 2).unwrap_or_default());
+    if expected != found {
+        return Err(FrameError::Crc { expected, found });
+    }
+    Ok(Frame {
+        direction,
+        address: *address,
+        cid: *cid,
+        data: data.to_vec(),
+    })
+}
+
+/// The first unescaped start, stop or ACK byte in a stuffed body, as the
+/// fault it is.
+fn first_unexpected(stuffed: &[u8]) -> Option<FrameError> {
+    stuffed
+        .iter()
+        .enumerate()
+        .find(|&(_, &byte)| matches!(byte, START_TO_METER | START_FROM_METER | STOP | ACK))
+        .map(|(index, &byte)| FrameError::UnexpectedByte {
+            offset: index + 1,
+            byte,
+        })
 }
 
 #[cfg(test)]
@@ -286,5 +350,55 @@ mod tests {
         );
         let long = [vec![0x40], vec![0x00; MAX_FRAME_LEN], vec![0x0D]].concat();
         check(&long, Err(FrameError::TooLong { max: MAX_FRAME_LEN }));
+    }
+
+    /// The decoding as two passes over the body: the unescaped bytes
+    /// checked first, then [`crate::stuffing::unstuff`]. What the one pass
+    /// of [`Frame::decode`] must agree with.
+    fn two_pass(wire: &[u8]) -> Result<Frame, FrameError> {
+        use crate::stuffing::{StuffingError, unstuff};
+        let (direction, stuffed) = envelope(wire, MAX_FRAME_LEN)?;
+        if let Some(unexpected) = first_unexpected(stuffed) {
+            return Err(unexpected);
+        }
+        let body = unstuff(stuffed).map_err(|error| match error {
+            StuffingError::EscapeAtEnd { offset } => FrameError::EscapeAtEnd { offset: offset + 1 },
+            StuffingError::BadEscape { offset, byte } => FrameError::BadEscape {
+                offset: offset + 1,
+                byte,
+            },
+        })?;
+        check_body(direction, &body)
+    }
+
+    fn frame_byte() -> impl proptest::strategy::Strategy<Value = u8> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => any::<u8>(),
+            1 => proptest::sample::select(vec![0x80, 0x40, 0x0D, 0x06, 0x1B, 0x7F, 0xBF, 0xF2, 0xF9, 0xE4]),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_decodes_as_two_passes(
+            start in proptest::sample::select(vec![0x40u8, 0x80, 0x3F]),
+            body in proptest::collection::vec(frame_byte(), 0..40),
+            valid_crc: bool,
+        ) {
+            let mut wire = vec![start];
+            wire.extend_from_slice(&body);
+            if valid_crc {
+                // A frame whose CRC is right once unstuffed, where it can be.
+                if let Ok(unstuffed) = crate::stuffing::unstuff(&body) {
+                    wire.truncate(1);
+                    let mut content = unstuffed;
+                    content.extend_from_slice(&checksum(&content).to_be_bytes());
+                    stuff_into(&content, &mut wire);
+                }
+            }
+            wire.push(STOP);
+            proptest::prop_assert_eq!(Frame::decode(&wire), two_pass(&wire));
+        }
     }
 }

@@ -49,4 +49,4 @@ pub use logger::{LogEntries, LogInfo, Logger, LoggerRequest, LoggerResponse};
 pub use message::{Command, MessageError, RegisterList, Request, Response};
 pub use splitter::{Event, Splitter};
 pub use unit::Unit;
-pub use value::{DateTime7, ParseValueError, RegisterValue, Value};
+pub use value::{DateTime7, Decimal, Natural, ParseValueError, RegisterValue, Value};

@@ -196,8 +196,13 @@ pub enum Request {
 
 /// The registers of one GetRegister request: 1 to 8 IDs, none of them 0.
 /// The checks are made on construction, so every list can be sent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RegisterList(Vec<u16>);
+/// Kept inline (no allocation): a sniffer decodes one per request frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegisterList {
+    /// The IDs, then zeros.
+    ids: [u16; MAX_REGISTERS],
+    len: u8,
+}
 
 impl RegisterList {
     /// Checks and wraps `registers`.
@@ -210,7 +215,14 @@ impl RegisterList {
         if registers.contains(&0) {
             return Err(MessageError::RegisterZero);
         }
-        Ok(RegisterList(registers.to_vec()))
+        let mut ids = [0; MAX_REGISTERS];
+        for (slot, &id) in ids.iter_mut().zip(registers) {
+            *slot = id;
+        }
+        Ok(RegisterList {
+            ids,
+            len: u8::try_from(registers.len()).unwrap_or(u8::MAX),
+        })
     }
 }
 
@@ -218,7 +230,14 @@ impl std::ops::Deref for RegisterList {
     type Target = [u16];
 
     fn deref(&self) -> &[u16] {
-        &self.0
+        self.ids.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for RegisterList {
+    /// `RegisterList([60, 68])`, the IDs alone.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RegisterList").field(&&**self).finish()
     }
 }
 
@@ -284,11 +303,13 @@ impl Request {
                     return Err(MessageError::RegisterCount { count });
                 }
                 expect_len(Command::GetRegister, "request", data, 1 + 2 * count)?;
-                let registers: Vec<u16> = ids
-                    .chunks_exact(2)
-                    .filter_map(|pair| pair.try_into().ok().map(u16::from_be_bytes))
-                    .collect();
-                Request::get_register(&registers)
+                let mut registers = [0u16; MAX_REGISTERS];
+                for (slot, pair) in registers.iter_mut().zip(ids.chunks_exact(2)) {
+                    if let &[hi, lo] = pair {
+                        *slot = u16::from_be_bytes([hi, lo]);
+                    }
+                }
+                Request::get_register(registers.get(..count).unwrap_or_default())
             }
             Some(Command::Logger) => Ok(Request::Logger(LoggerRequest::decode(data)?)),
             _ => Ok(Request::Raw {
@@ -442,7 +463,9 @@ impl Response {
 }
 
 fn decode_registers(data: &[u8]) -> Result<Vec<RegisterValue>, MessageError> {
-    let mut registers = Vec::new();
+    // An entry takes at least 6 bytes (ID, unit, length, sigEx, a mantissa
+    // byte): room for all of them at once.
+    let mut registers = Vec::with_capacity(data.len() / 6);
     let mut offset = 0;
     while let Some(entry) = data.get(offset..).filter(|rest| !rest.is_empty()) {
         let &[id_hi, id_lo, unit, ..] = entry else {

@@ -8,7 +8,9 @@
 
 use std::collections::VecDeque;
 
-use crate::frame::{ACK, Direction, Frame, FrameError, MAX_FRAME_LEN, STOP};
+use crate::frame::{
+    ACK, Direction, Frame, FrameError, MAX_FRAME_LEN, START_FROM_METER, START_TO_METER, STOP,
+};
 
 /// What the splitter found in the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +64,26 @@ impl Splitter {
     }
 
     /// Feeds received bytes; the events they complete are queued.
-    pub fn push(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.push_byte(byte);
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        while let Some((&byte, rest)) = bytes.split_first() {
+            if self.frame.is_empty() {
+                self.push_byte(byte);
+                bytes = rest;
+                continue;
+            }
+            // Inside a frame, the bytes up to the next start, stop or ACK
+            // byte only extend it (as long as it stays shorter than the
+            // limit): copied at once rather than byte by byte.
+            let room = self.max_len.saturating_sub(self.frame.len() + 1);
+            let run = run_len(bytes.get(..room).unwrap_or(bytes));
+            let (plain, rest) = bytes.split_at(run);
+            self.frame.extend_from_slice(plain);
+            if let Some((&byte, rest)) = rest.split_first() {
+                self.push_byte(byte);
+                bytes = rest;
+            } else {
+                bytes = rest;
+            }
         }
     }
 
@@ -156,6 +175,33 @@ impl Splitter {
                 .push_back(Event::Garbage(std::mem::take(&mut self.garbage)));
         }
     }
+}
+
+/// How many bytes of `bytes` come before the first that ends a run: looked
+/// for 16 bytes at a time, each block without a branch.
+fn run_len(bytes: &[u8]) -> usize {
+    let mut plain = 0;
+    for block in bytes.chunks_exact(16) {
+        if block
+            .iter()
+            .fold(false, |ends, &byte| ends | ends_a_run(byte))
+        {
+            break;
+        }
+        plain += 16;
+    }
+    let rest = bytes.get(plain..).unwrap_or_default();
+    plain
+        + rest
+            .iter()
+            .position(|&byte| ends_a_run(byte))
+            .unwrap_or(rest.len())
+}
+
+/// Whether `byte` does more inside a frame than extend it: a start byte,
+/// the stop byte or an ACK.
+fn ends_a_run(byte: u8) -> bool {
+    matches!(byte, START_TO_METER | START_FROM_METER | STOP | ACK)
 }
 
 #[cfg(test)]
@@ -268,5 +314,40 @@ mod tests {
                 bytes: SERIAL_REPLY[..4].to_vec()
             }]
         );
+    }
+
+    /// The events of `stream` with every byte through `push_byte`, the
+    /// byte-wise reference of what `push` does in runs.
+    fn byte_wise(stream: &[u8], max_len: usize) -> Vec<Event> {
+        let mut splitter = Splitter::with_max_len(max_len);
+        for &byte in stream {
+            splitter.push_byte(byte);
+        }
+        splitter.finish().collect()
+    }
+
+    fn line_byte() -> impl proptest::strategy::Strategy<Value = u8> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u8>(),
+            proptest::sample::select(vec![0x80, 0x40, 0x0D, 0x06, 0x1B, 0x7F, 0xF2])
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn runs_split_as_byte_by_byte(
+            stream in proptest::collection::vec(line_byte(), 0..300),
+            max_len in 1usize..80,
+            cut in 0usize..300,
+        ) {
+            let cut = cut.min(stream.len());
+            let (head, tail) = stream.split_at(cut);
+            let mut splitter = Splitter::with_max_len(max_len);
+            let mut events: Vec<Event> = splitter.feed(head).collect();
+            events.extend(splitter.feed(tail));
+            events.extend(splitter.finish());
+            proptest::prop_assert_eq!(events, byte_wise(&stream, max_len));
+        }
     }
 }

@@ -337,46 +337,116 @@ impl fmt::Display for Value {
     /// The exact decimal: `34.00`, `0.251`, `-123.45`, `255000`. A negative
     /// zero prints without its sign.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The digits go through a buffer on the stack, not a `String`: `sniff`
-        // prints every value of a recording. A u128 has at most 39 digits, and
-        // the padding below at most 63 zeros.
-        let mut buffer = [b'0'; 104];
-        let mut start = buffer.len();
-        let mut rest = self.mantissa;
-        for slot in buffer.iter_mut().rev() {
-            *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
-            rest /= 10;
-            start -= 1;
-            if rest == 0 {
-                break;
-            }
-        }
+        f.write_str(self.decimal().as_str())
+    }
+}
+
+impl Value {
+    /// The exact decimal as [`fmt::Display`] writes it, made on the stack:
+    /// for writers that append text without `core::fmt` (`kmplog sniff`
+    /// prints every value of a recording).
+    ///
+    /// ```
+    /// let value: kmp::Value = "-0.050".parse().unwrap();
+    /// assert_eq!(value.decimal().as_str(), "-0.050");
+    /// ```
+    pub fn decimal(&self) -> Decimal {
+        let mut digits = [0u8; 39];
+        let count = if let Ok(small) = u64::try_from(self.mantissa) {
+            // Most mantissas fit 64 bits, whose division is far cheaper.
+            write_digits(small, &mut digits)
+        } else {
+            write_digits(self.mantissa, &mut digits)
+        };
+        let digits = digits.get(digits.len() - count..).unwrap_or_default();
+        let mut text = Decimal {
+            bytes: [b'0'; DECIMAL_LEN],
+            len: 0,
+        };
         if self.negative && self.mantissa != 0 {
-            f.write_str("-")?;
+            text.push(b'-');
         }
         let exponent = usize::from(self.exponent.unsigned_abs());
-        let digits_of = |from: usize, to: usize| {
-            buffer
-                .get(from..to)
-                .and_then(|digits| std::str::from_utf8(digits).ok())
-                .unwrap_or_default()
-        };
         if self.exponent >= 0 {
-            f.write_str(digits_of(start, buffer.len()))?;
+            text.extend(digits);
             if self.mantissa != 0 {
-                for _ in 0..exponent {
-                    f.write_str("0")?;
-                }
+                text.zeros(exponent);
             }
-            return Ok(());
+        } else if digits.len() > exponent {
+            let (whole, fraction) = digits.split_at(digits.len() - exponent);
+            text.extend(whole);
+            text.push(b'.');
+            text.extend(fraction);
+        } else {
+            text.extend(b"0.");
+            text.zeros(exponent - digits.len());
+            text.extend(digits);
         }
-        // At least one digit before the point: the buffer's leading zeros pad.
-        let start = start.min(buffer.len() - exponent - 1);
-        let point = buffer.len() - exponent;
-        f.write_str(digits_of(start, point))?;
-        f.write_str(".")?;
-        f.write_str(digits_of(point, buffer.len()))
+        text
     }
+}
+
+/// The longest decimal: a sign, 39 digits and 63 zeros, or `-0.` and 63
+/// digits.
+const DECIMAL_LEN: usize = 104;
+
+/// The text of a [`Value`], from [`Value::decimal`].
+#[derive(Debug, Clone, Copy)]
+pub struct Decimal {
+    bytes: [u8; DECIMAL_LEN],
+    len: usize,
+}
+
+impl Decimal {
+    /// The text: `34.00`, `-0.5`, `255000`.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The text's bytes (ASCII), for writers of bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.push(byte);
+        }
+    }
+
+    fn zeros(&mut self, count: usize) {
+        for _ in 0..count {
+            self.push(b'0');
+        }
+    }
+}
+
+/// Writes the decimal digits of `number` at the end of `digits` and says
+/// how many.
+fn write_digits<N>(mut number: N, digits: &mut [u8]) -> usize
+where
+    N: Copy + PartialEq + From<u8> + std::ops::Rem<Output = N> + std::ops::DivAssign,
+    u8: TryFrom<N>,
+{
+    let ten = N::from(10);
+    let zero = N::from(0);
+    let mut count = 0;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(number % ten).unwrap_or(0);
+        number /= ten;
+        count += 1;
+        if number == zero {
+            break;
+        }
+    }
+    count
 }
 
 /// A unit-`0x4F` date and time: seven bytes, DST/offset, YY, MM, DD, hh, mm,
@@ -483,51 +553,150 @@ impl RegisterValue {
     /// a time, text, flags); `None` for plain quantities, and for a value that
     /// does not fit its unit's form (the exact value then stands alone).
     pub fn natural(&self) -> Option<String> {
+        self.natural_form().map(|form| form.to_string())
+    }
+
+    /// [`RegisterValue::natural`] without the `String`: checked now, written
+    /// by its [`fmt::Display`].
+    pub fn natural_form(&self) -> Option<Natural> {
         let whole =
             (self.value.exponent == 0 && !self.value.negative).then_some(self.value.mantissa);
-        match (self.unit.code(), self.unit.quantity()) {
-            (0x2F, _) => whole.and_then(time_of_day),
+        let form = match (self.unit.code(), self.unit.quantity()) {
+            (0x2F, _) => whole.and_then(time_of_day).map(Form::Time),
             (0x30, _) => whole
-                .and_then(|yymmdd| date(2000 + yymmdd / 10_000, yymmdd / 100 % 100, yymmdd % 100)),
+                .and_then(|yymmdd| date(2000 + yymmdd / 10_000, yymmdd / 100 % 100, yymmdd % 100))
+                .map(Form::Date),
             (0x31, _) => whole
-                .and_then(|yyyymmdd| date(yyyymmdd / 10_000, yyyymmdd / 100 % 100, yyyymmdd % 100)),
+                .and_then(|yyyymmdd| date(yyyymmdd / 10_000, yyyymmdd / 100 % 100, yyyymmdd % 100))
+                .map(Form::Date),
             (0x32, _) => whole.and_then(|mmdd| {
                 let (month, day) = (mmdd / 100, mmdd % 100);
-                valid_date(2000, month, day).then(|| format!("--{month:02}-{day:02}"))
+                valid_date(2000, month, day).then(|| Form::MonthDay(small(month), small(day)))
             }),
             (0x40, _) => whole.and_then(|stamp| {
                 let (day, time) = (stamp / 1_000_000, stamp % 1_000_000);
                 let date = date(2000 + day / 10_000, day / 100 % 100, day % 100)?;
-                Some(format!("{date}T{}", time_of_day(time)?))
+                Some(Form::DateTime(date, time_of_day(time)?))
             }),
-            (0x4F, _) => self.date_time_7().map(|stamp| stamp.to_string()),
+            (0x4F, _) => self.date_time_7().map(Form::DateTime7),
             (_, Quantity::Ascii) => {
-                let text: String = self
-                    .value
-                    .mantissa_bytes()
-                    .iter()
-                    .map(|&byte| char::from(byte))
-                    .collect();
-                let text = text.trim_start_matches('\0');
-                text.chars()
-                    .all(|c| c.is_ascii_graphic() || c == ' ')
-                    .then(|| text.to_owned())
+                let text = self.value.mantissa_bytes();
+                let text = text.iter().skip_while(|&&byte| byte == 0);
+                text.clone()
+                    .all(|&byte| byte.is_ascii_graphic() || byte == b' ')
+                    .then_some(Form::Ascii(self.value))
             }
-            (_, Quantity::BitField) => {
-                whole.map(|bits| format!("0b{bits:0width$b}", width = self.value.width() * 8))
-            }
+            (_, Quantity::BitField) => whole.map(|bits| Form::Bits {
+                bits,
+                width: self.value.width() * 8,
+            }),
             _ => None,
+        };
+        form.map(Natural)
+    }
+}
+
+/// A value's natural form (see [`RegisterValue::natural_form`]); its
+/// [`fmt::Display`] is the text of [`RegisterValue::natural`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Natural(Form);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `hh:mm:ss`.
+    Time([u8; 3]),
+    /// `YYYY-MM-DD`.
+    Date((u16, u8, u8)),
+    /// `--MM-DD`.
+    MonthDay(u8, u8),
+    /// `YYYY-MM-DDThh:mm:ss`.
+    DateTime((u16, u8, u8), [u8; 3]),
+    DateTime7(DateTime7),
+    /// The mantissa's bytes as characters, leading NULs left out; checked
+    /// to be printable.
+    Ascii(Value),
+    /// `0b` and the bits, `width` of them.
+    Bits {
+        bits: u128,
+        width: usize,
+    },
+}
+
+impl fmt::Display for Natural {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Form::Time(time) => write_time(f, time),
+            Form::Date(date) => write_date(f, date),
+            Form::MonthDay(month, day) => {
+                f.write_str("--")?;
+                write_padded(f, month.into(), 2)?;
+                f.write_str("-")?;
+                write_padded(f, day.into(), 2)
+            }
+            Form::DateTime(date, time) => {
+                write_date(f, date)?;
+                f.write_str("T")?;
+                write_time(f, time)
+            }
+            Form::DateTime7(stamp) => stamp.fmt(f),
+            Form::Ascii(value) => {
+                for byte in value
+                    .mantissa_bytes()
+                    .into_iter()
+                    .skip_while(|&byte| byte == 0)
+                {
+                    fmt::Write::write_char(f, char::from(byte))?;
+                }
+                Ok(())
+            }
+            Form::Bits { bits, width } => write!(f, "0b{bits:0width$b}"),
         }
     }
 }
 
-fn time_of_day(hhmmss: u128) -> Option<String> {
-    let (hour, minute, second) = (hhmmss / 10_000, hhmmss / 100 % 100, hhmmss % 100);
-    (hour < 24 && minute < 60 && second < 60).then(|| format!("{hour:02}:{minute:02}:{second:02}"))
+fn write_time(f: &mut fmt::Formatter<'_>, [hour, minute, second]: [u8; 3]) -> fmt::Result {
+    write_padded(f, hour.into(), 2)?;
+    f.write_str(":")?;
+    write_padded(f, minute.into(), 2)?;
+    f.write_str(":")?;
+    write_padded(f, second.into(), 2)
 }
 
-fn date(year: u128, month: u128, day: u128) -> Option<String> {
-    valid_date(year, month, day).then(|| format!("{year:04}-{month:02}-{day:02}"))
+fn write_date(f: &mut fmt::Formatter<'_>, (year, month, day): (u16, u8, u8)) -> fmt::Result {
+    write_padded(f, year.into(), 4)?;
+    f.write_str("-")?;
+    write_padded(f, month.into(), 2)?;
+    f.write_str("-")?;
+    write_padded(f, day.into(), 2)
+}
+
+/// `number` with leading zeros to `width` digits, as `{:0width$}` writes
+/// it, without `core::fmt`'s integer machinery.
+fn write_padded(f: &mut fmt::Formatter<'_>, number: u32, width: usize) -> fmt::Result {
+    let mut digits = [b'0'; 10];
+    let count = write_digits(number, &mut digits).max(width.min(digits.len()));
+    let text = digits.get(digits.len() - count..).unwrap_or_default();
+    f.write_str(std::str::from_utf8(text).unwrap_or_default())
+}
+
+/// A part of a date or time already checked to be small.
+fn small(number: u128) -> u8 {
+    u8::try_from(number).unwrap_or(u8::MAX)
+}
+
+fn time_of_day(hhmmss: u128) -> Option<[u8; 3]> {
+    let (hour, minute, second) = (hhmmss / 10_000, hhmmss / 100 % 100, hhmmss % 100);
+    (hour < 24 && minute < 60 && second < 60).then(|| [small(hour), small(minute), small(second)])
+}
+
+fn date(year: u128, month: u128, day: u128) -> Option<(u16, u8, u8)> {
+    valid_date(year, month, day).then(|| {
+        (
+            u16::try_from(year).unwrap_or(u16::MAX),
+            small(month),
+            small(day),
+        )
+    })
 }
 
 fn valid_date(year: u128, month: u128, day: u128) -> bool {

@@ -367,10 +367,16 @@ pub fn info_flags(model: Option<Model>, code: u32) -> Vec<InfoFlag> {
     // Looked up in the parts themselves rather than in `info_bits`, which
     // collects and sorts: `sniff` names the flags of every info code it sees.
     let known = || parts(model).iter().flat_map(|part| part.bits.iter());
-    (0..32)
-        .zip(UNKNOWN_BITS)
-        .map(|(position, unknown)| (1_u32 << position, unknown))
-        .filter(|(mask, _)| code & mask != 0)
+    // Only the set bits, lowest first: most codes are 0, and no bit is
+    // visited that is not set.
+    let set_bits = std::iter::successors(Some(code), |rest| Some(rest & rest.wrapping_sub(1)))
+        .take_while(|&rest| rest != 0)
+        .map(|rest| rest & rest.wrapping_neg());
+    set_bits
+        .filter_map(|mask| {
+            let position = usize::try_from(mask.trailing_zeros()).ok()?;
+            Some((mask, *UNKNOWN_BITS.get(position)?))
+        })
         .map(
             |(mask, unknown)| match known().find(|(known_mask, ..)| *known_mask == mask) {
                 Some(&(_, name, description)) => InfoFlag {

@@ -6,6 +6,8 @@
 //!   time range) page by page over a [`Master`](crate::bus::Master): asks
 //!   for what fits, shrinks the page when the meter cuts an answer short,
 //!   retries a page once after a CRC error and stops at the logger's tail.
+//! - [`registers`]: which registers a logger keeps (GetConfiguration),
+//!   read when no register is named.
 //! - [`readings`]: the rows as readings with status `logged`, at the meter's
 //!   time, each under a key of its own so that backfilling twice adds
 //!   nothing (`kmplog backfill` writes them to the outbox, which takes the
@@ -13,3 +15,4 @@
 
 pub mod paging;
 pub mod readings;
+pub mod registers;

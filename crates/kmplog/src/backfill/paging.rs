@@ -384,7 +384,7 @@ async fn ask_page<L: Line>(
     }
 }
 
-fn no_reply(attempts: u32) -> String {
+pub(super) fn no_reply(attempts: u32) -> String {
     match attempts {
         1 => "no reply (1 attempt)".to_owned(),
         count => format!("no reply ({count} attempts)"),

@@ -89,28 +89,14 @@ impl LineArgs {
         retries: u32,
         echo: EchoMode,
     ) -> Result<MeterLine, Failure> {
-        let mut endpoint = self.endpoint()?;
-        // A master, like a logger's bus: refused on a port another master
-        // holds rather than colliding with it on the line.
-        if let Endpoint::Serial(settings) = &mut endpoint {
-            settings.exclusive = true;
-        }
+        let endpoint = self.endpoint()?;
         let settings = MasterSettings {
             timeout,
             retries,
             echo,
-            byte_time: endpoint.byte_time(),
             ..MasterSettings::default()
         };
-        let line = endpoint
-            .open()
-            .await
-            .map_err(|error| Failure::failed(error.to_string()))?;
-        Ok(MeterLine {
-            name: endpoint.to_string(),
-            master: Master::new(line, endpoint.to_string(), settings),
-            timeout,
-        })
+        MeterLine::open(endpoint, settings).await
     }
 }
 
@@ -123,6 +109,16 @@ impl MeterArgs {
     /// The timeout as given, for messages.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout)
+    }
+
+    /// How a master talks to the meters by these options.
+    pub fn master_settings(&self) -> MasterSettings {
+        MasterSettings {
+            timeout: self.timeout(),
+            retries: self.retries,
+            echo: self.echo,
+            ..MasterSettings::default()
+        }
     }
 
     /// Opens the line and puts a master on it.
@@ -138,9 +134,48 @@ pub struct MeterLine {
     name: String,
     master: Master<BoxedLine>,
     timeout: Duration,
+    /// The line's time per byte, kept when the settings change.
+    byte_time: Duration,
 }
 
 impl MeterLine {
+    /// Opens `endpoint` and puts a master with `settings` on it (the byte
+    /// time is the line's own). A serial port is opened as a master's:
+    /// refused when another master holds it, rather than colliding with it
+    /// on the line.
+    pub async fn open(
+        mut endpoint: Endpoint,
+        settings: MasterSettings,
+    ) -> Result<MeterLine, Failure> {
+        if let Endpoint::Serial(settings) = &mut endpoint {
+            settings.exclusive = true;
+        }
+        let settings = MasterSettings {
+            byte_time: endpoint.byte_time(),
+            ..settings
+        };
+        let line = endpoint
+            .open()
+            .await
+            .map_err(|error| Failure::failed(error.to_string()))?;
+        Ok(MeterLine {
+            name: endpoint.to_string(),
+            timeout: settings.timeout,
+            byte_time: settings.byte_time,
+            master: Master::new(line, endpoint.to_string(), settings),
+        })
+    }
+
+    /// Waits, retries and handles echoes as `settings` say from now on (the
+    /// byte time stays the line's).
+    pub fn set_settings(&mut self, settings: MasterSettings) {
+        self.timeout = settings.timeout;
+        self.master.set_settings(MasterSettings {
+            byte_time: self.byte_time,
+            ..settings
+        });
+    }
+
     /// The line, as messages name it (`tcp 127.0.0.1:7063`).
     pub fn name(&self) -> &str {
         &self.name

@@ -138,12 +138,16 @@ impl RegisterJson<'_> {
         let RegisterJson { model, entry } = *self;
         out.extend_from_slice(b"{\"register\":");
         push_number(out, entry.register.into());
-        let _ = write!(
-            out,
-            ",\"name\":\"{}\",\"value\":\"{}\",\"unit_code\":",
-            ExportName::new(model, entry.register),
-            entry.value
-        );
+        out.extend_from_slice(b",\"name\":\"");
+        match kmp::catalogue::lookup(model, entry.register) {
+            Some(info) => out.extend_from_slice(info.export_name.as_bytes()),
+            None => {
+                let _ = write!(out, "{}", ExportName::new(model, entry.register));
+            }
+        }
+        out.extend_from_slice(b"\",\"value\":\"");
+        out.extend_from_slice(entry.value.decimal().as_bytes());
+        out.extend_from_slice(b"\",\"unit_code\":");
         push_number(out, entry.unit.code().into());
         out.extend_from_slice(b",\"unit\":\"");
         match entry.unit.symbol() {
@@ -153,9 +157,22 @@ impl RegisterJson<'_> {
             }
         }
         out.push(b'"');
-        if let Some(text) = entry.natural() {
-            out.extend_from_slice(b",\"text\":");
-            json_string(out, &text);
+        if let Some(text) = entry.natural_form() {
+            out.extend_from_slice(b",\"text\":\"");
+            // Written as it is, then escaped where it has to be (only text
+            // registers can hold a quote or a backslash).
+            let start = out.len();
+            let _ = write!(out, "{text}");
+            if let Some(written) = out.get(start..)
+                && needs_escaping(written)
+            {
+                let written = out.split_off(start);
+                let _ = std::fmt::Write::write_str(
+                    &mut JsonStringContents(out),
+                    &String::from_utf8_lossy(&written),
+                );
+            }
+            out.push(b'"');
         }
         if let Some(flags) = register_flags(model, entry) {
             out.extend_from_slice(b",\"flags\":[");
@@ -192,15 +209,36 @@ pub fn push_number(out: &mut Vec<u8>, number: u32) {
 
 /// Appends `text` as a JSON string, escaped as serde_json escapes it.
 pub fn json_string(out: &mut Vec<u8>, text: &str) {
-    let _ = serde_json::to_writer(&mut *out, text);
+    out.push(b'"');
+    let _ = std::fmt::Write::write_str(&mut JsonStringContents(out), text);
+    out.push(b'"');
 }
 
-/// Whether `text` can stand between JSON quotes as it is.
-#[cfg(test)]
-pub fn needs_no_escaping(text: &str) -> bool {
-    !text
-        .chars()
-        .any(|c| c == '"' || c == '\\' || c.is_control())
+/// Whether serde_json escapes any byte of `text` in a string: a quote, a
+/// backslash or a control character.
+fn needs_escaping(text: &[u8]) -> bool {
+    // Without an early exit, so that the check runs on whole vectors.
+    text.iter().fold(false, |escape, &byte| {
+        escape | (byte == b'"' || byte == b'\\' || byte < 0x20)
+    })
+}
+
+/// Text written between the quotes of a JSON string, escaped as serde_json
+/// escapes it: what needs no escaping (nearly everything `sniff` writes) is
+/// copied as it is.
+pub struct JsonStringContents<'a>(pub &'a mut Vec<u8>);
+
+impl std::fmt::Write for JsonStringContents<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        if !needs_escaping(text.as_bytes()) {
+            self.0.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+        let quoted = serde_json::to_vec(text).map_err(|_| std::fmt::Error)?;
+        let contents = quoted.get(1..quoted.len().saturating_sub(1));
+        self.0.extend_from_slice(contents.unwrap_or_default());
+        Ok(())
+    }
 }
 
 /// The value as a person reads it: the natural form where there is one, and
@@ -255,14 +293,14 @@ mod tests {
     fn names_symbols_and_flags_need_no_escaping() {
         for code in 0..=u8::MAX {
             let symbol = kmp::Unit(code).to_string();
-            assert!(needs_no_escaping(&symbol), "{symbol:?}");
+            assert!(!needs_escaping(symbol.as_bytes()), "{symbol:?}");
         }
         for model in Model::ALL {
             for info in model.registers() {
-                assert!(needs_no_escaping(info.export_name), "{info:?}");
+                assert!(!needs_escaping(info.export_name.as_bytes()), "{info:?}");
             }
             for bit in kmp::catalogue::info::info_flags(Some(model), u32::MAX) {
-                assert!(needs_no_escaping(bit.name), "{bit:?}");
+                assert!(!needs_escaping(bit.name.as_bytes()), "{bit:?}");
             }
         }
     }
@@ -293,5 +331,40 @@ mod tests {
         );
         assert_eq!(display_value(model, &entry(99, 0)), "0");
         assert_eq!(display_value(model, &entry(60, 8)), "8");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for text in [
+            "GetRegister",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "°C ünï",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            json_string(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_text_register_with_a_quote_and_a_backslash_stays_json() {
+        // `A"\B` in unit 0x36 (ASCII).
+        let entry = RegisterValue {
+            register: 1,
+            unit: Unit(0x36),
+            value: Value::from_parts(false, 0x4122_5C42, 0, 4).unwrap(),
+        };
+        let mut out = Vec::new();
+        RegisterJson {
+            model: None,
+            entry: &entry,
+        }
+        .write(&mut out);
+        let json: Json = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json["text"], "A\"\\B");
     }
 }

@@ -5,7 +5,9 @@
 //! straight into one reused output buffer ([`FrameJson::write`]), which goes to
 //! stdout once per chunk read, and a file or stdin is read with blocking
 //! reads of [`CHUNK`] bytes (no async round trip per read). A live line is
-//! read as its bytes come, and each chunk is printed at once.
+//! read as its bytes come, and each chunk is printed at once. A line's time
+//! stamp is when the bytes that completed it were read: the clock is read
+//! once per chunk, not once per line.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -128,8 +130,9 @@ impl Printer {
             stamps,
             out,
         } = self;
+        let time = stamps.now();
         for event in splitter.feed(bytes) {
-            write_event(out, &event, *json, stamps.now());
+            write_event(out, &event, *json, time);
         }
         self.flush()
     }
@@ -142,8 +145,9 @@ impl Printer {
             stamps,
             out,
         } = self;
+        let time = stamps.now();
         for event in splitter.finish() {
-            write_event(out, &event, *json, stamps.now());
+            write_event(out, &event, *json, time);
         }
         self.flush().map(|_| ())
     }

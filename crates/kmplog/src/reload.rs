@@ -215,6 +215,7 @@ fn request_changes(
             ("on_no_data", format!("{:?}", request.on_no_data)),
             ("thresholds", format!("{:?}", request.thresholds)),
             ("reads_per_day", format!("{:?}", request.reads_per_day)),
+            ("backfill", format!("{:?}", request.backfill)),
         ]
     };
     fields(old)

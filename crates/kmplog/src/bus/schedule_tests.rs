@@ -129,6 +129,7 @@ fn request(description: &str, addresses: &[u8], method: Method) -> RequestConfig
         on_no_data: None,
         thresholds: Vec::new(),
         reads_per_day: None,
+        backfill: None,
     }
 }
 

@@ -231,6 +231,16 @@ fn each_mistake_is_reported_where_it_is() {
     };
     let cases: Vec<(String, &str, &str)> = vec![
         (
+            request(&format!("{REST}backfill = \"minutely\"\n")),
+            "9:12",
+            "`backfill` must be one of hourly, daily, not `minutely`",
+        ),
+        (
+            request("send = false\naddresses = 1\nitems = [\"E1\"]\nbackfill = \"hourly\"\n"),
+            "9:12",
+            "`backfill` on a request that only listens",
+        ),
+        (
             format!("tme_zone = \"UTC\"\n{P}{REST}"),
             "1:1",
             "unknown key `tme_zone` in the top level",
@@ -633,6 +643,17 @@ polling = \"fast\"
     ] {
         assert!(shown.contains(place), "{place} not in\n{shown}");
     }
+}
+
+#[test]
+fn backfill_names_the_logger_a_request_fills_its_gaps_from() {
+    let config = valid(&format!("{P}{REST}backfill = \"daily\"\n"));
+    assert_eq!(
+        config.buses[0].requests[0].backfill,
+        Some(kmp::logger::Logger::DAILY)
+    );
+    let config = valid(&format!("{P}{REST}"));
+    assert_eq!(config.buses[0].requests[0].backfill, None);
 }
 
 #[test]

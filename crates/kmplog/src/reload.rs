@@ -566,7 +566,7 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
-    use crate::reading::{Reading, Status};
+    use crate::reading::{Batch, Status};
     use crate::sim::line::LineConfig;
     use crate::sim::meter::Meter;
     use crate::sim::{Settings, Simulator, tcp};
@@ -662,7 +662,7 @@ mod tests {
             ]
             .concat(),
         );
-        let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<Reading>>();
+        let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<Batch>();
         let events = EventRouter::for_buses(&old);
         let context = BusContext {
             clock: Clock::System,
@@ -723,7 +723,7 @@ mod tests {
 
         let mut readings = Vec::new();
         while let Ok(batch) = received.try_recv() {
-            readings.extend(batch);
+            readings.extend(batch.into_readings());
         }
         let of = |request: &str| readings.iter().filter(|r| r.request == request).count() as u64;
         // Every transaction of the old queue, the one in flight included,

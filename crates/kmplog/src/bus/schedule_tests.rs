@@ -19,7 +19,7 @@ use super::state::SharedState;
 use super::task::{BusContext, run_bus_on};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, Item, RequestConfig};
-use crate::reading::{Reading, Status};
+use crate::reading::{Batch, Reading, Status};
 use crate::sim::line::LineConfig;
 use crate::sim::meter::Meter;
 use crate::sim::{Settings, Simulator, session};
@@ -167,7 +167,7 @@ impl Run {
 
 /// A bus task running on paused time, and the ends the test holds.
 struct Started {
-    readings: mpsc::UnboundedReceiver<Vec<Reading>>,
+    readings: mpsc::UnboundedReceiver<Batch>,
     events: EventRouter,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -234,7 +234,7 @@ async fn run(
     bus.task.await.unwrap();
     let mut all = Vec::new();
     while let Ok(batch) = bus.readings.try_recv() {
-        all.extend(batch);
+        all.extend(batch.into_readings());
     }
     Run {
         readings: all,
@@ -697,12 +697,18 @@ async fn each_address_is_handed_on_as_soon_as_it_is_read() {
     let first: Vec<(u8, Status)> = bus
         .readings
         .try_recv()
-        .map(|batch| batch.iter().map(|r| (r.address, r.status)).collect())
+        .map(|batch| {
+            batch
+                .into_readings()
+                .iter()
+                .map(|r| (r.address, r.status))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(first, [(1, Status::Ok)], "handed on while meter 9 is asked");
     tokio::time::sleep(Duration::from_secs(10)).await;
     let rest: Vec<(u8, Status)> = std::iter::from_fn(|| bus.readings.try_recv().ok())
-        .flatten()
+        .flat_map(Batch::into_readings)
         .map(|r| (r.address, r.status))
         .collect();
     assert_eq!(rest, [(9, Status::Timeout), (2, Status::Ok)]);

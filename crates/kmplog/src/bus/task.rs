@@ -32,7 +32,7 @@ use super::state::{BusState, RequestState, SharedState, method_in_words};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
-use crate::reading::{CounterGuard, Reading, Reply, Status};
+use crate::reading::{Batch, CounterGuard, Reading, Reply, Status};
 use crate::transport::{BoxedLine, Endpoint, Opener};
 use kmp::FrameError;
 
@@ -54,7 +54,7 @@ pub struct BusContext {
     /// completion, failure and threshold events.
     pub events: EventRouter,
     /// Where readings go.
-    pub readings: mpsc::UnboundedSender<Vec<Reading>>,
+    pub readings: mpsc::UnboundedSender<Batch>,
     /// Stops the task.
     pub shutdown: CancellationToken,
 }
@@ -237,7 +237,7 @@ impl Bus {
             }
             meters.observe(&config.name, readings);
             record_readings(state, &context.zone, readings);
-            let _ = context.readings.send(readings.clone());
+            let _ = context.readings.send(Batch::Polled(readings.clone()));
         };
         let readings = run_request(config, &plan.config, connection, state, context, hand_on).await;
         let ended = context.clock.now();

@@ -132,6 +132,9 @@ pub enum LogReadError {
         logger: Logger,
         /// What it did instead.
         what: String,
+        /// It did not answer at all: a meter without loggers, or one that
+        /// went silent at that moment.
+        silent: bool,
     },
     /// A page went unanswered, or stayed invalid after a retry.
     #[error(
@@ -263,14 +266,24 @@ impl LogReader {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Done => Ok(Step::Done),
             Stage::Head => {
-                self.stage = match self.ask_head(master).await? {
-                    Some(head) => self.pages_below(&head)?,
-                    None => Stage::Head,
+                self.stage = match self.ask_head(master).await {
+                    Ok(Some(head)) => self.pages_below(&head)?,
+                    Ok(None) => Stage::Head,
+                    Err(error) => {
+                        // Asked again, the read begins anew.
+                        self.stage = Stage::Head;
+                        return Err(error);
+                    }
                 };
                 Ok(Step::Asked)
             }
             Stage::Pages(pages) => self.ask_page(master, pages).await,
         }
+    }
+
+    /// Whether the read is complete: the next step makes no exchange.
+    pub fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
     }
 
     /// The rows read so far and not taken yet, newest page first.
@@ -312,10 +325,11 @@ impl LogReader {
                 }
             })?,
         });
-        let no_logger = |what: String| LogReadError::NoLogger {
+        let no_logger = |what: String, silent: bool| LogReadError::NoLogger {
             address,
             logger,
             what,
+            silent,
         };
         self.read.stats.requests += 1;
         let exchange = master.transact_expecting(address, &request, 64).await?;
@@ -326,16 +340,17 @@ impl LogReader {
                 self.read.stats.retries += 1;
                 return Ok(None);
             }
-            Outcome::NoReply => return Err(no_logger(no_reply(exchange.attempts))),
-            other => return Err(no_logger(describe(&other))),
+            Outcome::NoReply => return Err(no_logger(no_reply(exchange.attempts), true)),
+            other => return Err(no_logger(describe(&other), false)),
         };
         self.retried = false;
         let Some(row) = entries.table.rows().first() else {
-            return Err(no_logger(if entries.info.0 == 0 {
+            let what = if entries.info.0 == 0 {
                 "an empty answer".to_owned()
             } else {
                 format!("an answer without rows (info {})", entries.info)
-            }));
+            };
+            return Err(no_logger(what, false));
         };
         let time_registers = if row.iter().any(|cell| cell.register == DATE_TIME_REGISTER) {
             vec![DATE_TIME_REGISTER]
@@ -556,7 +571,7 @@ fn id_range(plan: &Plan, head: &Head, address: u8) -> Result<(u32, u32), LogRead
 }
 
 /// A logger's interval in seconds, the month and year on average.
-fn interval_seconds(logger: Logger) -> i64 {
+pub(crate) fn interval_seconds(logger: Logger) -> i64 {
     match logger {
         Logger::HOURLY => 3_600,
         Logger::DAILY => 86_400,
@@ -598,7 +613,7 @@ fn reply_bytes(registers: &[u16], rows: u16) -> usize {
 }
 
 /// A meter's date and time as a civil date-time.
-fn civil(stamp: kmp::DateTime7) -> Option<DateTime> {
+pub(crate) fn civil(stamp: kmp::DateTime7) -> Option<DateTime> {
     let byte = |value: u8| i8::try_from(value).ok();
     DateTime::new(
         i16::try_from(stamp.year).ok()?,

@@ -119,6 +119,7 @@ fn line_of(meters: Vec<Meter>, failures: u32, config: LineConfig) -> Arc<Simulat
         line: config,
         seed: Some(1),
         quiet: true,
+        outage: None,
     });
     Arc::new(SimulatedLine {
         simulator,

@@ -13,15 +13,37 @@ use super::pacing::Pacing;
 use super::session;
 
 /// Accepts connections on `listener` and serves each as a line, until the
-/// task is dropped. Only a failure of the listener itself ends it.
+/// task is dropped. Only a failure of the listener itself ends it. During
+/// the simulator's [outage](super::Outage) the listener is closed, and so
+/// is every connection.
 pub async fn serve(
     listener: TcpListener,
     simulator: Arc<Simulator>,
     pacing: Option<Pacing>,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
+    let mut listener = listener;
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = match simulator.outage_ahead() {
+            Some((begins, ends)) => tokio::select! {
+                accepted = listener.accept() => Some(accepted),
+                () = tokio::time::sleep_until(begins) => None,
+            }
+            .ok_or(ends),
+            None => Ok(listener.accept().await),
+        };
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
+            Err(ends) => {
+                drop(listener);
+                simulator.log(&format!("tcp {local}"), "down: outage");
+                tokio::time::sleep_until(ends).await;
+                listener = TcpListener::bind(local).await?;
+                simulator.log(&format!("tcp {local}"), "up again after the outage");
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Running out of file descriptors passes; back off rather
@@ -42,9 +64,20 @@ pub async fn serve(
                 simulator.log(&name, format_args!("cannot turn Nagle off: {error}"));
             }
             simulator.log(&name, "connected");
-            match session::serve(&simulator, &name, stream, pacing).await {
-                Ok(()) => simulator.log(&name, "closed by the master"),
-                Err(error) => simulator.log(&name, format_args!("connection failed: {error}")),
+            let served = session::serve(&simulator, &name, stream, pacing);
+            let outcome = match simulator.outage_ahead() {
+                Some((begins, _)) => tokio::select! {
+                    outcome = served => Some(outcome),
+                    () = tokio::time::sleep_until(begins) => None,
+                },
+                None => Some(served.await),
+            };
+            match outcome {
+                Some(Ok(())) => simulator.log(&name, "closed by the master"),
+                Some(Err(error)) => {
+                    simulator.log(&name, format_args!("connection failed: {error}"));
+                }
+                None => simulator.log(&name, "closed: outage"),
             }
         });
     }

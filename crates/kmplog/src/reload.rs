@@ -638,6 +638,7 @@ mod tests {
             line: LineConfig::default(),
             seed: Some(1),
             quiet: true,
+            outage: None,
         });
         tokio::spawn(tcp::serve(listener, simulator, None));
         address

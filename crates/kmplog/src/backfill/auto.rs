@@ -552,10 +552,12 @@ fn gap_of(
     if to.duration_since(from).as_secs() <= interval_seconds(logger) {
         return None;
     }
+    // In whole seconds, as a meter's clock shows them; from the second after
+    // the last good poll, which saw what the meter had then.
+    let second = |time: Timestamp| Timestamp::from_second(time.as_second()).ok();
     Some(Gap {
-        // The last good poll saw what the meter had then.
-        from: zone.to_datetime(from.checked_add(SignedDuration::from_secs(1)).ok()?),
-        to: zone.to_datetime(to),
+        from: zone.to_datetime(second(from)?.checked_add(SignedDuration::from_secs(1)).ok()?),
+        to: zone.to_datetime(second(to)?),
     })
 }
 

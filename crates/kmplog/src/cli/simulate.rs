@@ -473,8 +473,29 @@ mod tests {
             &["--baud", "299"][..],
             &["--baud", "115201"],
             &["--no-reply", "2"],
+            &["--outage", "5s"],
+            &["--outage", "5s,2x"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_outage_skips_as_long_as_it_lasts_unless_told() {
+        let outage = |text: &str| parse(&["--outage", text]).unwrap().outage.unwrap();
+        assert_eq!(
+            outage("5s,2s,3h"),
+            Outage {
+                after: Duration::from_secs(5),
+                lasts: Duration::from_secs(2),
+                skips: Duration::from_secs(3 * 3600),
+            }
+        );
+        assert_eq!(outage("1min,30s").skips, Duration::from_secs(30));
+        assert!(
+            parse_outage("5s,2s,3h,1s")
+                .unwrap_err()
+                .contains("give two or three durations, such as 5s,2s,3h")
+        );
     }
 }

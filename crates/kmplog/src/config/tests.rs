@@ -700,6 +700,13 @@ fn warnings_and_notes_leave_the_file_valid() {
             "9:15",
             "this request fires `go`, the event it runs on",
         ),
+        (
+            format!(
+                "{P}addresses = 1\nitems = [\"E1\"]\npolling = \"1h\"\nreads_per_day = 24\nbackfill = \"hourly\"\n"
+            ),
+            "10:12",
+            "polling every 1h takes all of reads_per_day = 24: a backfill would have no reads left",
+        ),
         ("sinks = {}\n".to_owned(), "1:1", "the file has no [[bus]]"),
         (
             "[[bus]]\nname = \"b\"\ntcp = \"h:1\"\n".to_owned(),

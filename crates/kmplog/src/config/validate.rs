@@ -797,7 +797,7 @@ fn request(
         reads_per_day,
         METHOD_KEYS.iter().find_map(|key| table.get(key)),
     ) {
-        check_budget(cx, method, budget, &field);
+        check_budget(cx, method, budget, &field, table.get("backfill").as_ref());
     }
     events
         .fired
@@ -1385,7 +1385,15 @@ fn limit(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Value> {
 }
 
 /// Warns when `method` reads each meter more often a day than `budget`.
-fn check_budget(cx: &mut Context<'_>, method: &Method, budget: u32, field: &Field<'_, '_>) {
+/// Warns too when the method takes all of the budget and `backfill` (the
+/// request's key, when given) would have no reads left.
+fn check_budget(
+    cx: &mut Context<'_>,
+    method: &Method,
+    budget: u32,
+    field: &Field<'_, '_>,
+    backfill: Option<&Field<'_, '_>>,
+) {
     let (runs, what, advice) = match method {
         Method::Polling(interval) => {
             // The shortest whole-second interval within the budget.
@@ -1423,6 +1431,16 @@ fn check_budget(cx: &mut Context<'_>, method: &Method, budget: u32, field: &Fiel
                 "{what} reads each meter {runs} times a day, more than reads_per_day = {budget}"
             ),
             format!("{advice}, or raise reads_per_day; every read costs a battery meter's battery"),
+        );
+    } else if let Some(backfill) = backfill.filter(|_| runs == u64::from(budget)) {
+        cx.report(
+            Severity::Warning,
+            backfill.span(),
+            format!(
+                "{what} takes all of reads_per_day = {budget}: a backfill would have no reads left"
+            ),
+            "raise reads_per_day by a few reads per outage (the meter's clock and serial number, then a page per few dozen rows), for example: reads_per_day = ".to_owned()
+                + &(budget + 8).to_string(),
         );
     }
 }

@@ -130,6 +130,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_outage_closes_the_connections_refuses_new_ones_and_moves_the_clock_on() {
+        let simulator = crate::sim::Simulator::new(crate::sim::Settings {
+            meters: vec![Meter::new(63, Model::Multical603)],
+            line: LineConfig::default(),
+            seed: Some(1),
+            quiet: true,
+            outage: Some(crate::sim::Outage {
+                after: Duration::from_millis(300),
+                lasts: Duration::from_millis(300),
+                skips: Duration::from_secs(3 * 3600),
+            }),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, Arc::clone(&simulator), None));
+        let clock = Request::get_register(&[1003, 1002])
+            .unwrap()
+            .to_frame(63)
+            .encode();
+        let meter_time = |response: Response| {
+            let Response::Registers(values) = response else {
+                panic!("not registers");
+            };
+            let stamp = kmp::logger::row_time(&values).unwrap();
+            jiff::civil::date(stamp.year as i16, stamp.month as i8, stamp.day as i8).at(
+                stamp.hour as i8,
+                stamp.minute as i8,
+                stamp.second as i8,
+                0,
+            )
+        };
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(&clock).await.unwrap();
+        let before = meter_time(read_response(&mut stream).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0, "closed");
+        assert!(TcpStream::connect(address).await.is_err(), "refused");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(&clock).await.unwrap();
+        let after = meter_time(read_response(&mut stream).await);
+        let moved = after.duration_since(before).as_secs();
+        assert!((10_800..=10_802).contains(&moved), "{before} then {after}");
+        server.abort();
+    }
+
+    #[tokio::test]
     async fn echoes_the_request_then_replies_at_the_pace_of_the_line() {
         let line = LineConfig {
             echo: true,

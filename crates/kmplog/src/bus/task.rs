@@ -11,6 +11,9 @@
 //! fails is reopened with back-off while the schedule goes on; requests that
 //! fall due meanwhile end as `line_down` readings. Each address's readings
 //! are handed on as soon as they are read, not at the end of the run.
+//! A backfill after an outage ([`crate::backfill::auto`]) gets one exchange
+//! after each request and while the bus is idle: it learns from the runs,
+//! and decides itself what to ask.
 
 use std::collections::HashMap;
 use std::sync::Arc;

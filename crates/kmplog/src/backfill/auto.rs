@@ -297,7 +297,14 @@ impl AutoBackfill {
             if watch.reading.is_none() && watch.gaps.is_empty() {
                 return None;
             }
-            Some((index, if meter.serial.is_none() { Work::Serial } else { Work::Rows }))
+            Some((
+                index,
+                if meter.serial.is_none() {
+                    Work::Serial
+                } else {
+                    Work::Rows
+                },
+            ))
         })
     }
 
@@ -348,6 +355,7 @@ impl AutoBackfill {
         clock: &Clock,
     ) -> Result<(), TransportError> {
         let Ok(request) = Request::get_register(&CLOCK_REGISTERS) else {
+            self.wait_for_answer(address);
             return Ok(());
         };
         let exchange = master.transact(address, &request).await?;
@@ -556,7 +564,11 @@ fn gap_of(
     // the last good poll, which saw what the meter had then.
     let second = |time: Timestamp| Timestamp::from_second(time.as_second()).ok();
     Some(Gap {
-        from: zone.to_datetime(second(from)?.checked_add(SignedDuration::from_secs(1)).ok()?),
+        from: zone.to_datetime(
+            second(from)?
+                .checked_add(SignedDuration::from_secs(1))
+                .ok()?,
+        ),
         to: zone.to_datetime(second(to)?),
     })
 }
@@ -578,7 +590,13 @@ mod tests {
         let zone = TimeZone::UTC;
         let outage = recovery("2026-11-25T07:30:00Z", "2026-11-25T10:20:00Z", Some(600));
         // The meter was 10 min ahead before, and was set 1 h ahead meanwhile.
-        let gap = gap_of(&outage, SignedDuration::from_hours(1), Logger::HOURLY, &zone).unwrap();
+        let gap = gap_of(
+            &outage,
+            SignedDuration::from_hours(1),
+            Logger::HOURLY,
+            &zone,
+        )
+        .unwrap();
         assert_eq!(gap.from.to_string(), "2026-11-25T07:40:01");
         assert_eq!(gap.to.to_string(), "2026-11-25T11:20:00");
         // Not read before the outage: the offset after stands for both.

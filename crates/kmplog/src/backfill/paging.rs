@@ -319,10 +319,8 @@ impl LogReader {
             logger,
             offset: 0xFFFF,
             entries: 1,
-            registers: LogRegisters::new(&stamps).map_err(|_| {
-                LogReadError::TooManyRegisters {
-                    count: stamps.len(),
-                }
+            registers: LogRegisters::new(&stamps).map_err(|_| LogReadError::TooManyRegisters {
+                count: stamps.len(),
             })?,
         });
         let no_logger = |what: String, silent: bool| LogReadError::NoLogger {
@@ -414,11 +412,7 @@ impl LogReader {
         });
         self.read.stats.requests += 1;
         let exchange = master
-            .transact_expecting(
-                self.address,
-                &request,
-                reply_bytes(&pages.registers, want),
-            )
+            .transact_expecting(self.address, &request, reply_bytes(&pages.registers, want))
             .await?;
         let what = match exchange.outcome {
             Outcome::Response(Response::Logger(LoggerResponse::Entries(entries))) => {

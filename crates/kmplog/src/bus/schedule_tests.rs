@@ -844,7 +844,10 @@ async fn after_an_outage_of_hours_the_missed_hourly_rows_are_read_between_the_po
     times.dedup();
     assert_eq!(times.len(), 3);
     for pair in times.windows(2) {
-        assert_eq!(pair[1].duration_since(pair[0]), jiff::SignedDuration::from_hours(1));
+        assert_eq!(
+            pair[1].duration_since(pair[0]),
+            jiff::SignedDuration::from_hours(1)
+        );
     }
     // On the meter's clock, between the last good poll and the recovery.
     let now = simulator.now();
@@ -852,13 +855,23 @@ async fn after_an_outage_of_hours_the_missed_hourly_rows_are_read_between_the_po
     let meter_clock = |seconds: i64| Timestamp::from_second(started + seconds).unwrap();
     let (last_good, recovered) = (meter_clock(1800), meter_clock(12_600));
     assert!(
-        times.iter().all(|time| (last_good..=recovered).contains(time)),
+        times
+            .iter()
+            .all(|time| (last_good..=recovered).contains(time)),
         "{times:?} not within {last_good}..{recovered}"
     );
-    assert!(logged.iter().all(|r| r.request == "hourly logger" && r.address == 63));
+    assert!(
+        logged
+            .iter()
+            .all(|r| r.request == "hourly logger" && r.address == 63)
+    );
     let serial = Meter::new(63, Model::Multical603).serial();
     let mut keys = run.logged_keys.clone();
-    assert!(keys.iter().all(|key| key.starts_with(&format!("logged-{serial}-5-"))), "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|key| key.starts_with(&format!("logged-{serial}-5-"))),
+        "{keys:?}"
+    );
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 6, "each row's value once");
@@ -942,5 +955,8 @@ fn a_meter_without_loggers_is_said_once_and_polled_on() {
         .filter(|line| line.contains("backfill given up"))
         .collect();
     assert_eq!(given_up.len(), 1, "{lines}");
-    assert!(given_up[0].contains("gave no hourly logger rows: no reply"), "{lines}");
+    assert!(
+        given_up[0].contains("gave no hourly logger rows: no reply"),
+        "{lines}"
+    );
 }

@@ -40,7 +40,10 @@ fn an_outage_of_three_simulated_hours_is_filled_from_the_hourly_logger() {
     let rows = workdir.db_rows();
     let logged: Vec<&Row> = rows.iter().filter(|row| row.status == "logged").collect();
     let polled: Vec<&Row> = rows.iter().filter(|row| row.status == "ok").collect();
-    assert!(rows.iter().any(|row| row.status == "line_down"), "the outage was seen");
+    assert!(
+        rows.iter().any(|row| row.status == "line_down"),
+        "the outage was seen"
+    );
     // Three hours of the meter's clock: three hourly rows, E1 and V1 each.
     assert_eq!(logged.len(), 6, "{logged:#?}");
     let mut hours: Vec<Timestamp> = logged.iter().map(|row| row.time()).collect();
@@ -48,9 +51,16 @@ fn an_outage_of_three_simulated_hours_is_filled_from_the_hourly_logger() {
     hours.dedup();
     assert_eq!(hours.len(), 3, "{hours:?}");
     for pair in hours.windows(2) {
-        assert_eq!(pair[1].duration_since(pair[0]), jiff::SignedDuration::from_hours(1));
+        assert_eq!(
+            pair[1].duration_since(pair[0]),
+            jiff::SignedDuration::from_hours(1)
+        );
     }
-    assert!(logged.iter().all(|row| row.request == "hourly logger" && row.address == 63));
+    assert!(
+        logged
+            .iter()
+            .all(|row| row.request == "hourly logger" && row.address == 63)
+    );
     // None twice: by key, and by meter, register and time.
     let keyed = stored(&workdir);
     let mut by_key: BTreeMap<&str, usize> = BTreeMap::new();
@@ -60,12 +70,17 @@ fn an_outage_of_three_simulated_hours_is_filled_from_the_hourly_logger() {
     assert!(by_key.values().all(|count| *count == 1), "{by_key:?}");
     let mut by_place: BTreeMap<(u64, u64, &str), usize> = BTreeMap::new();
     for row in &rows {
-        *by_place.entry((row.address, row.register, row.ts.as_str())).or_default() += 1;
+        *by_place
+            .entry((row.address, row.register, row.ts.as_str()))
+            .or_default() += 1;
     }
     assert!(by_place.values().all(|count| *count == 1), "{by_place:?}");
     // The rows fill the gap: each counter between its last poll before the
     // outage and its first after, rising hour by hour.
-    let first_down = rows.iter().position(|row| row.status == "line_down").unwrap();
+    let first_down = rows
+        .iter()
+        .position(|row| row.status == "line_down")
+        .unwrap();
     for name in ["E1", "V1"] {
         let before = rows[..first_down]
             .iter()
@@ -86,7 +101,10 @@ fn an_outage_of_three_simulated_hours_is_filled_from_the_hourly_logger() {
             .collect();
         of_gap.sort_by(|a, b| a.0.cmp(b.0));
         assert!(before <= of_gap[0].1, "{name}: {before} then {of_gap:?}");
-        assert!(of_gap.windows(2).all(|pair| pair[0].1 <= pair[1].1), "{name}: {of_gap:?}");
+        assert!(
+            of_gap.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "{name}: {of_gap:?}"
+        );
         assert!(of_gap[2].1 <= after, "{name}: {of_gap:?} then {after}");
     }
 
@@ -115,9 +133,15 @@ fn an_outage_of_three_simulated_hours_is_filled_from_the_hourly_logger() {
     ]);
     let manual = workdir.run(&args).ok();
     assert!(
-        manual.stderr.contains("3 rows of the hourly logger, 6 readings"),
+        manual
+            .stderr
+            .contains("3 rows of the hourly logger, 6 readings"),
         "{}",
         manual.stderr
     );
-    assert_eq!(stored(&workdir).len(), keyed.len(), "the manual backfill added nothing");
+    assert_eq!(
+        stored(&workdir).len(),
+        keyed.len(),
+        "the manual backfill added nothing"
+    );
 }

@@ -367,23 +367,15 @@ impl AutoBackfill {
         let meter_now = row_time(&values)
             .and_then(civil)
             .and_then(|time| meter_time(time, &self.zone));
-        let AutoBackfill {
-            bus,
-            zone,
-            watches,
-            meters,
-            ..
-        } = self;
-        let Some(meter) = meters.iter_mut().find(|meter| meter.address == address) else {
-            return Ok(());
-        };
         let ahead = match meter_now {
             Some(meter_now) => meter_now.duration_since(measured),
             None => {
-                if !meter.unreadable_said {
-                    meter.unreadable_said = true;
+                let said = self
+                    .meter_mut(address)
+                    .map(|meter| std::mem::replace(&mut meter.unreadable_said, true));
+                if said == Some(false) {
                     warn!(
-                        bus = bus.as_str(),
+                        bus = self.bus.as_str(),
                         address,
                         "the meter's clock (registers 1003, 1002) cannot be read: its gaps are placed by kmplog's clock"
                     );
@@ -391,10 +383,16 @@ impl AutoBackfill {
                 SignedDuration::ZERO
             }
         };
-        meter.offset = Some(Offset { ahead, measured });
-        for watch in watches.iter_mut().filter(|watch| watch.address == address) {
+        if let Some(meter) = self.meter_mut(address) {
+            meter.offset = Some(Offset { ahead, measured });
+        }
+        for watch in self
+            .watches
+            .iter_mut()
+            .filter(|watch| watch.address == address)
+        {
             for recovery in watch.recoveries.drain(..) {
-                if let Some(gap) = gap_of(&recovery, ahead, watch.logger, zone) {
+                if let Some(gap) = gap_of(&recovery, ahead, watch.logger, &self.zone) {
                     watch.gaps.push_back(gap);
                 }
             }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::backfill::stored;
+use crate::backfill::{backfill, span_args, stored};
 use crate::harness::{Logger, Row, Simulator, Workdir};
 
 fn value(row: &Row) -> f64 {
@@ -111,27 +111,12 @@ fn an_outage_of_three_simulated_hours_is_filled_from_the_hourly_logger() {
     // The same rows by hand: the same keys, nothing added.
     let civil = |time: Timestamp| TimeZone::UTC.to_datetime(time).to_string();
     let (from, to) = (civil(hours[0]), civil(hours[2]));
-    let mut args = vec!["backfill"];
-    args.extend(simulator.line_args.iter().map(String::as_str));
-    args.extend([
-        "--address",
-        "63",
-        "--logger",
-        "hourly",
-        "-r",
-        "E1",
-        "-r",
-        "V1",
-        "--time-zone",
-        "UTC",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--sink",
-        "sqlite:kmplog.db",
-    ]);
-    let manual = workdir.run(&args).ok();
+    let span = [
+        serde_json::json!({ "time": from }),
+        serde_json::json!({ "time": to }),
+    ];
+    let args = span_args(&span, 0, 1);
+    let manual = backfill(&workdir, &simulator, &args, &["sqlite:kmplog.db"]).ok();
     assert!(
         manual
             .stderr

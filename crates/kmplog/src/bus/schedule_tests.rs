@@ -960,3 +960,58 @@ fn a_meter_without_loggers_is_said_once_and_polled_on() {
         "{lines}"
     );
 }
+
+#[test]
+fn a_backfill_cut_off_by_silence_goes_on_after_the_next_answered_poll() {
+    // 30 h of outage, 8 registers: the rows take several pages, and a meter
+    // that leaves a quarter of the requests unanswered cuts the read off.
+    let (run, lines) = crate::logging::capture(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let faults = crate::sim::line::Faults {
+                    no_reply: 0.25,
+                    ..Default::default()
+                };
+                let config = LineConfig {
+                    faults,
+                    ..LineConfig::default()
+                };
+                let opener = line_with(&[63], 0, config);
+                cut(&opener, Duration::from_secs(30 * 3600 + 30 * 60));
+                let mut poll = backfilled_poll(None);
+                poll.items = [60, 61, 62, 63, 68, 86, 87, 99]
+                    .into_iter()
+                    .map(|register| Item {
+                        register,
+                        export_name: format!("R{register}"),
+                    })
+                    .collect();
+                poll.retries = 0;
+                run(
+                    vec![poll],
+                    opener,
+                    ORIGIN,
+                    TimeZone::UTC,
+                    Duration::from_secs(33 * 3600),
+                    &[],
+                )
+                .await
+            })
+    });
+    let paused = lines.matches("backfill paused").count();
+    assert!(paused >= 1, "{lines}");
+    let finished: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.contains("backfill finished"))
+        .collect();
+    assert_eq!(finished.len(), 1, "{lines}");
+    assert!(finished[0].contains("rows=30 readings=240"), "{lines}");
+    let mut keys = run.logged_keys.clone();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 240, "each row's value once");
+}

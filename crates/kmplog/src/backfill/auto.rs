@@ -284,27 +284,25 @@ impl AutoBackfill {
     /// The first watch with an exchange to make, and which.
     fn next_work(&self, state: &SharedState, now: Timestamp) -> Option<(usize, Work)> {
         self.watches.iter().enumerate().find_map(|(index, watch)| {
-            if !watch.answering || watch.gave_up || !self.may_read(watch.address, state, now) {
+            if !watch.answering || watch.gave_up {
                 return None;
             }
             let meter = clock_of(&self.meters, watch.address)?;
             let clock_old = meter
                 .offset
                 .is_none_or(|offset| now.duration_since(offset.measured) >= CLOCK_AGE);
-            if clock_old || !watch.recoveries.is_empty() {
-                return Some((index, Work::Clock));
-            }
-            if watch.reading.is_none() && watch.gaps.is_empty() {
+            let work = if clock_old || !watch.recoveries.is_empty() {
+                Work::Clock
+            } else if watch.reading.is_none() && watch.gaps.is_empty() {
                 return None;
-            }
-            Some((
-                index,
-                if meter.serial.is_none() {
-                    Work::Serial
-                } else {
-                    Work::Rows
-                },
-            ))
+            } else if meter.serial.is_none() {
+                Work::Serial
+            } else {
+                Work::Rows
+            };
+            // Last: the budget walks the day's schedules.
+            self.may_read(watch.address, state, now)
+                .then_some((index, work))
         })
     }
 
@@ -321,7 +319,9 @@ impl AutoBackfill {
             };
             (budget, reads_on(meter, &self.zone, now))
         };
-        used.saturating_add(self.polls_left_on_the_day(address, now, budget)) < budget
+        // The polls are counted only as far as they could use up the rest.
+        let rest = budget.saturating_sub(used);
+        self.polls_left_on_the_day(address, now, rest) < rest
     }
 
     /// The polls of `address` still due on the day of `now`, at most `cap`.

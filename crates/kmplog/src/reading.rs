@@ -269,6 +269,40 @@ fn is_running_total(unit: Unit) -> bool {
     ) || unit.code() == HOURS
 }
 
+/// What a bus hands on to the collector, which writes it to the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Batch {
+    /// Readings of a poll: the outbox gives each a key of its own.
+    Polled(Vec<Reading>),
+    /// Rows of a meter's logger, each under the key that names the row's
+    /// value itself ([`crate::backfill::readings::key`]), so that a sink
+    /// keeps one of each however often it is read.
+    Logged(Vec<(String, Reading)>),
+}
+
+impl Batch {
+    /// How many readings.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Polled(readings) => readings.len(),
+            Batch::Logged(readings) => readings.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The readings, without the keys of logged ones.
+    pub fn into_readings(self) -> Vec<Reading> {
+        match self {
+            Batch::Polled(readings) => readings,
+            Batch::Logged(readings) => readings.into_iter().map(|(_, reading)| reading).collect(),
+        }
+    }
+}
+
 /// A batch of readings as the outbox numbered them, for the live views:
 /// the readings carry the sequence numbers `last_seq - len + 1 ..= last_seq`
 /// in order (the outbox numbers a batch in one transaction, without gaps).

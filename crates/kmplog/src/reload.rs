@@ -241,6 +241,7 @@ fn request_changes(
             ("on_no_data", format!("{:?}", request.on_no_data)),
             ("thresholds", format!("{:?}", request.thresholds)),
             ("reads_per_day", format!("{:?}", request.reads_per_day)),
+            ("backfill", format!("{:?}", request.backfill)),
         ]
     };
     fields(old)
@@ -637,7 +638,7 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
-    use crate::reading::{Reading, Status};
+    use crate::reading::{Batch, Status};
     use crate::sim::line::LineConfig;
     use crate::sim::meter::Meter;
     use crate::sim::{Settings, Simulator, tcp};
@@ -709,6 +710,7 @@ mod tests {
             line: LineConfig::default(),
             seed: Some(1),
             quiet: true,
+            outage: None,
         });
         tokio::spawn(tcp::serve(listener, simulator, None));
         address
@@ -733,7 +735,7 @@ mod tests {
             ]
             .concat(),
         );
-        let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<Reading>>();
+        let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<Batch>();
         let events = EventRouter::for_buses(&old);
         let context = BusContext {
             clock: Clock::System,
@@ -794,7 +796,7 @@ mod tests {
 
         let mut readings = Vec::new();
         while let Ok(batch) = received.try_recv() {
-            readings.extend(batch);
+            readings.extend(batch.into_readings());
         }
         let of = |request: &str| readings.iter().filter(|r| r.request == request).count() as u64;
         // Every transaction of the old queue, the one in flight included,

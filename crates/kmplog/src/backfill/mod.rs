@@ -12,7 +12,11 @@
 //!   time, each under a key of its own so that backfilling twice adds
 //!   nothing (`kmplog backfill` writes them to the outbox, which takes the
 //!   key as given).
+//! - [`auto`]: backfill by itself: after an outage of a meter whose request
+//!   says `backfill = "hourly"` (or daily), the bus reads the missed rows
+//!   between its due requests, one exchange at a time.
 
+pub mod auto;
 pub mod paging;
 pub mod readings;
 pub mod registers;

@@ -132,6 +132,9 @@ pub enum LogReadError {
         logger: Logger,
         /// What it did instead.
         what: String,
+        /// It did not answer at all: a meter without loggers, or one that
+        /// went silent at that moment.
+        silent: bool,
     },
     /// A page went unanswered, or stayed invalid after a retry.
     #[error(
@@ -178,49 +181,273 @@ pub async fn read_log<L: Line>(
     plan: &Plan,
     mut progress: impl FnMut(Progress),
 ) -> Result<LogRead, LogReadError> {
-    let mut stats = Stats::default();
-    let head = find_head(master, address, plan.logger, &mut stats).await?;
-    let mut registers = head.time_registers.clone();
-    for &id in &plan.registers {
-        if !registers.contains(&id) {
-            registers.push(id);
+    let mut reader = LogReader::new(address, plan.clone());
+    loop {
+        match reader.step(master).await? {
+            Step::Asked => {}
+            Step::Page(done) => progress(done),
+            Step::Done => return Ok(reader.finish()),
         }
     }
-    let request_registers =
-        LogRegisters::new(&registers).map_err(|_| LogReadError::TooManyRegisters {
-            count: registers.len(),
-        })?;
-    let (lo, hi) = id_range(plan, &head, address)?;
-    let mut read = LogRead {
-        rows: Vec::new(),
-        head: head.newest,
-        unsupported: Vec::new(),
-        stats,
-    };
-    let expected = hi.saturating_sub(lo).saturating_add(1).min(hi);
-    let mut page = page_for(&registers, None);
-    let mut log_id = hi;
-    while log_id >= lo && log_id >= 1 {
-        let want = page.min(u16::try_from(log_id - lo + 1).unwrap_or(u16::MAX));
-        let request = Request::Logger(LoggerRequest::GetLogIdPastAbs {
-            logger: plan.logger,
-            log_id,
-            entries: want,
-            registers: request_registers.clone(),
-        });
-        let reply_bytes = reply_bytes(&registers, want);
-        let page_request = PageRequest {
+}
+
+/// A read in progress, one logger exchange per [`step`](LogReader::step),
+/// so that a bus can put its due requests between the pages.
+#[derive(Debug)]
+pub struct LogReader {
+    address: u8,
+    plan: Plan,
+    stage: Stage,
+    /// Whether the exchange of this stage was asked again already.
+    retried: bool,
+    /// Rows kept so far, taken or not.
+    kept: u32,
+    read: LogRead,
+}
+
+/// Where a read stands.
+#[derive(Debug)]
+enum Stage {
+    /// The head is still to be found.
+    Head,
+    /// Pages are left to read.
+    Pages(Pages),
+    /// Nothing is left.
+    Done,
+}
+
+/// The pages of a read, once its head is known.
+#[derive(Debug)]
+struct Pages {
+    /// The registers asked for: the time stamp first.
+    registers: Vec<u16>,
+    request_registers: LogRegisters,
+    /// The log ids wanted, both included.
+    lo: u32,
+    hi: u32,
+    expected: u32,
+    /// Rows a page asks for.
+    page: u16,
+    /// The newest log id of the next page.
+    log_id: u32,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// It found the head, or asked again after a corrupt answer.
+    Asked,
+    /// It read a page.
+    Page(Progress),
+    /// Nothing was left to read: no exchange made.
+    Done,
+}
+
+impl LogReader {
+    /// A read of `plan`'s rows from the meter at `address`, not begun.
+    pub fn new(address: u8, plan: Plan) -> LogReader {
+        LogReader {
             address,
-            logger: plan.logger,
-            log_id,
-            request: &request,
-            reply_bytes,
+            plan,
+            stage: Stage::Head,
+            retried: false,
+            kept: 0,
+            read: LogRead {
+                rows: Vec::new(),
+                head: 0,
+                unsupported: Vec::new(),
+                stats: Stats::default(),
+            },
+        }
+    }
+
+    /// Makes the next exchange of the read (none once it is done).
+    pub async fn step<L: Line>(&mut self, master: &mut Master<L>) -> Result<Step, LogReadError> {
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Done => Ok(Step::Done),
+            Stage::Head => {
+                self.stage = match self.ask_head(master).await {
+                    Ok(Some(head)) => self.pages_below(&head)?,
+                    Ok(None) => Stage::Head,
+                    Err(error) => {
+                        // Asked again, the read begins anew.
+                        self.stage = Stage::Head;
+                        return Err(error);
+                    }
+                };
+                Ok(Step::Asked)
+            }
+            Stage::Pages(pages) => self.ask_page(master, pages).await,
+        }
+    }
+
+    /// Whether the read is complete: the next step makes no exchange.
+    pub fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
+    }
+
+    /// The rows read so far and not taken yet, newest page first.
+    pub fn take_rows(&mut self) -> Vec<LogRow> {
+        std::mem::take(&mut self.read.rows)
+    }
+
+    /// What has been read so far: registers the logger does not keep,
+    /// how it went.
+    pub fn so_far(&self) -> &LogRead {
+        &self.read
+    }
+
+    /// The rows not taken, oldest first and each log id once, with what the
+    /// read found.
+    pub fn finish(mut self) -> LogRead {
+        self.read.rows.sort_by_key(|row| row.log_id);
+        self.read.rows.dedup_by_key(|row| row.log_id);
+        if let Stage::Pages(pages) = &self.stage {
+            self.read.stats.page = pages.page;
+        }
+        self.read
+    }
+
+    /// The newest row (0xB8 07); `None` when it is to be asked again.
+    async fn ask_head<L: Line>(
+        &mut self,
+        master: &mut Master<L>,
+    ) -> Result<Option<Head>, LogReadError> {
+        let (address, logger) = (self.address, self.plan.logger);
+        let stamps = [DATE_TIME_REGISTER, DATE_REGISTER, TIME_REGISTER];
+        let request = Request::Logger(LoggerRequest::GetLogLastEntryPastAbs {
+            logger,
+            offset: 0xFFFF,
+            entries: 1,
+            registers: LogRegisters::new(&stamps).map_err(|_| LogReadError::TooManyRegisters {
+                count: stamps.len(),
+            })?,
+        });
+        let no_logger = |what: String, silent: bool| LogReadError::NoLogger {
+            address,
+            logger,
+            what,
+            silent,
         };
-        let entries = ask_page(master, &page_request, &mut read).await?;
+        self.read.stats.requests += 1;
+        let exchange = master.transact_expecting(address, &request, 64).await?;
+        let entries = match exchange.outcome {
+            Outcome::Response(Response::Logger(LoggerResponse::Entries(entries))) => entries,
+            Outcome::BadFrame(_) | Outcome::BadMessage(_) if !self.retried => {
+                self.retried = true;
+                self.read.stats.retries += 1;
+                return Ok(None);
+            }
+            Outcome::NoReply => return Err(no_logger(no_reply(exchange.attempts), true)),
+            other => return Err(no_logger(describe(&other), false)),
+        };
+        self.retried = false;
+        let Some(row) = entries.table.rows().first() else {
+            let what = if entries.info.0 == 0 {
+                "an empty answer".to_owned()
+            } else {
+                format!("an answer without rows (info {})", entries.info)
+            };
+            return Err(no_logger(what, false));
+        };
+        let time_registers = if row.iter().any(|cell| cell.register == DATE_TIME_REGISTER) {
+            vec![DATE_TIME_REGISTER]
+        } else {
+            [DATE_REGISTER, TIME_REGISTER]
+                .into_iter()
+                .filter(|id| row.iter().any(|cell| cell.register == *id))
+                .collect()
+        };
+        Ok(Some(Head {
+            newest: entries.first_log_id,
+            time: row_time(row).and_then(civil),
+            time_registers,
+        }))
+    }
+
+    /// The pages from the head down to the span's end.
+    fn pages_below(&mut self, head: &Head) -> Result<Stage, LogReadError> {
+        self.read.head = head.newest;
+        let mut registers = head.time_registers.clone();
+        for &id in &self.plan.registers {
+            if !registers.contains(&id) {
+                registers.push(id);
+            }
+        }
+        let request_registers =
+            LogRegisters::new(&registers).map_err(|_| LogReadError::TooManyRegisters {
+                count: registers.len(),
+            })?;
+        let (lo, hi) = id_range(&self.plan, head, self.address)?;
+        if hi < lo || hi < 1 {
+            return Ok(Stage::Done);
+        }
+        Ok(Stage::Pages(Pages {
+            page: page_for(&registers, None),
+            registers,
+            request_registers,
+            lo,
+            hi,
+            expected: hi.saturating_sub(lo).saturating_add(1).min(hi),
+            log_id: hi,
+        }))
+    }
+
+    /// One page (0xB8 06), asked again once after a corrupt or invalid
+    /// answer.
+    async fn ask_page<L: Line>(
+        &mut self,
+        master: &mut Master<L>,
+        pages: Pages,
+    ) -> Result<Step, LogReadError> {
+        let logger = self.plan.logger;
+        let want = pages
+            .page
+            .min(u16::try_from(pages.log_id - pages.lo + 1).unwrap_or(u16::MAX));
+        let request = Request::Logger(LoggerRequest::GetLogIdPastAbs {
+            logger,
+            log_id: pages.log_id,
+            entries: want,
+            registers: pages.request_registers.clone(),
+        });
+        self.read.stats.requests += 1;
+        let exchange = master
+            .transact_expecting(self.address, &request, reply_bytes(&pages.registers, want))
+            .await?;
+        let what = match exchange.outcome {
+            Outcome::Response(Response::Logger(LoggerResponse::Entries(entries))) => {
+                self.retried = false;
+                return Ok(self.take_page(pages, want, &entries));
+            }
+            Outcome::NoReply => no_reply(exchange.attempts),
+            Outcome::BadFrame(_) | Outcome::BadMessage(_) if !self.retried => {
+                self.retried = true;
+                self.read.stats.retries += 1;
+                self.stage = Stage::Pages(pages);
+                return Ok(Step::Asked);
+            }
+            other => describe(&other),
+        };
+        let error = LogReadError::Page {
+            address: self.address,
+            logger,
+            log_id: pages.log_id,
+            what,
+            rows: self.kept as usize,
+        };
+        // Asked again, the read goes on from this page.
+        self.retried = false;
+        self.stage = Stage::Pages(pages);
+        Err(error)
+    }
+
+    /// Keeps a page's rows within the span and sets up the next page.
+    fn take_page(&mut self, mut pages: Pages, want: u16, entries: &LogEntries) -> Step {
         let rows = entries.table.rows();
-        if read.unsupported.is_empty() && entries.info.has(LogInfo::UNSUPPORTED_REGISTER) {
+        if self.read.unsupported.is_empty() && entries.info.has(LogInfo::UNSUPPORTED_REGISTER) {
             let kept = rows.first().map_or(&[][..], Vec::as_slice);
-            read.unsupported = plan
+            self.read.unsupported = self
+                .plan
                 .registers
                 .iter()
                 .copied()
@@ -228,54 +455,57 @@ pub async fn read_log<L: Line>(
                 .collect();
         }
         let count = u16::try_from(rows.len()).unwrap_or(u16::MAX);
-        if count == 0 {
-            break;
-        }
         let at_tail = entries.info.has(LogInfo::TAIL_INCLUDED);
         if count < want && !at_tail {
-            read.stats.cut_short += 1;
-            page = count;
+            self.read.stats.cut_short += 1;
+            pages.page = count.max(1);
         } else if let Some(first) = rows.first() {
             // The real widths are known now: keep pages within a frame.
-            page = page.min(page_for(&registers, Some(first)));
+            pages.page = pages.page.min(page_for(&pages.registers, Some(first)));
         }
+        let (from, to) = match self.plan.span {
+            Span::Time { from, to } => (from, to),
+            _ => (None, None),
+        };
+        let timed = matches!(self.plan.span, Span::Time { .. });
         for (id, row) in entries.rows_with_ids() {
-            read.rows.push(LogRow {
-                log_id: id,
-                time: row_time(row).and_then(civil),
-                values: plan
-                    .registers
-                    .iter()
-                    .filter_map(|id| row.iter().find(|cell| cell.register == *id).copied())
-                    .collect(),
-            });
+            let time = row_time(row).and_then(civil);
+            let within = (pages.lo..=pages.hi).contains(&id)
+                && (!timed
+                    || time.is_some_and(|time| {
+                        from.is_none_or(|from| time >= from) && to.is_none_or(|to| time <= to)
+                    }));
+            if within {
+                self.kept += 1;
+                self.read.rows.push(LogRow {
+                    log_id: id,
+                    time,
+                    values: self
+                        .plan
+                        .registers
+                        .iter()
+                        .filter_map(|id| row.iter().find(|cell| cell.register == *id).copied())
+                        .collect(),
+                });
+            }
         }
-        progress(Progress {
-            rows: u32::try_from(read.rows.len()).unwrap_or(u32::MAX),
-            expected,
-        });
-        if at_tail {
-            break;
-        }
+        self.read.stats.page = pages.page;
         // From where the answer stopped; never forward, whatever the meter
         // says its first row was.
-        log_id = entries
+        let next = entries
             .first_log_id
-            .min(log_id)
+            .min(pages.log_id)
             .saturating_sub(u32::from(count));
+        let progress = Progress {
+            rows: self.kept,
+            expected: pages.expected,
+        };
+        if count > 0 && !at_tail && next >= pages.lo && next >= 1 {
+            pages.log_id = next;
+            self.stage = Stage::Pages(pages);
+        }
+        Step::Page(progress)
     }
-    if let Span::Time { from, to } = plan.span {
-        read.rows.retain(|row| {
-            row.time.is_some_and(|time| {
-                from.is_none_or(|from| time >= from) && to.is_none_or(|to| time <= to)
-            })
-        });
-    }
-    read.rows.sort_by_key(|row| row.log_id);
-    read.rows.dedup_by_key(|row| row.log_id);
-    read.rows.retain(|row| (lo..=hi).contains(&row.log_id));
-    read.stats.page = page;
-    Ok(read)
 }
 
 /// The logger's newest row: its id, time, and the time stamp registers.
@@ -283,105 +513,6 @@ struct Head {
     newest: u32,
     time: Option<DateTime>,
     time_registers: Vec<u16>,
-}
-
-async fn find_head<L: Line>(
-    master: &mut Master<L>,
-    address: u8,
-    logger: Logger,
-    stats: &mut Stats,
-) -> Result<Head, LogReadError> {
-    let stamps = [DATE_TIME_REGISTER, DATE_REGISTER, TIME_REGISTER];
-    let request = Request::Logger(LoggerRequest::GetLogLastEntryPastAbs {
-        logger,
-        offset: 0xFFFF,
-        entries: 1,
-        registers: LogRegisters::new(&stamps).map_err(|_| LogReadError::TooManyRegisters {
-            count: stamps.len(),
-        })?,
-    });
-    let no_logger = |what: String| LogReadError::NoLogger {
-        address,
-        logger,
-        what,
-    };
-    let mut attempt = 0;
-    let entries = loop {
-        attempt += 1;
-        stats.requests += 1;
-        let exchange = master.transact_expecting(address, &request, 64).await?;
-        match exchange.outcome {
-            Outcome::Response(Response::Logger(LoggerResponse::Entries(entries))) => break entries,
-            Outcome::BadFrame(_) | Outcome::BadMessage(_) if attempt == 1 => {
-                stats.retries += 1;
-            }
-            Outcome::NoReply => return Err(no_logger(no_reply(exchange.attempts))),
-            other => return Err(no_logger(describe(&other))),
-        }
-    };
-    let Some(row) = entries.table.rows().first() else {
-        return Err(no_logger(if entries.info.0 == 0 {
-            "an empty answer".to_owned()
-        } else {
-            format!("an answer without rows (info {})", entries.info)
-        }));
-    };
-    let time_registers = if row.iter().any(|cell| cell.register == DATE_TIME_REGISTER) {
-        vec![DATE_TIME_REGISTER]
-    } else {
-        [DATE_REGISTER, TIME_REGISTER]
-            .into_iter()
-            .filter(|id| row.iter().any(|cell| cell.register == *id))
-            .collect()
-    };
-    Ok(Head {
-        newest: entries.first_log_id,
-        time: row_time(row).and_then(civil),
-        time_registers,
-    })
-}
-
-/// One page's request and what to say about it.
-struct PageRequest<'a> {
-    address: u8,
-    logger: Logger,
-    log_id: u32,
-    request: &'a Request,
-    reply_bytes: usize,
-}
-
-/// One page: asked, and asked once more after a corrupt or invalid reply.
-async fn ask_page<L: Line>(
-    master: &mut Master<L>,
-    page: &PageRequest<'_>,
-    read: &mut LogRead,
-) -> Result<LogEntries, LogReadError> {
-    let mut retried = false;
-    loop {
-        read.stats.requests += 1;
-        let exchange = master
-            .transact_expecting(page.address, page.request, page.reply_bytes)
-            .await?;
-        let what = match exchange.outcome {
-            Outcome::Response(Response::Logger(LoggerResponse::Entries(entries))) => {
-                return Ok(entries);
-            }
-            Outcome::NoReply => no_reply(exchange.attempts),
-            Outcome::BadFrame(_) | Outcome::BadMessage(_) if !retried => {
-                retried = true;
-                read.stats.retries += 1;
-                continue;
-            }
-            other => describe(&other),
-        };
-        return Err(LogReadError::Page {
-            address: page.address,
-            logger: page.logger,
-            log_id: page.log_id,
-            what,
-            rows: read.rows.len(),
-        });
-    }
 }
 
 pub(super) fn no_reply(attempts: u32) -> String {
@@ -434,7 +565,7 @@ fn id_range(plan: &Plan, head: &Head, address: u8) -> Result<(u32, u32), LogRead
 }
 
 /// A logger's interval in seconds, the month and year on average.
-fn interval_seconds(logger: Logger) -> i64 {
+pub(crate) fn interval_seconds(logger: Logger) -> i64 {
     match logger {
         Logger::HOURLY => 3_600,
         Logger::DAILY => 86_400,
@@ -476,7 +607,7 @@ fn reply_bytes(registers: &[u16], rows: u16) -> usize {
 }
 
 /// A meter's date and time as a civil date-time.
-fn civil(stamp: kmp::DateTime7) -> Option<DateTime> {
+pub(crate) fn civil(stamp: kmp::DateTime7) -> Option<DateTime> {
     let byte = |value: u8| i8::try_from(value).ok();
     DateTime::new(
         i16::try_from(stamp.year).ok()?,

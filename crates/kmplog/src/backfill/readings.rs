@@ -73,7 +73,7 @@ pub fn logged_readings(
 /// The instant of a time on the meter's clock in `zone`; the earlier one
 /// where a clock change makes it ambiguous, as a meter that logs on the
 /// hour by a clock that goes back logs the repeated hour once.
-fn meter_time(time: jiff::civil::DateTime, zone: &TimeZone) -> Option<Timestamp> {
+pub(crate) fn meter_time(time: jiff::civil::DateTime, zone: &TimeZone) -> Option<Timestamp> {
     zone.to_ambiguous_timestamp(time).compatible().ok()
 }
 

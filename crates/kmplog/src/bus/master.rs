@@ -65,6 +65,25 @@ impl Default for MasterSettings {
     }
 }
 
+impl MasterSettings {
+    /// The settings of `request`'s transactions on `bus`, on a line whose
+    /// bytes take `byte_time` each.
+    pub fn for_request(
+        bus: &crate::config::BusConfig,
+        request: &crate::config::RequestConfig,
+        byte_time: Duration,
+    ) -> MasterSettings {
+        MasterSettings {
+            timeout: request.timeout,
+            retries: request.retries,
+            retry_pause: bus.retry_pause,
+            echo: bus.echo,
+            byte_time,
+            wake_timeout: None,
+        }
+    }
+}
+
 /// What the meter did, after all attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

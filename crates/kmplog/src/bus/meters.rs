@@ -3,6 +3,7 @@
 //! day against the read budget), kept up to date from the readings the bus
 //! hands on, active and listen-only alike.
 
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use kmp::catalogue::info;
 
@@ -77,6 +78,35 @@ pub fn record_readings(state: &SharedState, zone: &TimeZone, readings: &[Reading
     }
 }
 
+/// Counts a read of the meter at `address` at `time` that gave no readings
+/// of its own (a logger exchange of a backfill) against its read budget.
+pub fn record_read(state: &SharedState, zone: &TimeZone, address: u8, time: Timestamp) {
+    let mut state = state.lock();
+    if let Some(meter) = state
+        .meters
+        .iter_mut()
+        .find(|meter| meter.address == address)
+    {
+        count_read(meter, zone, time);
+    }
+}
+
+/// The reads of the meter on the day of `time` so far.
+pub fn reads_on(meter: &MeterState, zone: &TimeZone, time: Timestamp) -> u32 {
+    let day = time.to_zoned_datetime(zone.clone()).date();
+    if meter.day == Some(day) {
+        meter.reads_today
+    } else {
+        0
+    }
+}
+
+/// Counts one read at `time`, the first of a new day starting the count.
+fn count_read(meter: &mut MeterState, zone: &TimeZone, time: Timestamp) {
+    meter.reads_today = reads_on(meter, zone, time) + 1;
+    meter.day = Some(time.to_zoned_datetime(zone.clone()).date());
+}
+
 fn record_attempt(meter: &mut MeterState, zone: &TimeZone, attempt: &[Reading]) {
     let Some(first) = attempt.first() else {
         return;
@@ -92,12 +122,7 @@ fn record_attempt(meter: &mut MeterState, zone: &TimeZone, attempt: &[Reading]) 
     if answered {
         meter.answers += 1;
         meter.last_answer = Some(first.time);
-        let day = first.time.to_zoned_datetime(zone.clone()).date();
-        if meter.day != Some(day) {
-            meter.day = Some(day);
-            meter.reads_today = 0;
-        }
-        meter.reads_today += 1;
+        count_read(meter, zone, first.time);
     }
     for reading in attempt {
         if reading.status == Status::Suspect {

@@ -21,7 +21,7 @@ use super::meters::record_readings;
 use super::state::SharedState;
 use super::task::{BusContext, endpoint_of};
 use crate::config::{BusConfig, RequestConfig};
-use crate::reading::{Reading, Reply, Status};
+use crate::reading::{Batch, Reading, Reply, Status};
 
 /// A request seen on the line, waiting for its reply.
 struct Pending {
@@ -147,7 +147,7 @@ fn send(
     if !readings.is_empty() {
         meters.observe(bus, &readings);
         record_readings(state, &context.zone, &readings);
-        let _ = context.readings.send(readings);
+        let _ = context.readings.send(Batch::Polled(readings));
     }
 }
 

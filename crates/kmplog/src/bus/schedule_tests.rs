@@ -16,22 +16,24 @@ use tokio_util::sync::CancellationToken;
 use super::EchoMode;
 use super::events::EventRouter;
 use super::state::SharedState;
-use super::task::{BusContext, run_bus_on};
+use super::task::{BusContext, initial_state, run_bus_on};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, Item, RequestConfig};
-use crate::reading::{Reading, Status};
+use crate::reading::{Batch, Reading, Status};
 use crate::sim::line::LineConfig;
 use crate::sim::meter::Meter;
 use crate::sim::{Settings, Simulator, session};
 use crate::transport::{OpenFuture, Opener, TcpSettings, TransportError};
 
 /// Opens in-memory lines to a simulator; the first `failures` opens fail,
-/// and so does every open before `down_until`.
+/// and so does every open before `down_until` (from `cut_at` on, when
+/// set); a line open at `cut_at` is closed then.
 struct SimulatedLine {
     simulator: Arc<Simulator>,
     failures: AtomicU32,
     opens: AtomicU32,
     down_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    cut_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// The test keeps a handle to count the opens.
@@ -55,11 +57,14 @@ impl Opener for SimulatedLine {
     fn open(&self) -> OpenFuture<'_> {
         Box::pin(async move {
             self.opens.fetch_add(1, Ordering::SeqCst);
-            let down = self
-                .down_until
-                .lock()
-                .unwrap()
-                .is_some_and(|until| tokio::time::Instant::now() < until);
+            let now = tokio::time::Instant::now();
+            let cut = self.cut_at.lock().unwrap().is_none_or(|at| at <= now);
+            let down = cut
+                && self
+                    .down_until
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|until| now < until);
             if down || self.failures.load(Ordering::SeqCst) > 0 {
                 if !down {
                     self.failures.fetch_sub(1, Ordering::SeqCst);
@@ -73,7 +78,20 @@ impl Opener for SimulatedLine {
             }
             let (logger_end, meter_end) = tokio::io::duplex(4096);
             let simulator = Arc::clone(&self.simulator);
-            tokio::spawn(async move { session::serve(&simulator, "test", meter_end, None).await });
+            let cut_at = *self.cut_at.lock().unwrap();
+            tokio::spawn(async move {
+                let served = session::serve(&simulator, "test", meter_end, None);
+                match cut_at.filter(|at| tokio::time::Instant::now() < *at) {
+                    // Dropping the meter's end closes the line.
+                    Some(at) => tokio::select! {
+                        _ = served => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    },
+                    None => {
+                        let _ = served.await;
+                    }
+                }
+            });
             Ok(Box::new(logger_end) as crate::transport::BoxedLine)
         })
     }
@@ -101,12 +119,14 @@ fn line_of(meters: Vec<Meter>, failures: u32, config: LineConfig) -> Arc<Simulat
         line: config,
         seed: Some(1),
         quiet: true,
+        outage: None,
     });
     Arc::new(SimulatedLine {
         simulator,
         failures: AtomicU32::new(failures),
         opens: AtomicU32::new(0),
         down_until: std::sync::Mutex::new(None),
+        cut_at: std::sync::Mutex::new(None),
     })
 }
 
@@ -129,6 +149,7 @@ fn request(description: &str, addresses: &[u8], method: Method) -> RequestConfig
         on_no_data: None,
         thresholds: Vec::new(),
         reads_per_day: None,
+        backfill: None,
     }
 }
 
@@ -139,6 +160,8 @@ fn polling(text: &str) -> Method {
 /// The outcome of running a bus for a while.
 struct Run {
     readings: Vec<Reading>,
+    /// The keys of the logged readings, in the order handed on.
+    logged_keys: Vec<String>,
     origin: Timestamp,
     state: SharedState,
 }
@@ -166,7 +189,7 @@ impl Run {
 
 /// A bus task running on paused time, and the ends the test holds.
 struct Started {
-    readings: mpsc::UnboundedReceiver<Vec<Reading>>,
+    readings: mpsc::UnboundedReceiver<Batch>,
     events: EventRouter,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -199,7 +222,7 @@ fn start(
         readings: readings_sender,
         shutdown: shutdown.clone(),
     };
-    let state = SharedState::default();
+    let state = SharedState::new(initial_state(&config));
     let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));
     Started {
         readings,
@@ -232,11 +255,16 @@ async fn run(
     bus.shutdown.cancel();
     bus.task.await.unwrap();
     let mut all = Vec::new();
+    let mut logged_keys = Vec::new();
     while let Ok(batch) = bus.readings.try_recv() {
-        all.extend(batch);
+        if let Batch::Logged(logged) = &batch {
+            logged_keys.extend(logged.iter().map(|(key, _)| key.clone()));
+        }
+        all.extend(batch.into_readings());
     }
     Run {
         readings: all,
+        logged_keys,
         origin: bus.origin,
         state: bus.state,
     }
@@ -696,12 +724,18 @@ async fn each_address_is_handed_on_as_soon_as_it_is_read() {
     let first: Vec<(u8, Status)> = bus
         .readings
         .try_recv()
-        .map(|batch| batch.iter().map(|r| (r.address, r.status)).collect())
+        .map(|batch| {
+            batch
+                .into_readings()
+                .iter()
+                .map(|r| (r.address, r.status))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(first, [(1, Status::Ok)], "handed on while meter 9 is asked");
     tokio::time::sleep(Duration::from_secs(10)).await;
     let rest: Vec<(u8, Status)> = std::iter::from_fn(|| bus.readings.try_recv().ok())
-        .flatten()
+        .flat_map(Batch::into_readings)
         .map(|r| (r.address, r.status))
         .collect();
     assert_eq!(rest, [(9, Status::Timeout), (2, Status::Ok)]);
@@ -731,4 +765,253 @@ async fn an_event_waits_for_the_request_in_progress_not_for_the_round() {
     check_runs(&run.runs_of("first"), &[2.0, 6.02]);
     check_runs(&run.runs_of("on go"), &[2.02]);
     check_runs(&run.runs_of("second"), &[4.02]);
+}
+
+/// A request polling E1 and V1 of meter 63 every 10 minutes, backfilling
+/// from its hourly logger, on a line cut at 30 min and down until `back`.
+fn backfilled(back: Duration, reads_per_day: Option<u32>) -> (RequestConfig, Arc<SimulatedLine>) {
+    let opener = line(&[63], 0);
+    cut(&opener, back);
+    (backfilled_poll(reads_per_day), opener)
+}
+
+fn backfilled_poll(reads_per_day: Option<u32>) -> RequestConfig {
+    let mut poll = request("poll", &[63], polling("10min"));
+    poll.items = vec![
+        Item {
+            register: 60,
+            export_name: "E1".to_owned(),
+        },
+        Item {
+            register: 68,
+            export_name: "V1".to_owned(),
+        },
+    ];
+    poll.backfill = Some(kmp::logger::Logger::HOURLY);
+    poll.reads_per_day = reads_per_day;
+    poll
+}
+
+/// Cuts the line just after 30 min and keeps it down until `back`.
+fn cut(opener: &SimulatedLine, back: Duration) {
+    let start = tokio::time::Instant::now();
+    *opener.cut_at.lock().unwrap() = Some(start + Duration::from_secs(30 * 60 + 1));
+    *opener.down_until.lock().unwrap() = Some(start + back);
+}
+
+/// The runs of "poll" on its 10-minute grid from 0 to `last` seconds.
+fn on_the_grid(run: &Run, last: u64) {
+    let grid: Vec<f64> = (0..=last).step_by(600).map(|at| at as f64).collect();
+    let mut runs = run.runs_of("poll");
+    // One entry per item of a run.
+    runs.dedup();
+    check_runs(&runs, &grid);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_an_outage_of_hours_the_missed_hourly_rows_are_read_between_the_polls() {
+    let (poll, opener) = backfilled(Duration::from_secs(3 * 3600 + 30 * 60), Some(200));
+    let simulator = Arc::clone(&opener.simulator);
+    let run = run(
+        vec![poll],
+        opener,
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(5 * 3600 + 60),
+        &[],
+    )
+    .await;
+    // Due polling went on: every run on its grid, through the outage (as
+    // line_down) and while the logger was read.
+    on_the_grid(&run, 5 * 3600);
+    let polled = |status: Status| {
+        run.readings
+            .iter()
+            .filter(|r| r.request == "poll" && r.status == status)
+            .count()
+    };
+    assert_eq!(polled(Status::LineDown), 2 * 17, "40 min to 3 h 20 min");
+    let logged: Vec<&Reading> = run
+        .readings
+        .iter()
+        .filter(|r| r.status == Status::Logged)
+        .collect();
+    // The gap is 3 h by both clocks (the meter's runs days ahead of the
+    // bus's here): three hourly rows, E1 and V1 of each.
+    assert_eq!(logged.len(), 6, "{logged:#?}");
+    let mut times: Vec<Timestamp> = logged.iter().map(|r| r.time).collect();
+    times.sort();
+    times.dedup();
+    assert_eq!(times.len(), 3);
+    for pair in times.windows(2) {
+        assert_eq!(
+            pair[1].duration_since(pair[0]),
+            jiff::SignedDuration::from_hours(1)
+        );
+    }
+    // On the meter's clock, between the last good poll and the recovery.
+    let now = simulator.now();
+    let started = now.unix_seconds - now.elapsed.as_secs() as i64;
+    let meter_clock = |seconds: i64| Timestamp::from_second(started + seconds).unwrap();
+    let (last_good, recovered) = (meter_clock(1800), meter_clock(12_600));
+    assert!(
+        times
+            .iter()
+            .all(|time| (last_good..=recovered).contains(time)),
+        "{times:?} not within {last_good}..{recovered}"
+    );
+    assert!(
+        logged
+            .iter()
+            .all(|r| r.request == "hourly logger" && r.address == 63)
+    );
+    let serial = Meter::new(63, Model::Multical603).serial();
+    let mut keys = run.logged_keys.clone();
+    assert!(
+        keys.iter()
+            .all(|key| key.starts_with(&format!("logged-{serial}-5-"))),
+        "{keys:?}"
+    );
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 6, "each row's value once");
+    // Within the budget: the polls of the day and the logger's exchanges.
+    let meter = run.state.snapshot().meters[0].clone();
+    assert!(meter.reads_today <= 200, "{meter:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_shorter_than_the_loggers_interval_is_not_backfilled() {
+    let (poll, opener) = backfilled(Duration::from_secs(65 * 60), None);
+    let run = run(
+        vec![poll],
+        opener,
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(3 * 3600),
+        &[],
+    )
+    .await;
+    on_the_grid(&run, 3 * 3600 - 600);
+    assert!(run.readings.iter().any(|r| r.status == Status::LineDown));
+    assert!(!run.readings.iter().any(|r| r.status == Status::Logged));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_waits_when_the_day_has_no_reads_to_spare() {
+    // 144 polls a day. After the outage the meter has had 6 reads (4 polls,
+    // its clock, the recovering poll) and 122 polls are due till midnight:
+    // a budget of 130 leaves room for its clock and its serial number, not
+    // for the logger's rows.
+    let (poll, opener) = backfilled(Duration::from_secs(3 * 3600 + 30 * 60), Some(130));
+    let run = run(
+        vec![poll],
+        opener,
+        ORIGIN,
+        TimeZone::UTC,
+        Duration::from_secs(5 * 3600 + 300),
+        &[],
+    )
+    .await;
+    on_the_grid(&run, 5 * 3600);
+    assert!(!run.readings.iter().any(|r| r.status == Status::Logged));
+    let meter = run.state.snapshot().meters[0].clone();
+    // 14 polls, 2 clock readings and the serial number; the 113 polls left
+    // till midnight fit.
+    assert_eq!(meter.reads_today, 17, "{meter:?}");
+    assert!(meter.reads_today + 113 <= 130);
+}
+
+#[test]
+fn a_meter_without_loggers_is_said_once_and_polled_on() {
+    let (run, lines) = crate::logging::capture(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let opener = line_of(
+                    vec![Meter::new(63, Model::Multical603).without_loggers()],
+                    0,
+                    LineConfig::default(),
+                );
+                cut(&opener, Duration::from_secs(3 * 3600));
+                run(
+                    vec![backfilled_poll(None)],
+                    opener,
+                    ORIGIN,
+                    TimeZone::UTC,
+                    Duration::from_secs(6 * 3600),
+                    &[],
+                )
+                .await
+            })
+    });
+    on_the_grid(&run, 6 * 3600 - 600);
+    assert!(!run.readings.iter().any(|r| r.status == Status::Logged));
+    let given_up: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.contains("backfill given up"))
+        .collect();
+    assert_eq!(given_up.len(), 1, "{lines}");
+    assert!(
+        given_up[0].contains("gave no hourly logger rows: no reply"),
+        "{lines}"
+    );
+}
+
+#[test]
+fn a_backfill_cut_off_by_silence_goes_on_after_the_next_answered_poll() {
+    // 30 h of outage, 8 registers: the rows take several pages, and a meter
+    // that leaves a quarter of the requests unanswered cuts the read off.
+    let (run, lines) = crate::logging::capture(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let faults = crate::sim::line::Faults {
+                    no_reply: 0.25,
+                    ..Default::default()
+                };
+                let config = LineConfig {
+                    faults,
+                    ..LineConfig::default()
+                };
+                let opener = line_with(&[63], 0, config);
+                cut(&opener, Duration::from_secs(30 * 3600 + 30 * 60));
+                let mut poll = backfilled_poll(None);
+                poll.items = [60, 61, 62, 63, 68, 86, 87, 99]
+                    .into_iter()
+                    .map(|register| Item {
+                        register,
+                        export_name: format!("R{register}"),
+                    })
+                    .collect();
+                poll.retries = 0;
+                run(
+                    vec![poll],
+                    opener,
+                    ORIGIN,
+                    TimeZone::UTC,
+                    Duration::from_secs(33 * 3600),
+                    &[],
+                )
+                .await
+            })
+    });
+    let paused = lines.matches("backfill paused").count();
+    assert!(paused >= 1, "{lines}");
+    let finished: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.contains("backfill finished"))
+        .collect();
+    assert_eq!(finished.len(), 1, "{lines}");
+    assert!(finished[0].contains("rows=30 readings=240"), "{lines}");
+    let mut keys = run.logged_keys.clone();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 240, "each row's value once");
 }

@@ -11,6 +11,9 @@
 //! fails is reopened with back-off while the schedule goes on; requests that
 //! fall due meanwhile end as `line_down` readings. Each address's readings
 //! are handed on as soon as they are read, not at the end of the run.
+//! A backfill after an outage ([`crate::backfill::auto`]) gets one exchange
+//! after each request and while the bus is idle: it learns from the runs,
+//! and decides itself what to ask.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,9 +33,10 @@ use super::master::{Exchange, LineFault, Master, MasterSettings, Outcome};
 use super::meters::{meters_of, record_readings};
 use super::state::{BusState, RequestState, SharedState, method_in_words};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
+use crate::backfill::auto::AutoBackfill;
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
-use crate::reading::{CounterGuard, Reading, Reply, Status};
+use crate::reading::{Batch, CounterGuard, Reading, Reply, Status};
 use crate::transport::{BoxedLine, Endpoint, Opener};
 use kmp::FrameError;
 
@@ -54,7 +58,7 @@ pub struct BusContext {
     /// completion, failure and threshold events.
     pub events: EventRouter,
     /// Where readings go.
-    pub readings: mpsc::UnboundedSender<Vec<Reading>>,
+    pub readings: mpsc::UnboundedSender<Batch>,
     /// Stops the task.
     pub shutdown: CancellationToken,
 }
@@ -109,6 +113,10 @@ pub async fn run_bus_on(
             .map(|(index, _)| index)
             .collect();
         if due.is_empty() {
+            if bus.backfill_step().await {
+                bus.run_events().await;
+                continue;
+            }
             let wake = bus.planned.iter().filter_map(|plan| plan.next).min();
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -125,6 +133,9 @@ pub async fn run_bus_on(
             bus.run(index).await;
             // An event waits for the request in progress, not for the round.
             bus.run_events().await;
+            // So does one exchange of a backfill: due requests keep their
+            // turns between its pages.
+            bus.backfill_step().await;
         }
     }
 }
@@ -140,6 +151,7 @@ struct Bus {
     guard: CounterGuard,
     memory: EventMemory,
     meters: MeterWatch,
+    backfill: AutoBackfill,
 }
 
 impl Bus {
@@ -166,6 +178,12 @@ impl Bus {
                 })
             })
             .collect();
+        let backfill = AutoBackfill::new(
+            &config,
+            planned.iter().map(|plan| (&plan.config, &plan.schedule)),
+            context.zone.clone(),
+            opener.byte_time(),
+        );
         publish_plan(&state, &planned);
         state.lock().time_zone = context.zone.iana_name().map(str::to_owned);
         Bus {
@@ -185,6 +203,37 @@ impl Bus {
             context,
             guard: CounterGuard::default(),
             meters: MeterWatch::default(),
+            backfill,
+        }
+    }
+
+    /// Makes one exchange of a backfill, when one has work and the line is
+    /// open or opens; says whether it did.
+    async fn backfill_step(&mut self) -> bool {
+        let Bus {
+            connection,
+            state,
+            context,
+            backfill,
+            ..
+        } = self;
+        if context.shutdown.is_cancelled() || !backfill.has_work(state, context.clock.now()) {
+            return false;
+        }
+        let Some(master) = connection.master(&context.clock, state).await else {
+            return false;
+        };
+        match backfill.step(master, state, &context.clock).await {
+            Ok(logged) => {
+                if !logged.is_empty() {
+                    let _ = context.readings.send(Batch::Logged(logged));
+                }
+                true
+            }
+            Err(error) => {
+                connection.failed(&context.clock, state, error.to_string());
+                false
+            }
         }
     }
 
@@ -220,6 +269,7 @@ impl Bus {
             guard,
             memory,
             meters,
+            backfill,
             ..
         } = self;
         let Some(plan) = planned.get_mut(index) else {
@@ -237,9 +287,10 @@ impl Bus {
             }
             meters.observe(&config.name, readings);
             record_readings(state, &context.zone, readings);
-            let _ = context.readings.send(readings.clone());
+            let _ = context.readings.send(Batch::Polled(readings.clone()));
         };
         let readings = run_request(config, &plan.config, connection, state, context, hand_on).await;
+        backfill.observe(index, &readings);
         let ended = context.clock.now();
         // The next fire strictly after this run started: the ticks that
         // fell while the bus was busy before it are merged into this run;
@@ -320,14 +371,7 @@ async fn run_request(
         // The configuration check guarantees 1 to 8 registers, none 0.
         return Vec::new();
     };
-    let settings = MasterSettings {
-        timeout: request.timeout,
-        retries: request.retries,
-        retry_pause: bus.retry_pause,
-        echo: bus.echo,
-        byte_time: connection.opener.byte_time(),
-        wake_timeout: None,
-    };
+    let settings = MasterSettings::for_request(bus, request, connection.opener.byte_time());
     let mut readings = Vec::new();
     for &address in &request.addresses {
         let start = context.clock.now();

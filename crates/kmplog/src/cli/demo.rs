@@ -47,6 +47,7 @@ fn simulator(meters: &[(u8, Model)]) -> Arc<Simulator> {
         line: LineConfig::default(),
         seed: None,
         quiet: true,
+        outage: None,
     })
 }
 

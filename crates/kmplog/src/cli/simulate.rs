@@ -24,7 +24,7 @@ use crate::sim::line::{Faults, LineConfig};
 use crate::sim::meter::Meter;
 use crate::sim::pacing::Pacing;
 use crate::sim::pty::{self, Pty};
-use crate::sim::{Settings, Simulator, tcp, udp};
+use crate::sim::{Outage, Settings, Simulator, tcp, udp};
 
 /// Where the simulator listens when neither `--tcp` nor `--pty` is given.
 const DEFAULT_TCP: &str = "127.0.0.1:7063";
@@ -42,7 +42,8 @@ Examples:
   kmplog simulate --pty --echo --sleep-after 60
   kmplog simulate --bad-crc 0.1 --no-reply 0.05 --seed 7
   kmplog simulate --info-code 2
-  kmplog simulate --no-loggers"
+  kmplog simulate --no-loggers
+  kmplog simulate --outage 5s,2s,3h"
 )]
 pub struct Args {
     /// Listen on HOST:PORT; each connection is a line with all the meters on
@@ -107,9 +108,43 @@ pub struct Args {
     /// frame that wakes them, as battery meters do. Default: never.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     sleep_after: Option<Duration>,
+    /// Stage a gateway outage: AFTER the start the TCP listeners close
+    /// every connection and refuse new ones FOR that long; the meters live
+    /// through SKIP meanwhile (default: FOR), their clocks and counters that
+    /// much further on afterwards, so that 3h of outage take 2 s:
+    /// --outage 5s,2s,3h.
+    #[arg(long, value_name = "AFTER,FOR[,SKIP]", value_parser = parse_outage)]
+    outage: Option<Outage>,
     /// Log nothing to stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Parses `AFTER,FOR[,SKIP]`, each a duration such as 5s, 2s or 3h.
+fn parse_outage(text: &str) -> Result<Outage, String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let duration = |part: &str| {
+        kmp_schedule::Interval::parse(part)
+            .map(|interval| interval.duration())
+            .map_err(|error| {
+                format!("'{part}' in --outage {text}: {error}; for example --outage 5s,2s,3h")
+            })
+    };
+    match parts[..] {
+        [after, lasts] => Ok(Outage {
+            after: duration(after)?,
+            lasts: duration(lasts)?,
+            skips: duration(lasts)?,
+        }),
+        [after, lasts, skips] => Ok(Outage {
+            after: duration(after)?,
+            lasts: duration(lasts)?,
+            skips: duration(skips)?,
+        }),
+        _ => Err(format!(
+            "'{text}' is not AFTER,FOR[,SKIP]: give two or three durations, such as 5s,2s,3h"
+        )),
+    }
 }
 
 /// A `--meter` option: an address and a model.
@@ -199,6 +234,7 @@ impl Args {
             },
             seed: self.seed,
             quiet: self.quiet,
+            outage: self.outage,
         })
     }
 
@@ -437,8 +473,29 @@ mod tests {
             &["--baud", "299"][..],
             &["--baud", "115201"],
             &["--no-reply", "2"],
+            &["--outage", "5s"],
+            &["--outage", "5s,2x"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_outage_skips_as_long_as_it_lasts_unless_told() {
+        let outage = |text: &str| parse(&["--outage", text]).unwrap().outage.unwrap();
+        assert_eq!(
+            outage("5s,2s,3h"),
+            Outage {
+                after: Duration::from_secs(5),
+                lasts: Duration::from_secs(2),
+                skips: Duration::from_secs(3 * 3600),
+            }
+        );
+        assert_eq!(outage("1min,30s").skips, Duration::from_secs(30));
+        assert!(
+            parse_outage("5s,2s,3h,1s")
+                .unwrap_err()
+                .contains("give two or three durations, such as 5s,2s,3h")
+        );
     }
 }

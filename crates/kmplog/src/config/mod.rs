@@ -183,6 +183,9 @@ pub struct RequestConfig {
     pub thresholds: Vec<Threshold>,
     /// Reads per meter per day that the schedule should stay within.
     pub reads_per_day: Option<u32>,
+    /// The meter's own logger (hourly or daily) to read what an outage of
+    /// the meter made the request miss, once the meter answers again.
+    pub backfill: Option<kmp::logger::Logger>,
 }
 
 /// A register read by a request, with the name its values are exported under.

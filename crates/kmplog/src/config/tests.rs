@@ -231,6 +231,16 @@ fn each_mistake_is_reported_where_it_is() {
     };
     let cases: Vec<(String, &str, &str)> = vec![
         (
+            request(&format!("{REST}backfill = \"minutely\"\n")),
+            "9:12",
+            "`backfill` must be one of hourly, daily, not `minutely`",
+        ),
+        (
+            request("send = false\naddresses = 1\nitems = [\"E1\"]\nbackfill = \"hourly\"\n"),
+            "9:12",
+            "`backfill` on a request that only listens",
+        ),
+        (
             format!("tme_zone = \"UTC\"\n{P}{REST}"),
             "1:1",
             "unknown key `tme_zone` in the top level",
@@ -636,6 +646,17 @@ polling = \"fast\"
 }
 
 #[test]
+fn backfill_names_the_logger_a_request_fills_its_gaps_from() {
+    let config = valid(&format!("{P}{REST}backfill = \"daily\"\n"));
+    assert_eq!(
+        config.buses[0].requests[0].backfill,
+        Some(kmp::logger::Logger::DAILY)
+    );
+    let config = valid(&format!("{P}{REST}"));
+    assert_eq!(config.buses[0].requests[0].backfill, None);
+}
+
+#[test]
 fn warnings_and_notes_leave_the_file_valid() {
     let cases = [
         (
@@ -678,6 +699,13 @@ fn warnings_and_notes_leave_the_file_valid() {
             format!("{P}addresses = 1\nitems = [\"E1\"]\nevent = \"go\"\non_complete = \"go\"\n"),
             "9:15",
             "this request fires `go`, the event it runs on",
+        ),
+        (
+            format!(
+                "{P}addresses = 1\nitems = [\"E1\"]\npolling = \"1h\"\nreads_per_day = 24\nbackfill = \"hourly\"\n"
+            ),
+            "10:12",
+            "polling every 1h takes all of reads_per_day = 24: a backfill would have no reads left",
         ),
         ("sinks = {}\n".to_owned(), "1:1", "the file has no [[bus]]"),
         (

@@ -16,6 +16,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, ZonedDateTime};
 use kmp::Value;
 use kmp::catalogue::{self, Model, ModelTable};
+use kmp::logger::Logger;
 use kmp::message::MAX_REGISTERS;
 use kmp_schedule::{Cron, Interval, Method, ScheduleError, TimesOfDay};
 use toml::Spanned;
@@ -77,6 +78,7 @@ const REQUEST_KEYS: &[&str] = &[
     "on_no_data",
     "no_data_after",
     "reads_per_day",
+    "backfill",
     "threshold",
 ];
 /// The keys that choose a request's method; a request has exactly one.
@@ -85,6 +87,8 @@ const METHOD_KEYS: &[&str] = &["once", "polling", "at", "cron", "event"];
 const ENDPOINT_KEYS: &[&str] = &["serial", "tcp", "udp"];
 const THRESHOLD_KEYS: &[&str] = &["item", "above", "below", "event"];
 const ITEM_KEYS: &[&str] = &["register", "name"];
+/// The loggers a request may backfill from by itself (`backfill = ...`).
+const BACKFILL_LOGGERS: &[(&str, Logger)] = &[("hourly", Logger::HOURLY), ("daily", Logger::DAILY)];
 
 const SINKS_EXAMPLE: &str = "[sinks]\nsqlite = \"kmplog.db\"";
 const BUS_EXAMPLE: &str = "[[bus]]\nname = \"boiler-room\"\nserial = \"/dev/ttyUSB0\"";
@@ -767,6 +771,17 @@ fn request(
         cx.integer_field(field, 1..=i64::from(u32::MAX), "reads_per_day = 96")
             .and_then(|n| u32::try_from(n).ok())
     });
+    let backfill = optional(table, "backfill", |field| {
+        if listening {
+            cx.error(
+                field.span(),
+                "`backfill` on a request that only listens: another master decides when its meters are read",
+                "remove it, or let kmplog poll the meters with send = true",
+            );
+            return None;
+        }
+        keyword(cx, field, BACKFILL_LOGGERS, "backfill = \"hourly\"")
+    });
     if let Some(Method::Event(awaited)) = &method {
         for (_, span) in fired.iter().filter(|(event, _)| event == awaited) {
             cx.report(
@@ -782,7 +797,7 @@ fn request(
         reads_per_day,
         METHOD_KEYS.iter().find_map(|key| table.get(key)),
     ) {
-        check_budget(cx, method, budget, &field);
+        check_budget(cx, method, budget, &field, table.get("backfill").as_ref());
     }
     events
         .fired
@@ -802,6 +817,7 @@ fn request(
         on_no_data: on_no_data?.zip(no_data_after?),
         thresholds: thresholds.into_iter().collect::<Option<_>>()?,
         reads_per_day: reads_per_day?,
+        backfill: backfill?,
     })
 }
 
@@ -1369,7 +1385,15 @@ fn limit(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Value> {
 }
 
 /// Warns when `method` reads each meter more often a day than `budget`.
-fn check_budget(cx: &mut Context<'_>, method: &Method, budget: u32, field: &Field<'_, '_>) {
+/// Warns too when the method takes all of the budget and `backfill` (the
+/// request's key, when given) would have no reads left.
+fn check_budget(
+    cx: &mut Context<'_>,
+    method: &Method,
+    budget: u32,
+    field: &Field<'_, '_>,
+    backfill: Option<&Field<'_, '_>>,
+) {
     let (runs, what, advice) = match method {
         Method::Polling(interval) => {
             // The shortest whole-second interval within the budget.
@@ -1407,6 +1431,16 @@ fn check_budget(cx: &mut Context<'_>, method: &Method, budget: u32, field: &Fiel
                 "{what} reads each meter {runs} times a day, more than reads_per_day = {budget}"
             ),
             format!("{advice}, or raise reads_per_day; every read costs a battery meter's battery"),
+        );
+    } else if let Some(backfill) = backfill.filter(|_| runs == u64::from(budget)) {
+        cx.report(
+            Severity::Warning,
+            backfill.span(),
+            format!(
+                "{what} takes all of reads_per_day = {budget}: a backfill would have no reads left"
+            ),
+            "raise reads_per_day by a few reads per outage (the meter's clock and serial number, then a page per few dozen rows), for example: reads_per_day = ".to_owned()
+                + &(budget + 8).to_string(),
         );
     }
 }

@@ -19,7 +19,7 @@ use tracing::{error, info};
 
 use super::Outbox;
 use crate::live::Latest;
-use crate::reading::{LiveBatch, Reading};
+use crate::reading::{Batch, LiveBatch, Reading};
 
 /// Pause between attempts to write to an outbox that fails.
 const RETRY: Duration = Duration::from_secs(1);
@@ -43,14 +43,14 @@ pub struct Unwritten {
 /// still fails is given `grace`; what it has not taken by then is lost, and
 /// returned as the error.
 pub fn collect(
-    mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
+    mut readings: mpsc::UnboundedReceiver<Batch>,
     mut outbox: Outbox,
     appended: watch::Sender<u64>,
     latest: Arc<Mutex<Latest>>,
     live: broadcast::Sender<LiveBatch>,
     grace: Duration,
 ) -> Result<(), Unwritten> {
-    let mut pending: VecDeque<Vec<Reading>> = VecDeque::new();
+    let mut pending: VecDeque<Batch> = VecDeque::new();
     let mut failing: Option<String> = None;
     let mut hung_up: Option<Instant> = None;
     loop {
@@ -75,7 +75,7 @@ pub fn collect(
                 }
             }
         }
-        let waiting: usize = pending.iter().map(Vec::len).sum();
+        let waiting: usize = pending.iter().map(Batch::len).sum();
         let outcome = write(&mut outbox, &mut pending, &appended, &latest, &live);
         let outbox_name = outbox.path().display().to_string();
         match outcome {
@@ -85,7 +85,7 @@ pub fn collect(
                 }
             }
             Err(reason) => {
-                let waiting: usize = pending.iter().map(Vec::len).sum();
+                let waiting: usize = pending.iter().map(Batch::len).sum();
                 if failing.is_none() {
                     error!(
                         outbox = %outbox_name,
@@ -119,21 +119,33 @@ pub fn collect(
 /// and the live views; stops at the first the outbox refuses, with why.
 fn write(
     outbox: &mut Outbox,
-    pending: &mut VecDeque<Vec<Reading>>,
+    pending: &mut VecDeque<Batch>,
     appended: &watch::Sender<u64>,
     latest: &Mutex<Latest>,
     live: &broadcast::Sender<LiveBatch>,
 ) -> Result<(), String> {
     while let Some(batch) = pending.front() {
-        let last = outbox.append(batch).map_err(|error| match error {
+        let written = match batch {
+            Batch::Polled(readings) => outbox.append(readings),
+            Batch::Logged(readings) => outbox.append_keyed(readings),
+        };
+        let last = written.map_err(|error| match error {
             super::OutboxError::Database { source, .. } => source.to_string(),
             other => other.to_string(),
         })?;
-        let batch: Arc<[Reading]> = pending.pop_front().unwrap_or_default().into();
-        latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .update(&batch);
+        let Some(batch) = pending.pop_front() else {
+            break;
+        };
+        // A logger's rows are history: the latest values stay the polled
+        // ones. The live stream has them all, numbered as the outbox does.
+        let polled = matches!(batch, Batch::Polled(_));
+        let batch: Arc<[Reading]> = batch.into_readings().into();
+        if polled {
+            latest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .update(&batch);
+        }
         let _ = live.send(LiveBatch {
             last_seq: last,
             readings: batch,

@@ -33,7 +33,7 @@ pub mod udp;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use line::{Line, LineConfig, Ports};
 use meter::{Meter, Moment};
@@ -50,6 +50,24 @@ pub struct Settings {
     pub seed: Option<u64>,
     /// Log nothing to stderr.
     pub quiet: bool,
+    /// A gateway outage to stage, if any.
+    pub outage: Option<Outage>,
+}
+
+/// An outage of the TCP front end, the gateway in front of the meters:
+/// `after` the start it closes every connection and refuses new ones for
+/// `lasts`; the meters live through `skips` meanwhile (their clocks and
+/// counters are that much further on afterwards), so that a night's outage
+/// takes a test seconds. The meters' clocks then run ahead of the host's by
+/// the difference, as a meter's clock that was set would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// From the start to the outage.
+    pub after: Duration,
+    /// How long the front end is down.
+    pub lasts: Duration,
+    /// How much time passes for the meters meanwhile.
+    pub skips: Duration,
 }
 
 /// The state all lines share: the meters, the start time and the settings.
@@ -66,6 +84,7 @@ pub struct Simulator {
     traffic: traffic::Traffic,
     start_unix_seconds: i64,
     quiet: bool,
+    outage: Option<Outage>,
 }
 
 impl Simulator {
@@ -87,6 +106,7 @@ impl Simulator {
             traffic: traffic::Traffic::new(start),
             start_unix_seconds,
             quiet: settings.quiet,
+            outage: settings.outage,
         })
     }
 
@@ -113,7 +133,20 @@ impl Simulator {
 
     /// The current moment on the simulator's clock.
     pub fn now(&self) -> Moment {
-        Moment::after(self.start_unix_seconds, self.clock_start.elapsed())
+        let mut elapsed = self.clock_start.elapsed();
+        if let Some(outage) = self.outage
+            && elapsed >= outage.after + outage.lasts
+        {
+            elapsed += outage.skips.saturating_sub(outage.lasts);
+        }
+        Moment::after(self.start_unix_seconds, elapsed)
+    }
+
+    /// When the outage begins and ends, while it is still to begin.
+    pub fn outage_ahead(&self) -> Option<(tokio::time::Instant, tokio::time::Instant)> {
+        let outage = self.outage?;
+        let begins = self.clock_start + outage.after;
+        (tokio::time::Instant::now() < begins).then_some((begins, begins + outage.lasts))
     }
 
     /// Logs `what` happened on line `name` to stderr, unless quiet.
@@ -144,6 +177,7 @@ pub(crate) mod testing {
             line,
             seed: Some(1),
             quiet: true,
+            outage: None,
         })
     }
 

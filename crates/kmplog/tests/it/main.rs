@@ -5,6 +5,7 @@
 //! run in parallel without sharing state.
 
 mod api;
+mod autofill;
 mod backfill;
 mod cli;
 mod config;

@@ -17,7 +17,7 @@
 //! only `tracing`'s writer, catches every message of every module. When
 //! stderr is not a terminal (a file, the journal), nothing is held.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,28 +35,91 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::bus::state::BusState;
 use crate::clock::Clock;
-use crate::reading::Reading;
+use crate::reading::{Reading, Status};
 
 /// The latest reading of every (bus, address, export name).
+///
+/// It holds one entry per register of every meter (200,000 for 50,000
+/// meters of 4 registers), so it keeps them compact: the names each once,
+/// shared by all the entries that use them, and the registers of one meter
+/// together, in order of their export names.
 #[derive(Debug, Default)]
 pub struct Latest {
-    readings: BTreeMap<(String, u8, String), Reading>,
+    /// Bus names, request descriptions and export names.
+    names: HashSet<Arc<str>>,
+    meters: BTreeMap<(Arc<str>, u8), Vec<Kept>>,
+    count: usize,
+}
+
+/// What [`Latest`] keeps of one reading.
+#[derive(Debug)]
+struct Kept {
+    name: Arc<str>,
+    time: Timestamp,
+    request: Arc<str>,
+    register: u16,
+    value: Option<(kmp::Value, kmp::unit::Unit)>,
+    status: Status,
 }
 
 impl Latest {
     /// Keeps `readings` as the latest of their registers.
     pub fn update(&mut self, readings: &[Reading]) {
         for reading in readings {
-            self.readings.insert(
-                (reading.bus.clone(), reading.address, reading.name.clone()),
-                reading.clone(),
-            );
+            let kept = Kept {
+                name: self.shared(&reading.name),
+                time: reading.time,
+                request: self.shared(&reading.request),
+                register: reading.register,
+                value: reading.value,
+                status: reading.status,
+            };
+            let bus = self.shared(&reading.bus);
+            let registers = self.meters.entry((bus, reading.address)).or_default();
+            match registers.binary_search_by(|other| other.name.cmp(&kept.name)) {
+                Ok(place) => registers[place] = kept,
+                Err(place) => {
+                    registers.insert(place, kept);
+                    self.count += 1;
+                }
+            }
         }
     }
 
+    /// The one copy of `text`.
+    fn shared(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.names.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// How many registers it holds a reading of.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds no reading yet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// The latest reading of each register, by bus, address and name.
-    pub fn readings(&self) -> impl Iterator<Item = &Reading> {
-        self.readings.values()
+    pub fn readings(&self) -> impl Iterator<Item = Reading> + '_ {
+        self.meters.iter().flat_map(|((bus, address), registers)| {
+            registers.iter().map(|kept| Reading {
+                time: kept.time,
+                bus: bus.to_string(),
+                address: *address,
+                request: kept.request.to_string(),
+                register: kept.register,
+                name: kept.name.to_string(),
+                value: kept.value,
+                status: kept.status,
+            })
+        })
     }
 }
 
@@ -189,16 +252,17 @@ fn queue_table(frame: &Frame<'_>, width: u16) -> Table {
 /// The readings table in at most `room` lines: as many readings as fit,
 /// then a line that counts the others.
 fn readings_lines(frame: &Frame<'_>, width: u16, room: usize) -> Vec<String> {
-    let readings: Vec<&Reading> = frame.latest.readings().collect();
     if room == 0 {
         return Vec::new();
     }
-    if readings.is_empty() {
+    if frame.latest.is_empty() {
         return vec!["No readings yet.".to_owned()];
     }
-    let mut shown = readings.len().min(room);
+    // Only those that can be shown: there may be hundreds of thousands.
+    let readings: Vec<Reading> = frame.latest.readings().take(room).collect();
+    let mut shown = readings.len();
     loop {
-        let hidden = readings.len() - shown;
+        let hidden = frame.latest.len() - shown;
         if shown == 0 {
             return vec![more_readings(hidden)];
         }
@@ -219,7 +283,7 @@ fn more_readings(hidden: usize) -> String {
     format!("… {hidden} more readings (a taller terminal shows them)")
 }
 
-fn values_table(frame: &Frame<'_>, readings: &[&Reading], width: u16) -> Table {
+fn values_table(frame: &Frame<'_>, readings: &[Reading], width: u16) -> Table {
     let mut table = table(
         ["Bus", "Address", "Name", "Value", "Unit", "Status", "Time"],
         &[0],
@@ -864,6 +928,40 @@ kmplog — 08:00:02  …
 ╞═════════════╪═══╪…
 … 13 more lines (a …";
         assert_eq!(lines.join("\n"), expected);
+    }
+
+    #[test]
+    fn latest_keeps_one_reading_per_register_in_order() {
+        let reading = |bus: &str, address: u8, name: &str, value: &str| Reading {
+            time: at("2026-11-25T08:00:01Z"),
+            bus: bus.to_owned(),
+            address,
+            request: "Main values".to_owned(),
+            register: 86,
+            name: name.to_owned(),
+            value: Some((value.parse().unwrap(), Unit(0x25))),
+            status: Status::Ok,
+        };
+        let mut latest = Latest::default();
+        assert!(latest.is_empty());
+        latest.update(&[
+            reading("b", 2, "T2", "1"),
+            reading("b", 1, "T1", "2"),
+            reading("a", 9, "T1", "3"),
+            reading("b", 1, "E1", "4"),
+        ]);
+        latest.update(&[reading("b", 1, "T1", "5"), reading("b", 2, "T2", "6")]);
+        let kept: Vec<Reading> = latest.readings().collect();
+        assert_eq!(
+            kept,
+            [
+                reading("a", 9, "T1", "3"),
+                reading("b", 1, "E1", "4"),
+                reading("b", 1, "T1", "5"),
+                reading("b", 2, "T2", "6"),
+            ]
+        );
+        assert_eq!(latest.len(), 4);
     }
 
     #[test]

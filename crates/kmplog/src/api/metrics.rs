@@ -34,7 +34,6 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .readings()
-        .cloned()
         .collect();
     // The outbox is a SQLite file: read it off the async workers.
     let depths = match state.outbox.clone() {

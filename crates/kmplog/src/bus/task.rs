@@ -281,16 +281,15 @@ impl Bus {
         if let Some(due) = plan.next.filter(|due| *due <= started) {
             state.lock().record_lateness(started.duration_since(due));
         }
-        let hand_on = |readings: &mut Vec<Reading>| {
+        let check = |readings: &mut Vec<Reading>| {
             for reading in readings.iter_mut() {
                 guard.check(reading);
             }
             meters.observe(&config.name, readings);
             record_readings(state, &context.zone, readings);
-            let _ = context.readings.send(Batch::Polled(readings.clone()));
+            backfill.observe(index, readings);
         };
-        let readings = run_request(config, &plan.config, connection, state, context, hand_on).await;
-        backfill.observe(index, &readings);
+        let record = run_request(config, &plan.config, connection, state, context, check).await;
         let ended = context.clock.now();
         // The next fire strictly after this run started: the ticks that
         // fell while the bus was busy before it are merged into this run;
@@ -301,19 +300,12 @@ impl Bus {
             .schedule
             .next_after(&started.to_zoned_datetime(context.zone.clone()))
             .map(|zoned| zoned.timestamp());
-        fire_events(
-            index,
-            &plan.config,
-            &readings,
-            memory,
-            ended,
-            &context.events,
-        );
+        fire_events(index, &plan.config, &record, memory, ended, &context.events);
         let mut state = state.lock();
         if let Some(request) = state.requests.get_mut(index) {
             request.last_run = Some(ended);
             request.next_run = plan.next;
-            request.last_result = Some(summarize(&readings));
+            request.last_result = Some(record.summary());
         }
     }
 }
@@ -357,22 +349,23 @@ fn publish_plan(state: &SharedState, planned: &[Planned]) {
 }
 
 /// Runs one request on every address in turn; each address's readings go
-/// to `hand_on` as soon as they are read. Returns them all.
+/// to `check`, then on to the collector, as soon as they are read. Returns
+/// what the run's events and summary need of them.
 async fn run_request(
     bus: &BusConfig,
     request: &RequestConfig,
     connection: &mut Connection,
     state: &SharedState,
     context: &BusContext,
-    mut hand_on: impl FnMut(&mut Vec<Reading>),
-) -> Vec<Reading> {
+    mut check: impl FnMut(&mut Vec<Reading>),
+) -> RunRecord {
     let registers: Vec<u16> = request.items.iter().map(|item| item.register).collect();
     let Ok(get_register) = Request::get_register(&registers) else {
         // The configuration check guarantees 1 to 8 registers, none 0.
-        return Vec::new();
+        return RunRecord::default();
     };
     let settings = MasterSettings::for_request(bus, request, connection.opener.byte_time());
-    let mut readings = Vec::new();
+    let mut record = RunRecord::default();
     for &address in &request.addresses {
         let start = context.clock.now();
         let asleep = connection.wakefulness.expects_asleep(address, start);
@@ -416,10 +409,97 @@ async fn run_request(
                 Reading::of_item(time, &bus.name, address, &request.description, item, reply)
             })
             .collect();
-        hand_on(&mut read);
-        readings.append(&mut read);
+        check(&mut read);
+        record.note(request, address, &read);
+        let _ = context.readings.send(Batch::Polled(read));
     }
-    readings
+    record
+}
+
+/// What a run keeps of its readings for its events and its summary, taken
+/// meter by meter: the readings themselves go on to the collector as soon
+/// as they are read, so that a bus holds no more than one meter's at once.
+#[derive(Debug, Default)]
+struct RunRecord {
+    /// Whether a reading failed (no reply, a corrupt one, the line down).
+    failed: bool,
+    /// Each address in the order read, whether it answered every register,
+    /// and whether it gave a value.
+    meters: Vec<MeterRun>,
+    /// The readings the request's thresholds and info flags look at.
+    watched: Vec<Reading>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MeterRun {
+    address: u8,
+    answered: bool,
+    gave_data: bool,
+}
+
+impl RunRecord {
+    /// Takes in the readings of `address` for `request`.
+    fn note(&mut self, request: &RequestConfig, address: u8, readings: &[Reading]) {
+        self.failed |= readings.iter().any(|reading| {
+            matches!(
+                reading.status,
+                Status::Timeout
+                    | Status::CrcError
+                    | Status::BadFrame
+                    | Status::BadReply
+                    | Status::LineDown
+            )
+        });
+        let answered = readings.iter().all(|reading| {
+            matches!(
+                reading.status,
+                Status::Ok | Status::Suspect | Status::NotAnswered
+            )
+        });
+        let gave_data = readings.iter().any(|reading| reading.value.is_some());
+        match self
+            .meters
+            .iter_mut()
+            .find(|meter| meter.address == address)
+        {
+            Some(meter) => {
+                meter.answered &= answered;
+                meter.gave_data |= gave_data;
+            }
+            None => self.meters.push(MeterRun {
+                address,
+                answered,
+                gave_data,
+            }),
+        }
+        let watched = |reading: &&Reading| {
+            request
+                .thresholds
+                .iter()
+                .any(|threshold| threshold.export_name == reading.name)
+                || (request.on_info_flag.is_some()
+                    && info::is_info_register(request.model, reading.register))
+        };
+        self.watched
+            .extend(readings.iter().filter(watched).cloned());
+    }
+
+    /// Whether `address` gave a value in this run.
+    fn gave_data(&self, address: u8) -> bool {
+        self.meters
+            .iter()
+            .any(|meter| meter.address == address && meter.gave_data)
+    }
+
+    /// `ok`, or how many meters answered.
+    fn summary(&self) -> String {
+        let answered = self.meters.iter().filter(|meter| meter.answered).count();
+        if answered == self.meters.len() {
+            "ok".to_owned()
+        } else {
+            format!("{answered} of {} meters answered", self.meters.len())
+        }
+    }
 }
 
 fn record_exchange(state: &SharedState, exchange: &Exchange) {
@@ -510,22 +590,13 @@ impl EventMemory {
 fn fire_events(
     index: usize,
     request: &RequestConfig,
-    readings: &[Reading],
+    record: &RunRecord,
     memory: &mut EventMemory,
     now: Timestamp,
     events: &EventRouter,
 ) {
-    let failed = readings.iter().any(|reading| {
-        matches!(
-            reading.status,
-            Status::Timeout
-                | Status::CrcError
-                | Status::BadFrame
-                | Status::BadReply
-                | Status::LineDown
-        )
-    });
-    let outcome_event = if failed {
+    let readings = &record.watched;
+    let outcome_event = if record.failed {
         &request.on_failure
     } else {
         &request.on_complete
@@ -572,9 +643,7 @@ fn fire_events(
     if let Some((event, after)) = &request.on_no_data {
         let after = jiff::SignedDuration::try_from(*after).unwrap_or(jiff::SignedDuration::MAX);
         for &address in &request.addresses {
-            let gave_data = readings
-                .iter()
-                .any(|reading| reading.address == address && reading.value.is_some());
+            let gave_data = record.gave_data(address);
             let started = memory.started;
             let (last, reported) = memory
                 .last_data
@@ -606,30 +675,6 @@ fn info_code(value: &kmp::Value) -> Option<u32> {
     (value.exponent() == 0 && !value.is_negative())
         .then(|| u32::try_from(value.mantissa()).ok())
         .flatten()
-}
-
-/// `ok`, or how many meters answered.
-fn summarize(readings: &[Reading]) -> String {
-    let mut meters: Vec<(u8, bool)> = Vec::new();
-    for reading in readings {
-        let answered = matches!(
-            reading.status,
-            Status::Ok | Status::Suspect | Status::NotAnswered
-        );
-        match meters
-            .iter_mut()
-            .find(|(address, _)| *address == reading.address)
-        {
-            Some((_, ok)) => *ok &= answered,
-            None => meters.push((reading.address, answered)),
-        }
-    }
-    let answered = meters.iter().filter(|(_, ok)| *ok).count();
-    if answered == meters.len() {
-        "ok".to_owned()
-    } else {
-        format!("{answered} of {} meters answered", meters.len())
-    }
 }
 
 /// The state a bus starts with.

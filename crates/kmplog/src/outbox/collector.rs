@@ -115,8 +115,16 @@ pub fn collect(
     }
 }
 
-/// Writes the pending batches in order, each in turn passed on to the sinks
-/// and the live views; stops at the first the outbox refuses, with why.
+/// The most readings written in one outbox transaction. The buses hand on
+/// each meter's readings as soon as they are read, a few at a time; when
+/// many buses read at once the collector writes what has gathered in one
+/// transaction (one commit, one prune) instead of one per meter, and this
+/// bound keeps each transaction, and the batch the live views get, short.
+const MAX_TRANSACTION: usize = 5_000;
+
+/// Writes the pending batches in order, as few transactions as the bound
+/// allows, each in turn passed on to the sinks and the live views; stops at
+/// the first the outbox refuses, with why, keeping it first in `pending`.
 fn write(
     outbox: &mut Outbox,
     pending: &mut VecDeque<Batch>,
@@ -124,17 +132,20 @@ fn write(
     latest: &Mutex<Latest>,
     live: &broadcast::Sender<LiveBatch>,
 ) -> Result<(), String> {
-    while let Some(batch) = pending.front() {
-        let written = match batch {
+    while let Some(batch) = merge_front(pending) {
+        let written = match &batch {
             Batch::Polled(readings) => outbox.append(readings),
             Batch::Logged(readings) => outbox.append_keyed(readings),
         };
-        let last = written.map_err(|error| match error {
-            super::OutboxError::Database { source, .. } => source.to_string(),
-            other => other.to_string(),
-        })?;
-        let Some(batch) = pending.pop_front() else {
-            break;
+        let last = match written {
+            Ok(last) => last,
+            Err(error) => {
+                pending.push_front(batch);
+                return Err(match error {
+                    super::OutboxError::Database { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                });
+            }
         };
         // A logger's rows are history: the latest values stay the polled
         // ones. The live stream has them all, numbered as the outbox does.
@@ -153,4 +164,134 @@ fn write(
         appended.send_replace(last);
     }
     Ok(())
+}
+
+/// Takes the first batch of `pending` and joins the ones of its kind after
+/// it to it, in order, while they fit in [`MAX_TRANSACTION`] readings. A
+/// batch over the bound by itself stays whole.
+fn merge_front(pending: &mut VecDeque<Batch>) -> Option<Batch> {
+    let mut merged = pending.pop_front()?;
+    while let Some(next) = pending.front()
+        && merged.len() + next.len() <= MAX_TRANSACTION
+    {
+        match (&mut merged, next) {
+            (Batch::Polled(into), Batch::Polled(_)) => {
+                if let Some(Batch::Polled(more)) = pending.pop_front() {
+                    into.extend(more);
+                }
+            }
+            (Batch::Logged(into), Batch::Logged(_)) => {
+                if let Some(Batch::Logged(more)) = pending.pop_front() {
+                    into.extend(more);
+                }
+            }
+            _ => break,
+        }
+    }
+    Some(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmp::unit::Unit;
+
+    use crate::reading::Status;
+
+    fn reading(address: u8, register: u16) -> Reading {
+        Reading {
+            time: "2026-12-01T08:00:00Z".parse().unwrap(),
+            bus: "heat".to_owned(),
+            address,
+            request: "Main".to_owned(),
+            register,
+            name: format!("R{register}"),
+            value: Some(("12.5".parse().unwrap(), Unit(0x25))),
+            status: Status::Ok,
+        }
+    }
+
+    /// Four registers of each of `meters` meters, a batch per meter, as a
+    /// bus hands them on.
+    fn per_meter(meters: u8) -> Vec<Vec<Reading>> {
+        (1..=meters)
+            .map(|address| (1..=4).map(|register| reading(address, register)).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_waiting_together_go_in_one_transaction_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.db"), 100_000).unwrap();
+        let reader = outbox.reader().unwrap();
+        let (sender, readings) = mpsc::unbounded_channel();
+        let sent = per_meter(20);
+        for batch in &sent {
+            sender.send(Batch::Polled(batch.clone())).unwrap();
+        }
+        drop(sender);
+        let (appended, _) = watch::channel(0);
+        let (live, mut seen) = broadcast::channel(64);
+        let latest = Arc::new(Mutex::new(Latest::default()));
+        collect(readings, outbox, appended, latest, live, Duration::ZERO).unwrap();
+
+        let expected: Vec<Reading> = sent.into_iter().flatten().collect();
+        let batch = seen.try_recv().expect("one live batch");
+        assert_eq!(batch.last_seq, 80);
+        assert_eq!(&*batch.readings, expected.as_slice());
+        assert!(
+            seen.try_recv().is_err(),
+            "the 20 batches were written as one"
+        );
+        let stored = reader.after(0, 1000).unwrap();
+        let stored: Vec<(u64, Reading)> = stored
+            .readings
+            .into_iter()
+            .map(|stored| (stored.seq, stored.reading))
+            .collect();
+        let numbered: Vec<(u64, Reading)> = (1..).zip(expected).collect();
+        assert_eq!(stored, numbered);
+    }
+
+    #[test]
+    fn a_transaction_stays_within_its_bound_and_a_big_batch_whole() {
+        let big = vec![reading(1, 1); MAX_TRANSACTION + 1];
+        let quarter = vec![reading(2, 1); MAX_TRANSACTION / 4];
+        let mut pending: VecDeque<Batch> = [
+            big,
+            quarter.clone(),
+            quarter.clone(),
+            quarter.clone(),
+            quarter.clone(),
+            quarter,
+        ]
+        .into_iter()
+        .map(Batch::Polled)
+        .collect();
+        let sizes: Vec<usize> = std::iter::from_fn(|| merge_front(&mut pending))
+            .map(|merged| merged.len())
+            .collect();
+        assert_eq!(
+            sizes,
+            [MAX_TRANSACTION + 1, MAX_TRANSACTION, MAX_TRANSACTION / 4]
+        );
+    }
+
+    #[test]
+    fn logged_rows_are_not_joined_to_polled_readings() {
+        let logged = |register| (format!("logged-{register}"), reading(3, register));
+        let mut pending: VecDeque<Batch> = [
+            Batch::Polled(vec![reading(1, 1)]),
+            Batch::Polled(vec![reading(2, 1)]),
+            Batch::Logged(vec![logged(1)]),
+            Batch::Logged(vec![logged(2)]),
+            Batch::Polled(vec![reading(1, 2)]),
+        ]
+        .into_iter()
+        .collect();
+        let kinds: Vec<(bool, usize)> = std::iter::from_fn(|| merge_front(&mut pending))
+            .map(|merged| (matches!(merged, Batch::Logged(_)), merged.len()))
+            .collect();
+        assert_eq!(kinds, [(false, 2), (true, 2), (false, 1)]);
+    }
 }

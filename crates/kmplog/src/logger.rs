@@ -68,6 +68,11 @@ pub struct Logger {
     /// Every batch of readings as it is read, for live views.
     pub live: broadcast::Sender<LiveBatch>,
     running: RunningBuses,
+    /// The buses of the configuration, serial ports locked where they poll.
+    configured: Vec<BusConfig>,
+    /// In a cluster, the leases of the buses this instance runs; `None`:
+    /// it runs every bus.
+    owned: Option<Vec<crate::cluster::Permit>>,
     /// The sinks and time zone it started with, which a reload cannot change.
     started: Config,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,
@@ -176,8 +181,14 @@ impl Logger {
             events: events.clone(),
             readings: readings_sender,
             shutdown: shutdown.clone(),
+            permit: None,
         };
-        let running = RunningBuses::start(&buses_config, context);
+        // In a cluster no bus runs until its lease is acquired.
+        let owned = config.cluster.as_ref().map(|_| Vec::new());
+        let running = RunningBuses::start(
+            if owned.is_some() { &[] } else { &buses_config },
+            context,
+        );
         let buses = running.list();
         let latest = Arc::new(Mutex::new(Latest::default()));
         let (live, _) = broadcast::channel(64);
@@ -208,6 +219,8 @@ impl Logger {
             latest,
             live,
             running,
+            configured: buses_config,
+            owned,
             started: config.clone(),
             collector,
             collector_running,
@@ -243,10 +256,20 @@ impl Logger {
     /// a bus that goes on running holds its own port. What the start alone
     /// sets up (sinks, the time zone) is reported as needing a restart.
     pub async fn reload(&mut self, config: &Config) -> Reloaded {
-        let mut reloaded = self
-            .running
-            .apply(&masters_lock(config), &self.events)
-            .await;
+        self.configured = masters_lock(config);
+        let mut reloaded = match &self.owned {
+            None => self.running.apply(&self.configured, &self.events).await,
+            Some(permits) => {
+                self.running
+                    .apply_owned(&self.configured, &self.events, permits)
+                    .await
+            }
+        };
+        if config.cluster != self.started.cluster {
+            reloaded
+                .restart_needed
+                .push("[cluster] changed: restart kmplog to apply it".to_owned());
+        }
         if config.sinks != self.started.sinks {
             reloaded
                 .restart_needed
@@ -259,6 +282,21 @@ impl Logger {
             ));
         }
         reloaded
+    }
+
+    /// The buses of the configuration now (they follow reloads).
+    pub fn configured(&self) -> &[BusConfig] {
+        &self.configured
+    }
+
+    /// In a cluster: runs from now on the buses `permits` name, each under
+    /// its permit; those no longer named stop after their transaction in
+    /// flight, and are stopped when this returns.
+    pub async fn own(&mut self, permits: Vec<crate::cluster::Permit>) {
+        self.running
+            .apply_owned(&self.configured, &self.events, &permits)
+            .await;
+        self.owned = Some(permits);
     }
 
     /// Stops the buses, writes what they read to the outbox and lets the

@@ -231,6 +231,8 @@ struct Running {
     state: SharedState,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// The lease it runs under, in a cluster.
+    permit: Option<crate::cluster::Permit>,
 }
 
 /// The bus tasks of a logger.
@@ -239,6 +241,8 @@ pub struct RunningBuses {
     context: BusContext,
     running: Vec<Running>,
     list: BusList,
+    /// In a cluster, the permit each bus is started under.
+    permits: HashMap<String, crate::cluster::Permit>,
 }
 
 /// Whether the bus polls (a master), rather than only listening.
@@ -253,6 +257,7 @@ impl RunningBuses {
             context,
             running: Vec::new(),
             list: BusList::default(),
+            permits: HashMap::new(),
         };
         for bus in buses {
             let started = running.spawn(bus.clone(), SharedState::new(initial_state(bus)));
@@ -271,6 +276,11 @@ impl RunningBuses {
         let mut context = self.context.clone();
         context.shutdown = self.context.shutdown.child_token();
         let stop = context.shutdown.clone();
+        let permit = self.permits.get(&config.name).cloned();
+        if let Some(permit) = &permit {
+            permit.attach(stop.clone());
+        }
+        context.permit.clone_from(&permit);
         let task = if sends(&config) {
             tokio::spawn(run_bus(config.clone(), state.clone(), context))
         } else {
@@ -285,6 +295,7 @@ impl RunningBuses {
             state,
             stop,
             task,
+            permit,
         }
     }
 
@@ -363,6 +374,40 @@ impl RunningBuses {
             .collect();
         self.publish();
         report
+    }
+
+    /// In a cluster: runs those of `buses` that `permits` name, each under
+    /// its permit, from now on. A bus whose task runs under another permit
+    /// (its lease lapsed and was acquired again) is stopped first and
+    /// started afresh; the rest goes as [`RunningBuses::apply`] has it.
+    pub async fn apply_owned(
+        &mut self,
+        buses: &[BusConfig],
+        events: &EventRouter,
+        permits: &[crate::cluster::Permit],
+    ) -> Reloaded {
+        self.permits = permits
+            .iter()
+            .map(|permit| (permit.bus().to_owned(), permit.clone()))
+            .collect();
+        let current = |bus: &Running| {
+            bus.permit.is_some() && bus.permit.as_ref() == self.permits.get(&bus.config.name)
+        };
+        if !self.running.iter().all(current) {
+            let kept: Vec<BusConfig> = self
+                .running
+                .iter()
+                .filter(|bus| current(bus))
+                .map(|bus| bus.config.clone())
+                .collect();
+            self.apply(&kept, events).await;
+        }
+        let owned: Vec<BusConfig> = buses
+            .iter()
+            .filter(|bus| self.permits.contains_key(&bus.name))
+            .cloned()
+            .collect();
+        self.apply(&owned, events).await
     }
 
     /// Stops every bus after its transaction in flight and waits for them.
@@ -669,6 +714,7 @@ mod tests {
             events: events.clone(),
             readings: sender,
             shutdown: CancellationToken::new(),
+            permit: None,
         };
         let mut running = RunningBuses::start(&old, context);
         let list = running.list();

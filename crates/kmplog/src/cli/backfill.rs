@@ -155,6 +155,7 @@ impl Args {
             },
             buses: Vec::new(),
             models: kmp::catalogue::ModelTable::default(),
+            cluster: None,
         }
     }
 }

@@ -406,14 +406,14 @@ mod tests {
 
     #[test]
     fn the_cluster_families_carry_the_instance() {
-        let status = Status {
+        let status = crate::cluster::Status {
             instance: "a".to_owned(),
             members: vec!["a".to_owned(), "b".to_owned()],
             owned: [("bus1".to_owned(), 3)].into(),
             takeovers: 2,
             renewals: 40,
             renewal_failures: 1,
-            ..Status::default()
+            ..crate::cluster::Status::default()
         };
         let text = render_cluster(&status);
         for line in [

@@ -47,7 +47,7 @@ pub async fn run(args: Args) -> Outcome {
         ));
         return Ok(());
     };
-    let coordinator = Coordinator::open(&cluster.coordinator).map_err(Failure::usage)?;
+    let coordinator = Coordinator::open(&cluster.coordinator, None).map_err(Failure::usage)?;
     let limit = std::time::Duration::from_secs(10);
     let read = async {
         let session = coordinator.connect().await?;

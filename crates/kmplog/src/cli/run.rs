@@ -270,8 +270,14 @@ pub async fn serve(
     if let ApiAddress(Some(address)) = args.api {
         api::check_bind(address, token.as_deref()).map_err(Failure::usage)?;
     }
+    let instance = args
+        .instance
+        .clone()
+        .unwrap_or_else(cluster::default_instance);
     let coordinator = match &config.cluster {
-        Some(cluster) => Some(Coordinator::open(&cluster.coordinator).map_err(Failure::usage)?),
+        Some(cluster) => Some(
+            Coordinator::open(&cluster.coordinator, Some(&instance)).map_err(Failure::usage)?,
+        ),
         None => None,
     };
     // Before the start: from now on SIGHUP reloads, and never ends the logger.
@@ -279,7 +285,7 @@ pub async fn serve(
     let mut logger = Logger::start(config, &options).map_err(Failure::failed)?;
     let mut cluster = match (&config.cluster, coordinator) {
         (Some(settings), Some(coordinator)) => Some(Joined::start(
-            args.instance.clone().unwrap_or_else(cluster::default_instance),
+            instance,
             Timing {
                 lease: settings.lease,
             },

@@ -100,13 +100,22 @@ fn seconds(duration: Duration) -> f64 {
 }
 
 impl Coordinator {
-    /// Reads the URL (see [`check_url`]).
+    /// Reads the URL (see [`check_url`]). Sessions show in
+    /// `pg_stat_activity` as `kmplog-<instance>` unless the URL names an
+    /// `application_name`.
     ///
     /// # Errors
     /// What is wrong with the URL.
-    pub fn open(url: &str) -> Result<Coordinator, String> {
+    pub fn open(url: &str, instance: Option<&str>) -> Result<Coordinator, String> {
         check_url(url)?;
-        let server = with_default_table(url)?;
+        let url = match instance {
+            Some(instance) if !url.contains("application_name=") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}application_name=kmplog-{instance}")
+            }
+            _ => url.to_owned(),
+        };
+        let server = with_default_table(&url)?;
         let (leases, name) = server.table();
         let members = server.beside(&format!("{name}_members"));
         Ok(Coordinator {

@@ -7,6 +7,7 @@
 mod api;
 mod backfill;
 mod cli;
+mod cluster;
 mod config;
 mod harness;
 mod identify;

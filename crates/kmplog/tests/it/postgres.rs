@@ -34,7 +34,7 @@ fn server_url() -> String {
 }
 
 /// A synchronous client for the tests' own queries.
-struct Pg {
+pub(crate) struct Pg {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
 }
@@ -42,7 +42,7 @@ struct Pg {
 impl Pg {
     /// Connects as the administrator; `None` (after saying so) when the
     /// server is unreachable outside CI.
-    fn admin(test: &str) -> Option<Pg> {
+    pub(crate) fn admin(test: &str) -> Option<Pg> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -78,19 +78,19 @@ impl Pg {
         }
     }
 
-    fn execute(&self, sql: &str) {
+    pub(crate) fn execute(&self, sql: &str) {
         self.runtime
             .block_on(self.client.batch_execute(sql))
             .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
     }
 
-    fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+    pub(crate) fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
         self.runtime
             .block_on(self.client.query(sql, &[]))
             .unwrap_or_else(|error| panic!("{sql}: {error:?}"))
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         self.query(sql)[0].get(0)
     }
 }

@@ -202,23 +202,19 @@ fn cluster(
             }
         }
     });
-    let lease = match table.get("lease") {
-        None => Some(crate::cluster::lease::DEFAULT_LEASE),
-        Some(field) => lease(cx, &field, buses),
+    let (lease, span) = match table.get("lease") {
+        None => (Some(crate::cluster::lease::DEFAULT_LEASE), table.span.clone()),
+        Some(field) => (lease(cx, &field), field.span()),
     };
+    let lease = lease.filter(|lease| room_for_transactions(cx, span, *lease, buses));
     Some(ClusterConfig {
         coordinator: coordinator?,
         lease: lease?,
     })
 }
 
-/// `lease = "10s"`: from 1 s to 10 min, and at least twice the longest
-/// transaction of any bus.
-fn lease(
-    cx: &mut Context<'_>,
-    field: &Field<'_, '_>,
-    buses: &[Option<BusConfig>],
-) -> Option<Duration> {
+/// `lease = "10s"`: from 1 s to 10 min.
+fn lease(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Duration> {
     let example = "lease = \"10s\"";
     let text = cx.string(field, example)?;
     let lease = match Interval::parse(text) {
@@ -240,6 +236,18 @@ fn lease(
         );
         return None;
     }
+    Some(lease)
+}
+
+/// Whether `lease` is at least twice the longest transaction of any bus;
+/// if not, says so at `span` (the lease, or `[cluster]` when it is left
+/// out).
+fn room_for_transactions(
+    cx: &mut Context<'_>,
+    span: Range<usize>,
+    lease: Duration,
+    buses: &[Option<BusConfig>],
+) -> bool {
     let longest = buses
         .iter()
         .flatten()
@@ -260,10 +268,11 @@ fn lease(
         && longest * 2 > lease
     {
         cx.error(
-            field.span(),
+            span,
             format!(
-                "lease {text} is too short for request '{}' of bus {}, whose longest transaction takes {:.1} s: \
+                "lease {} is too short for request '{}' of bus {}, whose longest transaction takes {:.1} s: \
                  a lease must be at least twice that",
+                format!("{}s", lease.as_secs_f64()),
                 request.description,
                 bus.name,
                 longest.as_secs_f64()
@@ -273,9 +282,9 @@ fn lease(
                 (longest * 2).as_secs() + 1
             ),
         );
-        return None;
+        return false;
     }
-    Some(lease)
+    true
 }
 
 /// Records `value` as seen at 0-based `index`; the 1-based position of its

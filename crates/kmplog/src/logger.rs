@@ -55,6 +55,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Time source.
     pub clock: Clock,
+    /// In a cluster, this instance's name, which every reading carries.
+    pub instance: Option<String>,
 }
 
 /// A running logger: stop it with [`Logger::stop`] or let it run out.
@@ -165,7 +167,8 @@ impl Logger {
         // configuration before anything has been opened or sent.
         let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)
             .map_err(|error| error.to_string())?
-            .with_max_bytes(config.sinks.outbox_max_bytes);
+            .with_max_bytes(config.sinks.outbox_max_bytes)
+            .with_instance(options.instance.clone());
         let buses_config = masters_lock_their_ports(config)?;
         let events = EventRouter::for_buses(&config.buses);
         let sinks =

@@ -690,6 +690,7 @@ mod tests {
                 batch.push(Stored {
                     seq,
                     key: format!("k-{seq}"),
+                    instance: None,
                     reading: Reading {
                         time,
                         bus: "heat".to_owned(),

@@ -101,6 +101,7 @@ async fn fixture_with(token: Option<&str>, with_database: bool, limits: Limits) 
             .map(|(n, reading)| Stored {
                 seq: n as u64 + 1,
                 key: format!("k-{}", n + 1),
+                instance: None,
                 reading,
             })
             .collect();
@@ -814,6 +815,7 @@ async fn store(database: &std::path::Path, first: u64, count: u64) -> Vec<Readin
         .map(|(reading, seq)| Stored {
             seq,
             key: format!("k-{seq}"),
+            instance: None,
             reading: reading.clone(),
         })
         .collect();

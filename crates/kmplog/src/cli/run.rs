@@ -254,10 +254,15 @@ pub async fn serve(
     let mut config = config.clone();
     config.sinks.urls.extend(args.sinks.iter().cloned());
     let config = &config;
+    let instance = args
+        .instance
+        .clone()
+        .unwrap_or_else(cluster::default_instance);
     let options = Options {
         json: args.json,
         duration: args.duration,
         clock,
+        instance: config.cluster.as_ref().map(|_| instance.clone()),
     };
     let token = match args.api_token.as_deref().map(str::trim) {
         Some("") => {
@@ -270,10 +275,6 @@ pub async fn serve(
     if let ApiAddress(Some(address)) = args.api {
         api::check_bind(address, token.as_deref()).map_err(Failure::usage)?;
     }
-    let instance = args
-        .instance
-        .clone()
-        .unwrap_or_else(cluster::default_instance);
     let coordinator = match &config.cluster {
         Some(cluster) => Some(
             Coordinator::open(&cluster.coordinator, Some(&instance)).map_err(Failure::usage)?,

@@ -49,7 +49,7 @@ pub const DEFAULT_TABLE: &str = "kmplog_readings";
 /// PostgreSQL schema as the readings table.
 const VERSIONS_TABLE: &str = "kmplog_schema";
 /// The newest schema version this kmplog writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// Longest table name: PostgreSQL cuts identifiers at 63 bytes, and index
 /// names add a suffix to the table's.
 const MAX_TABLE_NAME: usize = 48;
@@ -338,18 +338,27 @@ CREATE INDEX \"{name}_by_time\" ON {quoted} (ts);"
     )
 }
 
+/// Version 2: the cluster instance that read each reading (`NULL` outside
+/// a cluster, and for rows from before).
+fn version_2(table: &Table) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN IF NOT EXISTS instance text",
+        table.quoted()
+    )
+}
+
 /// Every schema version after the first, in order; index 0 is version 1.
 fn migrations(table: &Table) -> Vec<String> {
-    vec![version_1(table)]
+    vec![version_1(table), version_2(table)]
 }
 
 /// The batch insert: one statement, its rows from one array per column.
 fn insert_sql(table: &Table) -> String {
     format!(
-        "INSERT INTO {} (key, ts, bus, address, request, register, name, value, value_text, unit, unit_code, status)
-SELECT key, ts::timestamptz, bus, address, request, register, name, value_text::numeric, value_text, unit, unit_code, status
-FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::text[])
-    AS batch (key, ts, bus, address, request, register, name, value_text, unit, unit_code, status)
+        "INSERT INTO {} (key, ts, bus, address, request, register, name, value, value_text, unit, unit_code, status, instance)
+SELECT key, ts::timestamptz, bus, address, request, register, name, value_text::numeric, value_text, unit, unit_code, status, instance
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::text[], $12::text[])
+    AS batch (key, ts, bus, address, request, register, name, value_text, unit, unit_code, status, instance)
 ON CONFLICT (key, ts) DO NOTHING",
         table.quoted()
     )
@@ -379,12 +388,19 @@ struct Columns {
     unit: Vec<Option<String>>,
     unit_code: Vec<Option<i16>>,
     status: Vec<String>,
+    instance: Vec<Option<String>>,
 }
 
 impl Columns {
     fn of(batch: &[Stored]) -> Columns {
         let mut columns = Columns::default();
-        for Stored { key, reading, .. } in batch {
+        for Stored {
+            key,
+            reading,
+            instance,
+            ..
+        } in batch
+        {
             // PostgreSQL keeps microseconds and would round the rest; cut
             // them here so that a key always comes with the same time.
             let time = jiff::Timestamp::from_microsecond(reading.time.as_microsecond())
@@ -406,11 +422,12 @@ impl Columns {
                 .unit_code
                 .push(reading.value.map(|(_, unit)| i16::from(unit.code())));
             columns.status.push(reading.status.as_str().to_owned());
+            columns.instance.push(instance.clone());
         }
         columns
     }
 
-    fn parameters(&self) -> [&(dyn ToSql + Sync); 11] {
+    fn parameters(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.key,
             &self.ts,
@@ -423,6 +440,7 @@ impl Columns {
             &self.unit,
             &self.unit_code,
             &self.status,
+            &self.instance,
         ]
     }
 }
@@ -935,11 +953,13 @@ mod tests {
             Stored {
                 seq: 1,
                 key: "ab-1".to_owned(),
+                instance: None,
                 reading: reading(60, Some("34.00"), Status::Ok),
             },
             Stored {
                 seq: 2,
                 key: "ab-2".to_owned(),
+                instance: Some("b".to_owned()),
                 reading: reading(61, None, Status::Timeout),
             },
         ];
@@ -953,6 +973,7 @@ mod tests {
         assert_eq!(columns.unit, [Some("GJ".to_owned()), None]);
         assert_eq!(columns.unit_code, [Some(8), None]);
         assert_eq!(columns.status, ["ok", "timeout"]);
+        assert_eq!(columns.instance, [None, Some("b".to_owned())]);
     }
 
     #[test]

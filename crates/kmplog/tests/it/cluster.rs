@@ -80,14 +80,17 @@ impl Schema {
         text
     }
 
-    /// The readings of each bus stored after `after` (µs since the epoch).
-    fn readings_after(&self, after: i64) -> BTreeMap<String, i64> {
+    /// How many good readings of each bus each instance stored after
+    /// `after` (µs since the epoch).
+    fn readings_after(&self, after: i64) -> BTreeMap<(String, String), i64> {
         let rows = self.pg.query(&format!(
-            "SELECT bus, count(*) FROM {}.readings
-             WHERE ts > to_timestamp({after}::float8 / 1e6) AND status = 'ok' GROUP BY bus",
+            "SELECT bus, coalesce(instance, '?'), count(*) FROM {}.readings
+             WHERE ts > to_timestamp({after}::float8 / 1e6) AND status = 'ok' GROUP BY 1, 2",
             self.name
         ));
-        rows.iter().map(|row| (row.get(0), row.get(1))).collect()
+        rows.iter()
+            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+            .collect()
     }
 }
 
@@ -308,12 +311,19 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     let spread = until_owners("12 buses over 3", &apis, LEASE * 4, |now| {
         exactly_once(now, 12) && even(now)
     });
+    let settled_at = now_micros();
     assert_exactly_once_for(&apis, 12, 10);
     let view = cluster(&a_api);
     assert_eq!(view["instance"], "a");
     assert_eq!(view["members"], serde_json::json!(["a", "b", "c"]));
     assert_eq!(view["coordinator"], "ok");
 
+    // Each reading names the instance that read it: its owner since.
+    let so_far = schema.readings_after(settled_at);
+    assert!(so_far.len() >= 12, "{so_far:?}");
+    for ((bus, by), _) in &so_far {
+        assert!(spread[by].contains(bus), "{bus} read by {by}: {so_far:?}");
+    }
     // kill -9: c's buses are taken over within the lease and 5 s.
     let c_buses = spread["c"].clone();
     let killed_at = now_micros();
@@ -328,11 +338,21 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     });
     let took = killed.elapsed();
     assert!(took <= LEASE + Duration::from_secs(5), "took {took:?}");
-    // Their readings go on in PostgreSQL.
+    // Their readings go on in PostgreSQL, read by a or b.
     let start = Instant::now();
     loop {
         let after = schema.readings_after(killed_at + took.as_micros() as i64);
-        if c_buses.iter().all(|bus| after.get(bus).is_some_and(|n| *n >= 2)) {
+        let by_survivors = |bus: &String| {
+            ["a", "b"]
+                .iter()
+                .map(|by| after.get(&(bus.clone(), (*by).to_owned())).unwrap_or(&0))
+                .sum::<i64>()
+        };
+        assert!(
+            after.keys().all(|(_, by)| by != "c"),
+            "c was killed: {after:?}"
+        );
+        if c_buses.iter().all(|bus| by_survivors(bus) >= 2) {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(8), "no readings of c's buses: {after:?}");
@@ -367,6 +387,11 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     });
     assert!(stopped.elapsed() < LEASE, "handed over in {:?}", stopped.elapsed());
     drop((b, c));
+    // Exactly once: no key twice (the table's constraint is on key and
+    // time; a key with two times would be a reading stored twice).
+    let keys = schema.pg.count(&format!("SELECT count(DISTINCT key) FROM {}.readings", schema.name));
+    let rows = schema.pg.count(&format!("SELECT count(*) FROM {}.readings", schema.name));
+    assert_eq!(keys, rows);
     assert_one_master_at_a_time(&gateways);
     assert_eq!(gateways.stop(), "refused 0 connections");
 }

@@ -188,10 +188,8 @@ impl Logger {
         };
         // In a cluster no bus runs until its lease is acquired.
         let owned = config.cluster.as_ref().map(|_| Vec::new());
-        let running = RunningBuses::start(
-            if owned.is_some() { &[] } else { &buses_config },
-            context,
-        );
+        let running =
+            RunningBuses::start(if owned.is_some() { &[] } else { &buses_config }, context);
         let buses = running.list();
         let latest = Arc::new(Mutex::new(Latest::default()));
         let (live, _) = broadcast::channel(64);

@@ -427,7 +427,10 @@ mod tests {
             "kmplog_cluster_lease_renewal_failures_total{instance=\"a\"} 1",
             "kmplog_cluster_lease_token{instance=\"a\",bus=\"bus1\"} 3",
         ] {
-            assert!(text.lines().any(|candidate| candidate == line), "{line} missing in\n{text}");
+            assert!(
+                text.lines().any(|candidate| candidate == line),
+                "{line} missing in\n{text}"
+            );
         }
     }
 

@@ -79,7 +79,10 @@ pub async fn run(args: Args) -> Outcome {
         .max()
         .unwrap_or(3)
         .max(3);
-    print_line(format_args!("{:width$}  {:20}  {:>6}  LEASE", "BUS", "OWNER", "TOKEN"));
+    print_line(format_args!(
+        "{:width$}  {:20}  {:>6}  LEASE",
+        "BUS", "OWNER", "TOKEN"
+    ));
     for bus in &config.buses {
         let row = leases.iter().find(|row| row.bus == bus.name);
         let (owner, token, lease) = match row {
@@ -88,10 +91,21 @@ pub async fn run(args: Args) -> Outcome {
                 row.token.to_string(),
                 format!("{:.1} s left", row.expires_in_ms as f64 / 1000.0),
             ),
-            Some(row) => ("-".to_owned(), "-".to_owned(), format!("free (last {} with token {})", row.owner, row.token)),
-            None => ("-".to_owned(), "-".to_owned(), "free (never owned)".to_owned()),
+            Some(row) => (
+                "-".to_owned(),
+                "-".to_owned(),
+                format!("free (last {} with token {})", row.owner, row.token),
+            ),
+            None => (
+                "-".to_owned(),
+                "-".to_owned(),
+                "free (never owned)".to_owned(),
+            ),
         };
-        print_line(format_args!("{:width$}  {owner:20}  {token:>6}  {lease}", bus.name));
+        print_line(format_args!(
+            "{:width$}  {owner:20}  {token:>6}  {lease}",
+            bus.name
+        ));
     }
     Ok(())
 }

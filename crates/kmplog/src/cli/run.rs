@@ -221,7 +221,9 @@ impl Joined {
     /// Tells the member loop the buses after a reload.
     fn reloaded(joined: Option<&Joined>, logger: &Logger) {
         if let Some(joined) = joined {
-            joined.buses.send_replace(cluster::weighted(logger.configured()));
+            joined
+                .buses
+                .send_replace(cluster::weighted(logger.configured()));
         }
     }
 
@@ -276,9 +278,9 @@ pub async fn serve(
         api::check_bind(address, token.as_deref()).map_err(Failure::usage)?;
     }
     let coordinator = match &config.cluster {
-        Some(cluster) => Some(
-            Coordinator::open(&cluster.coordinator, Some(&instance)).map_err(Failure::usage)?,
-        ),
+        Some(cluster) => {
+            Some(Coordinator::open(&cluster.coordinator, Some(&instance)).map_err(Failure::usage)?)
+        }
         None => None,
     };
     // Before the start: from now on SIGHUP reloads, and never ends the logger.

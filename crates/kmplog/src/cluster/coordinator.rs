@@ -192,8 +192,10 @@ impl Session<'_> {
         lease: Duration,
     ) -> Result<Vec<(String, i64)>, String> {
         let leases = &self.coordinator.leases;
-        let (buses, tokens): (Vec<&str>, Vec<i64>) =
-            held.iter().map(|(bus, token)| (bus.as_str(), *token)).unzip();
+        let (buses, tokens): (Vec<&str>, Vec<i64>) = held
+            .iter()
+            .map(|(bus, token)| (bus.as_str(), *token))
+            .unzip();
         let rows = self
             .client
             .query(
@@ -343,8 +345,10 @@ impl Session<'_> {
     /// The statement failed: the leases lapse by themselves.
     pub async fn release(&self, owner: &str, held: &[(String, i64)]) -> Result<u64, String> {
         let leases = &self.coordinator.leases;
-        let (buses, tokens): (Vec<&str>, Vec<i64>) =
-            held.iter().map(|(bus, token)| (bus.as_str(), *token)).unzip();
+        let (buses, tokens): (Vec<&str>, Vec<i64>) = held
+            .iter()
+            .map(|(bus, token)| (bus.as_str(), *token))
+            .unzip();
         self.client
             .execute(
                 &format!(

@@ -168,7 +168,13 @@ impl Permit {
     /// Takes the bus away: its tasks stop after the transaction in flight.
     pub fn revoke(&self) {
         self.0.revoked.cancel();
-        for task in self.0.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for task in self
+            .0
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             task.cancel();
         }
     }
@@ -356,8 +362,9 @@ mod tests {
         let bus = &config.buses[0];
         // 1 s to connect, the first attempt as long as a wake-up wait
         // allows, two more of 0.5 s after 0.1 s each.
-        let expected =
-            Duration::from_secs(1) + WAKE_TIMEOUT.max(Duration::from_millis(500)) + Duration::from_millis(1_200);
+        let expected = Duration::from_secs(1)
+            + WAKE_TIMEOUT.max(Duration::from_millis(500))
+            + Duration::from_millis(1_200);
         assert_eq!(longest_transaction(bus, &bus.requests[0]), expected);
     }
 }

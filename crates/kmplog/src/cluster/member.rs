@@ -239,12 +239,7 @@ impl Round<'_> {
         let leases = session.leases().await?;
         let desired = spread(buses, &members);
         let mine = |bus: &str| desired.get(bus).is_some_and(|owner| owner == self.name);
-        let moving: Vec<String> = self
-            .held
-            .keys()
-            .filter(|bus| !mine(bus))
-            .cloned()
-            .collect();
+        let moving: Vec<String> = self.held.keys().filter(|bus| !mine(bus)).cloned().collect();
         if !moving.is_empty() {
             let given: Vec<(String, i64)> = moving
                 .iter()
@@ -266,7 +261,9 @@ impl Round<'_> {
         let wanted: Vec<String> = buses
             .iter()
             .map(|bus| bus.bus.clone())
-            .filter(|bus| mine(bus) && !self.held.contains_key(bus) && !live.contains_key(bus.as_str()))
+            .filter(|bus| {
+                mine(bus) && !self.held.contains_key(bus) && !live.contains_key(bus.as_str())
+            })
             .collect();
         if !wanted.is_empty() {
             let sent = Instant::now();

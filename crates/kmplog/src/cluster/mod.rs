@@ -100,7 +100,9 @@ impl Status {
         let buses: Vec<serde_json::Value> = self
             .buses
             .iter()
-            .map(|bus| serde_json::json!({ "bus": bus.bus, "owner": bus.owner, "token": bus.token }))
+            .map(
+                |bus| serde_json::json!({ "bus": bus.bus, "owner": bus.owner, "token": bus.token }),
+            )
             .collect();
         serde_json::json!({
             "instance": self.instance,

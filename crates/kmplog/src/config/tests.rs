@@ -331,7 +331,9 @@ fn each_mistake_is_reported_where_it_is() {
             "lease 10s is too short for request 'r' of bus b",
         ),
         (
-            format!("[cluster]\ncoordinator = \"postgres://u@h/db\"\nleese = \"10s\"\nlease = \"60s\"\n{P}{REST}"),
+            format!(
+                "[cluster]\ncoordinator = \"postgres://u@h/db\"\nleese = \"10s\"\nlease = \"60s\"\n{P}{REST}"
+            ),
             "3:1",
             "unknown key `leese` in [cluster]",
         ),

@@ -203,7 +203,10 @@ fn cluster(
         }
     });
     let (lease, span) = match table.get("lease") {
-        None => (Some(crate::cluster::lease::DEFAULT_LEASE), table.span.clone()),
+        None => (
+            Some(crate::cluster::lease::DEFAULT_LEASE),
+            table.span.clone(),
+        ),
         Some(field) => (lease(cx, &field), field.span()),
     };
     let lease = lease.filter(|lease| room_for_transactions(cx, span, *lease, buses));

@@ -171,11 +171,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_gate_of_one_refuses_a_second_connection_while_the_first_is_open() {
-        let simulator = simulator(vec![Meter::new(63, Model::Multical603)], LineConfig::default());
+        let simulator = simulator(
+            vec![Meter::new(63, Model::Multical603)],
+            LineConfig::default(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let gate = Arc::new(Gate::new(1, None));
-        let server = tokio::spawn(serve_gated(listener, simulator, None, Some(Arc::clone(&gate))));
+        let server = tokio::spawn(serve_gated(
+            listener,
+            simulator,
+            None,
+            Some(Arc::clone(&gate)),
+        ));
         let request = Request::GetSerialNo.to_frame(63).encode();
         let mut first = TcpStream::connect(address).await.unwrap();
         first.write_all(&request).await.unwrap();
@@ -196,7 +204,10 @@ mod tests {
         };
         let mut rest = [0u8; 64];
         let _ = tokio::time::timeout(Duration::from_millis(200), third.read(&mut rest)).await;
-        assert!(gate.refused() <= 2, "at most one more refusal while the first closed");
+        assert!(
+            gate.refused() <= 2,
+            "at most one more refusal while the first closed"
+        );
         server.abort();
     }
 

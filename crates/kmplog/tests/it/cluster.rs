@@ -21,14 +21,14 @@ use crate::postgres::Pg;
 const LEASE: Duration = Duration::from_secs(3);
 
 /// A schema of the tests' own, dropped with everything in it.
-struct Schema {
+pub(crate) struct Schema {
     pg: Pg,
     name: String,
     roles: Vec<String>,
 }
 
 impl Schema {
-    fn new(test: &str) -> Option<Schema> {
+    pub(crate) fn new(test: &str) -> Option<Schema> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let pg = Pg::admin(test)?;
         let name = format!(
@@ -61,7 +61,7 @@ impl Schema {
 
     /// The configuration: `[cluster]` with the coordinator as `user`, a
     /// PostgreSQL sink, and one bus per gateway polled every 300 ms.
-    fn config(&self, user: &str, gateways: &[String]) -> String {
+    pub(crate) fn config(&self, user: &str, gateways: &[String]) -> String {
         let schema = &self.name;
         let mut text = format!(
             "[cluster]\ncoordinator = \"postgres://{user}@127.0.0.1:5432/test?table={schema}.leases&sslmode=disable\"\n\
@@ -111,9 +111,9 @@ impl Drop for Schema {
 
 /// One simulator process with a gateway per bus, each taking one
 /// connection at a time and writing every connection to its journal.
-struct Gateways {
+pub(crate) struct Gateways {
     child: Child,
-    addresses: Vec<String>,
+    pub(crate) addresses: Vec<String>,
     journal: PathBuf,
 }
 
@@ -126,10 +126,17 @@ struct Event {
 }
 
 impl Gateways {
-    fn start(count: usize, workdir: &Workdir) -> Gateways {
+    pub(crate) fn start(count: usize, workdir: &Workdir) -> Gateways {
         let journal = workdir.path().join("connections.log");
         let mut command = Command::new(kmplog());
-        command.args(["simulate", "--meter", "1", "--quiet", "--max-connections", "1"]);
+        command.args([
+            "simulate",
+            "--meter",
+            "1",
+            "--quiet",
+            "--max-connections",
+            "1",
+        ]);
         command.arg("--connection-log").arg(&journal);
         for _ in 0..count {
             command.args(["--tcp", "127.0.0.1:0"]);
@@ -196,12 +203,21 @@ impl Drop for Gateways {
 
 /// `kmplog run CONFIG --instance NAME` in a work directory of its own (its
 /// own outbox), with the API on a free port.
-fn instance(name: &str, config: &Path) -> (Logger, Workdir) {
+pub(crate) fn instance(name: &str, config: &Path) -> (Logger, Workdir) {
     let workdir = Workdir::new();
     let config = config.to_str().expect("UTF-8 path");
     let logger = Logger::start(
         &workdir,
-        &["run", config, "--instance", name, "--api", "127.0.0.1:0", "--for", "2min"],
+        &[
+            "run",
+            config,
+            "--instance",
+            name,
+            "--api",
+            "127.0.0.1:0",
+            "--for",
+            "2min",
+        ],
     );
     (logger, workdir)
 }
@@ -243,7 +259,10 @@ fn until_owners(
         if condition(&now) {
             return now;
         }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}: {now:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not within {limit:?}: {now:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -259,7 +278,10 @@ fn exactly_once(owners: &BTreeMap<String, BTreeSet<String>>, count: usize) -> bo
 fn assert_exactly_once_for(apis: &[(&str, &str)], count: usize, samples: usize) {
     for _ in 0..samples {
         let now = owners(apis);
-        assert!(exactly_once(&now, count), "a bus without or with two owners: {now:?}");
+        assert!(
+            exactly_once(&now, count),
+            "a bus without or with two owners: {now:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -307,7 +329,11 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     let (b, _b_dir) = instance("b", &config);
     let (c, _c_dir) = instance("c", &config);
     let (a_api, b_api, c_api) = (a.api().to_owned(), b.api().to_owned(), c.api().to_owned());
-    let apis = [("a", a_api.as_str()), ("b", b_api.as_str()), ("c", c_api.as_str())];
+    let apis = [
+        ("a", a_api.as_str()),
+        ("b", b_api.as_str()),
+        ("c", c_api.as_str()),
+    ];
     let spread = until_owners("12 buses over 3", &apis, LEASE * 4, |now| {
         exactly_once(now, 12) && even(now)
     });
@@ -333,9 +359,12 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
         .status();
     drop(c);
     let survivors = [("a", apis[0].1), ("b", apis[1].1)];
-    until_owners("c's buses taken over", &survivors, LEASE + Duration::from_secs(5), |now| {
-        exactly_once(now, 12)
-    });
+    until_owners(
+        "c's buses taken over",
+        &survivors,
+        LEASE + Duration::from_secs(5),
+        |now| exactly_once(now, 12),
+    );
     let took = killed.elapsed();
     assert!(took <= LEASE + Duration::from_secs(5), "took {took:?}");
     // Their readings go on in PostgreSQL, read by a or b.
@@ -355,7 +384,10 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
         if c_buses.iter().all(|bus| by_survivors(bus) >= 2) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(8), "no readings of c's buses: {after:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "no readings of c's buses: {after:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -383,14 +415,25 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     assert_eq!(run.code, 0, "{run:?}");
     let rest = [("b", apis[1].1), ("c", apis[2].1)];
     until_owners("a's buses handed over", &rest, LEASE, |now| {
-        a_buses.iter().all(|bus| now.values().any(|owned| owned.contains(bus)))
+        a_buses
+            .iter()
+            .all(|bus| now.values().any(|owned| owned.contains(bus)))
     });
-    assert!(stopped.elapsed() < LEASE, "handed over in {:?}", stopped.elapsed());
+    assert!(
+        stopped.elapsed() < LEASE,
+        "handed over in {:?}",
+        stopped.elapsed()
+    );
     drop((b, c));
     // Exactly once: no key twice (the table's constraint is on key and
     // time; a key with two times would be a reading stored twice).
-    let keys = schema.pg.count(&format!("SELECT count(DISTINCT key) FROM {}.readings", schema.name));
-    let rows = schema.pg.count(&format!("SELECT count(*) FROM {}.readings", schema.name));
+    let keys = schema.pg.count(&format!(
+        "SELECT count(DISTINCT key) FROM {}.readings",
+        schema.name
+    ));
+    let rows = schema
+        .pg
+        .count(&format!("SELECT count(*) FROM {}.readings", schema.name));
     assert_eq!(keys, rows);
     assert_one_master_at_a_time(&gateways);
     assert_eq!(gateways.stop(), "refused 0 connections");
@@ -405,11 +448,17 @@ fn an_instance_cut_from_the_coordinator_stops_before_another_starts() {
     let gateways = Gateways::start(4, &dir);
     let role = schema.role("victim");
     let victim_config = dir.write("victim.toml", &schema.config(&role, &gateways.addresses));
-    let other_config = dir.write("other.toml", &schema.config("postgres", &gateways.addresses));
+    let other_config = dir.write(
+        "other.toml",
+        &schema.config("postgres", &gateways.addresses),
+    );
     let (victim, _victim_dir) = instance("victim", &victim_config);
     let (other, _other_dir) = instance("other", &other_config);
     let (victim_api, other_api) = (victim.api().to_owned(), other.api().to_owned());
-    let apis = [("victim", victim_api.as_str()), ("other", other_api.as_str())];
+    let apis = [
+        ("victim", victim_api.as_str()),
+        ("other", other_api.as_str()),
+    ];
     let spread = until_owners("4 buses over 2", &apis, LEASE * 4, |now| {
         exactly_once(now, 4) && even(now)
     });
@@ -424,9 +473,12 @@ fn an_instance_cut_from_the_coordinator_stops_before_another_starts() {
          WHERE usename = '{role}') AS ended"
     ));
     assert!(ended >= 1, "the victim had a session");
-    until_owners("the other takes the victim's buses", &apis, LEASE * 3, |now| {
-        now["other"].len() == 4 && now["victim"].is_empty()
-    });
+    until_owners(
+        "the other takes the victim's buses",
+        &apis,
+        LEASE * 3,
+        |now| now["other"].len() == 4 && now["victim"].is_empty(),
+    );
     let view = cluster(&victim_api);
     assert_ne!(view["coordinator"], "ok", "{view}");
 
@@ -460,7 +512,10 @@ fn an_instance_cut_from_the_coordinator_stops_before_another_starts() {
             closed.micros
         );
         // The victim stopped within its lease of the cut, at the latest.
-        assert!(closed.micros - cut_at <= LEASE.as_micros() as i64, "{closed:?}");
+        assert!(
+            closed.micros - cut_at <= LEASE.as_micros() as i64,
+            "{closed:?}"
+        );
     }
     let victim_run = {
         let _ = Command::new("kill")

@@ -599,8 +599,10 @@ fn postgres_a_version_1_table_gets_the_instance_column_and_keeps_its_rows() {
     let instances = scratch.pg.query(&format!(
         "SELECT key, instance FROM {role}.readings ORDER BY key"
     ));
-    let instances: Vec<(String, Option<String>)> =
-        instances.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let instances: Vec<(String, Option<String>)> = instances
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
     let meters_2 = Some("meters-2".to_owned());
     assert_eq!(
         instances,

@@ -94,6 +94,15 @@ pub struct Session<'c> {
     client: Client,
 }
 
+/// The `(bus, token)` of each row that a statement returned.
+fn buses_and_tokens(
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
 /// Seconds of a duration, as the statements take them.
 fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
@@ -209,10 +218,7 @@ impl Session<'_> {
             )
             .await
             .map_err(Self::fail("renewing the leases"))?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(Self::fail("reading the renewed leases"))
+        buses_and_tokens(&rows).map_err(Self::fail("reading the renewed leases"))
     }
 
     /// Says `name` is alive for `lease` from now, unless another live
@@ -331,10 +337,7 @@ impl Session<'_> {
             )
             .await
             .map_err(Self::fail("acquiring leases"))?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(Self::fail("reading the acquired leases"))
+        buses_and_tokens(&rows).map_err(Self::fail("reading the acquired leases"))
     }
 
     /// Gives up the leases `held` (bus and token) of `owner` at once (their

@@ -273,9 +273,9 @@ fn room_for_transactions(
         cx.error(
             span,
             format!(
-                "lease {} is too short for request '{}' of bus {}, whose longest transaction takes {:.1} s: \
+                "lease {}s is too short for request '{}' of bus {}, whose longest transaction takes {:.1} s: \
                  a lease must be at least twice that",
-                format!("{}s", lease.as_secs_f64()),
+                lease.as_secs_f64(),
                 request.description,
                 bus.name,
                 longest.as_secs_f64()

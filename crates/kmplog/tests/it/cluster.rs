@@ -347,7 +347,7 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     // Each reading names the instance that read it: its owner since.
     let so_far = schema.readings_after(settled_at);
     assert!(so_far.len() >= 12, "{so_far:?}");
-    for ((bus, by), _) in &so_far {
+    for (bus, by) in so_far.keys() {
         assert!(spread[by].contains(bus), "{bus} read by {by}: {so_far:?}");
     }
     // kill -9: c's buses are taken over within the lease and 5 s.

@@ -127,6 +127,12 @@ impl ClusterView {
         })))
     }
 
+    /// A view holding `status`, for tests of what shows it.
+    #[cfg(test)]
+    pub(crate) fn of(status: Status) -> ClusterView {
+        ClusterView(Arc::new(Mutex::new(status)))
+    }
+
     /// A copy of the status now.
     pub fn snapshot(&self) -> Status {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()

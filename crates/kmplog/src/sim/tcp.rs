@@ -47,10 +47,12 @@ impl Gate {
     fn note(&self, event: &str, local: std::net::SocketAddr, peer: std::net::SocketAddr) {
         if let Some(journal) = &self.journal {
             let micros = jiff::Timestamp::now().as_microsecond();
+            let line = format!("{micros} {event} {local} {peer}\n");
             let mut file = journal.lock().unwrap_or_else(|e| e.into_inner());
-            // A journal that cannot be written loses lines, not the line.
-            let _ = writeln!(file, "{micros} {event} {local} {peer}");
-            let _ = file.flush();
+            // One write of the whole line: the listeners' gates append to
+            // the same file, and an O_APPEND write lands whole. A journal
+            // that cannot be written loses lines, not the line.
+            let _ = file.write_all(line.as_bytes());
         }
     }
 }

@@ -366,6 +366,7 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
         |now| exactly_once(now, 12),
     );
     let took = killed.elapsed();
+    eprintln!("c's buses taken over {took:?} after kill -9 (lease {LEASE:?})");
     assert!(took <= LEASE + Duration::from_secs(5), "took {took:?}");
     // Their readings go on in PostgreSQL, read by a or b.
     let start = Instant::now();
@@ -399,11 +400,40 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
         exactly_once(now, 12) && even(now) && !now["c"].is_empty()
     });
     assert_exactly_once_for(&apis, 12, 5);
-    let metrics = http(&b_api, "GET", "/metrics", &[]).1;
+    // a and b took c's buses over (and gave some back): counted.
+    let takeovers: f64 = [("a", &a_api), ("b", &b_api)]
+        .iter()
+        .map(|(name, api)| {
+            let metrics = http(api, "GET", "/metrics", &[]).1;
+            let line = format!("kmplog_cluster_takeovers_total{{instance=\"{name}\"}} ");
+            metrics
+                .lines()
+                .find_map(|sample| sample.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("{line} missing: {metrics}"))
+                .parse::<f64>()
+                .expect("a number")
+        })
+        .sum();
+    assert!(takeovers >= c_buses.len() as f64, "{takeovers} takeovers");
+    // kmplog cluster status reads the same from the coordinator.
+    let status = crate::harness::run_kmplog(&[
+        "cluster",
+        "status",
+        "--config",
+        config.to_str().expect("UTF-8"),
+    ])
+    .ok();
     assert!(
-        metrics.contains("kmplog_cluster_takeovers_total{instance=\"b\"}"),
-        "{metrics}"
+        status.stdout.contains("members (3): a, b, c"),
+        "{}",
+        status.stdout
     );
+    let owned_lines = status
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("bus") && line.contains(" s left"))
+        .count();
+    assert_eq!(owned_lines, 12, "{}", status.stdout);
 
     // A clean stop hands the buses over at once, not after the lease.
     let a_buses = owners(&apis)["a"].clone();
@@ -411,19 +441,17 @@ fn three_instances_share_twelve_buses_and_take_over_a_killed_one() {
     let _ = Command::new("kill")
         .args(["-TERM", &a.pid().to_string()])
         .status();
-    let run = a.finish();
-    assert_eq!(run.code, 0, "{run:?}");
     let rest = [("b", apis[1].1), ("c", apis[2].1)];
     until_owners("a's buses handed over", &rest, LEASE, |now| {
         a_buses
             .iter()
             .all(|bus| now.values().any(|owned| owned.contains(bus)))
     });
-    assert!(
-        stopped.elapsed() < LEASE,
-        "handed over in {:?}",
-        stopped.elapsed()
-    );
+    let handed_over = stopped.elapsed();
+    eprintln!("a's buses handed over {handed_over:?} after SIGTERM");
+    assert!(handed_over < LEASE, "handed over in {handed_over:?}");
+    let run = a.finish();
+    assert_eq!(run.code, 0, "{run:?}");
     drop((b, c));
     // Exactly once: no key twice (the table's constraint is on key and
     // time; a key with two times would be a reading stored twice).

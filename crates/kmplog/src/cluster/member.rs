@@ -157,40 +157,42 @@ impl Round<'_> {
         buses: &[Weighted],
     ) {
         self.forget_lapsed().await;
-        // A round may take at most a third of a lease, so that the next
-        // renewal is not held up by this one.
-        let limit = self.timing.renew_every();
         if session.as_ref().is_none_or(Session::is_closed) {
-            *session = match tokio::time::timeout(limit, coordinator.connect()).await {
-                Ok(Ok(connected)) => Some(connected),
-                Ok(Err(error)) => return self.failed(error),
-                Err(_) => {
-                    return self.failed(format!(
-                        "{} did not answer within {} ms",
-                        coordinator.server(),
-                        limit.as_millis()
-                    ));
-                }
+            *session = match self.timed(coordinator, coordinator.connect()).await {
+                Ok(connected) => Some(connected),
+                Err(error) => return self.failed(error),
             };
         }
         let Some(connected) = session.as_ref() else {
             return;
         };
-        match tokio::time::timeout(limit, self.exchange(connected, buses)).await {
-            Ok(Ok(())) => self.view.update(|status| status.coordinator_error = None),
-            Ok(Err(error)) => {
+        match self.exchange(coordinator, connected, buses).await {
+            Ok(()) => self.view.update(|status| status.coordinator_error = None),
+            Err(error) => {
                 *session = None;
                 self.failed(error);
             }
-            Err(_) => {
-                *session = None;
-                self.failed(format!(
+        }
+    }
+
+    /// `statement`, given at most a third of a lease, so that a slow
+    /// coordinator does not hold up the next renewal. (Stopping the buses
+    /// that move is not timed: it waits for their transactions in flight.)
+    async fn timed<T>(
+        &self,
+        coordinator: &Coordinator,
+        statement: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let limit = self.timing.renew_every();
+        tokio::time::timeout(limit, statement)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
                     "{} did not answer within {} ms",
                     coordinator.server(),
                     limit.as_millis()
-                ));
-            }
-        }
+                ))
+            })
     }
 
     fn failed(&self, error: String) {
@@ -202,12 +204,17 @@ impl Round<'_> {
     }
 
     /// One exchange with the coordinator.
-    async fn exchange(&mut self, session: &Session<'_>, buses: &[Weighted]) -> Result<(), String> {
+    async fn exchange(
+        &mut self,
+        coordinator: &Coordinator,
+        session: &Session<'_>,
+        buses: &[Weighted],
+    ) -> Result<(), String> {
         let lease = self.timing.lease;
         if !self.held.is_empty() {
             let sent = Instant::now();
-            let renewed: BTreeSet<(String, i64)> = session
-                .renew(self.name, &self.pairs(), lease)
+            let renewed: BTreeSet<(String, i64)> = self
+                .timed(coordinator, session.renew(self.name, &self.pairs(), lease))
                 .await?
                 .into_iter()
                 .collect();
@@ -224,7 +231,8 @@ impl Round<'_> {
             self.view.update(|status| status.renewals += count);
             self.forget_lapsed().await;
         }
-        if session.heartbeat(self.name, self.nonce, lease).await? == Heartbeat::NameTaken {
+        let heartbeat = session.heartbeat(self.name, self.nonce, lease);
+        if self.timed(coordinator, heartbeat).await? == Heartbeat::NameTaken {
             if !*self.name_taken_said {
                 *self.name_taken_said = true;
                 warn!(
@@ -235,8 +243,8 @@ impl Round<'_> {
             return Ok(());
         }
         *self.name_taken_said = false;
-        let members = session.members().await?;
-        let leases = session.leases().await?;
+        let members = self.timed(coordinator, session.members()).await?;
+        let leases = self.timed(coordinator, session.leases()).await?;
         let desired = spread(buses, &members);
         let mine = |bus: &str| desired.get(bus).is_some_and(|owner| owner == self.name);
         let moving: Vec<String> = self.held.keys().filter(|bus| !mine(bus)).cloned().collect();
@@ -248,7 +256,8 @@ impl Round<'_> {
                 .collect();
             // Stopped first, released only once their tasks have ended.
             self.order().await;
-            session.release(self.name, &given).await?;
+            self.timed(coordinator, session.release(self.name, &given))
+                .await?;
             for (bus, token) in &given {
                 info!(bus = %bus, token, "bus handed over");
             }
@@ -267,7 +276,9 @@ impl Round<'_> {
             .collect();
         if !wanted.is_empty() {
             let sent = Instant::now();
-            let acquired = session.acquire(self.name, &wanted, lease).await?;
+            let acquired = self
+                .timed(coordinator, session.acquire(self.name, &wanted, lease))
+                .await?;
             let deadline = self.timing.deadline(sent);
             let before: BTreeMap<&str, &str> = leases
                 .iter()

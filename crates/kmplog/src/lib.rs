@@ -11,6 +11,7 @@ pub mod backfill;
 pub mod bus;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod live;
 pub mod logger;

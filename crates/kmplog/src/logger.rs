@@ -56,6 +56,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Time source.
     pub clock: Clock,
+    /// In a cluster, this instance's name, which every reading carries.
+    pub instance: Option<String>,
 }
 
 /// A running logger: stop it with [`Logger::stop`] or let it run out.
@@ -69,10 +71,15 @@ pub struct Logger {
     /// Every batch of readings as it is read, for live views.
     pub live: broadcast::Sender<LiveBatch>,
     running: RunningBuses,
+    /// The buses of the configuration, serial ports locked where they poll.
+    configured: Vec<BusConfig>,
+    /// In a cluster, the leases of the buses this instance runs; `None`:
+    /// it runs every bus.
+    owned: Option<Vec<crate::cluster::Permit>>,
     /// The sinks and time zone it started with, which a reload cannot change.
     started: Config,
     /// What sinks that describe meters take from the configuration.
-    configured: watch::Sender<Configured>,
+    described: watch::Sender<Configured>,
     collector: std::thread::JoinHandle<Result<(), Unwritten>>,
     collector_running: Arc<AtomicBool>,
     sinks: Sinks,
@@ -149,10 +156,11 @@ impl Logger {
         // configuration before anything has been opened or sent.
         let mut outbox = Outbox::open(&config.sinks.outbox, config.sinks.outbox_max_rows)
             .map_err(|error| error.to_string())?
-            .with_max_bytes(config.sinks.outbox_max_bytes);
+            .with_max_bytes(config.sinks.outbox_max_bytes)
+            .with_instance(options.instance.clone());
         let buses_config = masters_lock_their_ports(config)?;
         let events = EventRouter::for_buses(&config.buses);
-        let (configured, following) = watch::channel(Configured::of(config));
+        let (described, following) = watch::channel(Configured::of(config));
         let sinks = open_sinks(config, &zone, json_stdout, &events, &following)
             .map_err(|error| error.to_string())?;
         let last = outbox.last_seq().map_err(|error| error.to_string())?;
@@ -166,8 +174,12 @@ impl Logger {
             events: events.clone(),
             readings: readings_sender,
             shutdown: shutdown.clone(),
+            permit: None,
         };
-        let running = RunningBuses::start(&buses_config, context);
+        // In a cluster no bus runs until its lease is acquired.
+        let owned = config.cluster.as_ref().map(|_| Vec::new());
+        let running =
+            RunningBuses::start(if owned.is_some() { &[] } else { &buses_config }, context);
         let buses = running.list();
         let latest = Arc::new(Mutex::new(Latest::default()));
         let (live, _) = broadcast::channel(64);
@@ -198,8 +210,10 @@ impl Logger {
             latest,
             live,
             running,
+            configured: buses_config,
+            owned,
             started: config.clone(),
-            configured,
+            described,
             collector,
             collector_running,
             sinks,
@@ -239,14 +253,27 @@ impl Logger {
     /// [`Refused::Port`]: a new serial port cannot be opened.
     pub async fn reload(&mut self, config: &Config) -> Result<Reloaded, Refused> {
         let buses = masters_lock(config);
-        self.running.try_new_ports(&buses)?;
-        let mut reloaded = self.running.apply(&buses, &self.events).await;
+        self.running.try_new_ports(&buses, self.owned.is_none())?;
+        self.configured = buses;
+        let mut reloaded = match &self.owned {
+            None => self.running.apply(&self.configured, &self.events).await,
+            Some(permits) => {
+                self.running
+                    .apply_owned(&self.configured, &self.events, permits)
+                    .await
+            }
+        };
         let now = Configured::of(config);
-        self.configured.send_if_modified(|configured| {
-            let changed = *configured != now;
-            *configured = now;
+        self.described.send_if_modified(|described| {
+            let changed = *described != now;
+            *described = now;
             changed
         });
+        if config.cluster != self.started.cluster {
+            reloaded
+                .restart_needed
+                .push("[cluster] changed: restart kmplog to apply it".to_owned());
+        }
         if config.sinks != self.started.sinks {
             reloaded
                 .restart_needed
@@ -259,6 +286,21 @@ impl Logger {
             ));
         }
         Ok(reloaded)
+    }
+
+    /// The buses of the configuration now (they follow reloads).
+    pub fn configured(&self) -> &[BusConfig] {
+        &self.configured
+    }
+
+    /// In a cluster: runs from now on the buses `permits` name, each under
+    /// its permit; those no longer named stop after their transaction in
+    /// flight, and are stopped when this returns.
+    pub async fn own(&mut self, permits: Vec<crate::cluster::Permit>) {
+        self.running
+            .apply_owned(&self.configured, &self.events, &permits)
+            .await;
+        self.owned = Some(permits);
     }
 
     /// Stops the buses, writes what they read to the outbox and lets the

@@ -258,6 +258,8 @@ struct Running {
     state: SharedState,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// The lease it runs under, in a cluster.
+    permit: Option<crate::cluster::Permit>,
 }
 
 /// The bus tasks of a logger.
@@ -266,6 +268,8 @@ pub struct RunningBuses {
     context: BusContext,
     running: Vec<Running>,
     list: BusList,
+    /// In a cluster, the permit each bus is started under.
+    permits: HashMap<String, crate::cluster::Permit>,
 }
 
 /// Whether the bus polls (a master), rather than only listening.
@@ -280,6 +284,7 @@ impl RunningBuses {
             context,
             running: Vec::new(),
             list: BusList::default(),
+            permits: HashMap::new(),
         };
         for bus in buses {
             let started = running.spawn(bus.clone(), SharedState::new(initial_state(bus)));
@@ -296,11 +301,13 @@ impl RunningBuses {
     /// bus still runs. A new bus is treated as at the start: a port another
     /// master holds refuses it, a missing one is left to the bus, which says
     /// so and tries again. A port a running bus holds is its own, so it is
-    /// not tried (its lock would refuse a second opening).
+    /// not tried (its lock would refuse a second opening). In a cluster
+    /// (`new_buses` false) a new bus is not tried at all: another instance
+    /// may be polling it, and it starts here only when this one owns it.
     ///
     /// # Errors
     /// [`Refused::Port`] for the first port that cannot be opened.
-    pub fn try_new_ports(&self, buses: &[BusConfig]) -> Result<(), Refused> {
+    pub fn try_new_ports(&self, buses: &[BusConfig], new_buses: bool) -> Result<(), Refused> {
         let held = |path: &Path| {
             self.running.iter().any(|running| {
                 matches!(&running.config.endpoint, BusEndpoint::Serial(settings) if settings.path == path)
@@ -317,6 +324,9 @@ impl RunningBuses {
                 .running
                 .iter()
                 .any(|running| running.config.name == bus.name);
+            if !replaces_a_running_bus && !new_buses {
+                continue;
+            }
             match crate::transport::serial::open(settings) {
                 Ok(_) => {}
                 Err(error)
@@ -344,6 +354,11 @@ impl RunningBuses {
         let mut context = self.context.clone();
         context.shutdown = self.context.shutdown.child_token();
         let stop = context.shutdown.clone();
+        let permit = self.permits.get(&config.name).cloned();
+        if let Some(permit) = &permit {
+            permit.attach(stop.clone());
+        }
+        context.permit.clone_from(&permit);
         let task = if sends(&config) {
             tokio::spawn(run_bus(config.clone(), state.clone(), context))
         } else {
@@ -358,6 +373,7 @@ impl RunningBuses {
             state,
             stop,
             task,
+            permit,
         }
     }
 
@@ -436,6 +452,40 @@ impl RunningBuses {
             .collect();
         self.publish();
         report
+    }
+
+    /// In a cluster: runs those of `buses` that `permits` name, each under
+    /// its permit, from now on. A bus whose task runs under another permit
+    /// (its lease lapsed and was acquired again) is stopped first and
+    /// started afresh; the rest goes as [`RunningBuses::apply`] has it.
+    pub async fn apply_owned(
+        &mut self,
+        buses: &[BusConfig],
+        events: &EventRouter,
+        permits: &[crate::cluster::Permit],
+    ) -> Reloaded {
+        self.permits = permits
+            .iter()
+            .map(|permit| (permit.bus().to_owned(), permit.clone()))
+            .collect();
+        let current = |bus: &Running| {
+            bus.permit.is_some() && bus.permit.as_ref() == self.permits.get(&bus.config.name)
+        };
+        if !self.running.iter().all(current) {
+            let kept: Vec<BusConfig> = self
+                .running
+                .iter()
+                .filter(|bus| current(bus))
+                .map(|bus| bus.config.clone())
+                .collect();
+            self.apply(&kept, events).await;
+        }
+        let owned: Vec<BusConfig> = buses
+            .iter()
+            .filter(|bus| self.permits.contains_key(&bus.name))
+            .cloned()
+            .collect();
+        self.apply(&owned, events).await
     }
 
     /// Stops every bus after its transaction in flight and waits for them.
@@ -743,6 +793,7 @@ mod tests {
             events: events.clone(),
             readings: sender,
             shutdown: CancellationToken::new(),
+            permit: None,
         };
         let mut running = RunningBuses::start(&old, context);
         let list = running.list();
@@ -829,11 +880,12 @@ mod tests {
                 events: EventRouter::default(),
                 readings,
                 shutdown: CancellationToken::new(),
+                permit: None,
             },
         );
         assert!(
             running
-                .try_new_ports(&on("/dev/kmplog-no-such-port"))
+                .try_new_ports(&on("/dev/kmplog-no-such-port"), true)
                 .is_ok()
         );
         let path = pty.path().display().to_string();
@@ -846,14 +898,21 @@ mod tests {
         if let BusEndpoint::Serial(settings) = &mut new_bus[0].endpoint {
             settings.exclusive = true;
         }
-        let refused = running.try_new_ports(&new_bus).unwrap_err().to_string();
+        let refused = running
+            .try_new_ports(&new_bus, true)
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.starts_with(&format!(
                 "bus new: serial port {path} is held by another master"
             )),
             "{refused}"
         );
+        assert!(
+            running.try_new_ports(&new_bus, false).is_ok(),
+            "in a cluster a new bus may be another instance's"
+        );
         drop(held);
-        assert!(running.try_new_ports(&new_bus).is_ok());
+        assert!(running.try_new_ports(&new_bus, true).is_ok());
     }
 }

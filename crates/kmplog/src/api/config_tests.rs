@@ -78,11 +78,12 @@ fn editor() -> Editor {
                 events: EventRouter::default(),
                 readings,
                 shutdown: tokio_util::sync::CancellationToken::new(),
+                permit: None,
             },
         );
         while let Some(order) = orders.recv().await {
             let outcome = source.load().and_then(|config| {
-                running.try_new_ports(&config.buses)?;
+                running.try_new_ports(&config.buses, true)?;
                 Ok(Reloaded {
                     unchanged: config.buses.iter().map(|bus| bus.name.clone()).collect(),
                     ..Reloaded::default()

@@ -197,6 +197,8 @@ fn first_seq(batch: &LiveBatch) -> u64 {
 struct ClientState {
     subscription: Subscription,
     filter: Filter,
+    /// In a cluster, this instance, which every event names.
+    instance: Option<String>,
     database: Option<PathBuf>,
     /// The sequence number the client expects next, once known.
     next: Option<u64>,
@@ -238,6 +240,10 @@ pub async fn stream(
     let client = ClientState {
         subscription: state.feed.subscribe(after),
         filter,
+        instance: state
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.snapshot().instance),
         database: state.database.clone(),
         next: after.map(|after| after + 1),
         gap: None,
@@ -302,7 +308,8 @@ impl ClientState {
         }
         for (seq, reading) in batch.numbered().filter(|(seq, _)| *seq >= next) {
             if self.filter.matches(reading) {
-                self.pending.push_back(reading_event(seq, reading));
+                self.pending
+                    .push_back(reading_event(seq, reading, self.instance.as_deref()));
             }
         }
         self.next = Some(batch.last_seq + 1);
@@ -337,7 +344,11 @@ impl ClientState {
                 self.not_found += (step_end - start + 1) - rows.len() as u64;
                 for (seq, reading) in rows {
                     if self.filter.matches(&reading) {
-                        self.pending.push_back(reading_event(seq, &reading));
+                        self.pending.push_back(reading_event(
+                            seq,
+                            &reading,
+                            self.instance.as_deref(),
+                        ));
                     }
                 }
                 if step_end < end {
@@ -370,10 +381,14 @@ impl ClientState {
     }
 }
 
-fn reading_event(seq: u64, reading: &Reading) -> Event {
-    Event::default()
-        .id(seq.to_string())
-        .data(reading.to_json().to_string())
+/// A reading as an event; in a cluster with the instance that streams it,
+/// which read it (the stream sends this instance's readings only).
+fn reading_event(seq: u64, reading: &Reading, instance: Option<&str>) -> Event {
+    let mut json = reading.to_json();
+    if let (Some(map), Some(instance)) = (json.as_object_mut(), instance) {
+        map.insert("instance".to_owned(), serde_json::Value::from(instance));
+    }
+    Event::default().id(seq.to_string()).data(json.to_string())
 }
 
 /// The readings with sequence numbers in `seqs` that the SQLite sink

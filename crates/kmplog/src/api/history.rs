@@ -631,6 +631,7 @@ mod tests {
             .map(|(reading, seq)| Stored {
                 seq,
                 key: format!("k-{seq}"),
+                instance: None,
                 reading,
             })
             .collect();
@@ -908,6 +909,7 @@ mod tests {
                 batch.push(Stored {
                     seq,
                     key: format!("k-{seq}"),
+                    instance: None,
                     reading: heat_reading(
                         time,
                         address,

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use crate::bus::state::BusState;
+use crate::cluster::Status;
 use crate::reading::Reading;
 
 /// The content type of the text format.
@@ -48,7 +49,10 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         .unwrap_or_else(|error| Err(error.to_string())),
         None => Ok(Vec::new()),
     };
-    let text = render(&buses, &latest, depths);
+    let mut text = render(&buses, &latest, depths);
+    if let Some(cluster) = &state.cluster {
+        text.push_str(&render_cluster(&cluster.snapshot()));
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
@@ -196,6 +200,82 @@ pub fn render(
     out
 }
 
+/// The cluster's families, labelled with the instance, so that the
+/// instances' scrapes can be summed and told apart.
+pub fn render_cluster(status: &Status) -> String {
+    let mut out = String::new();
+    let instance = [("instance", status.instance.as_str())];
+    let families: [(&str, &str, &str, u64); 8] = [
+        (
+            "kmplog_cluster_buses_owned",
+            "gauge",
+            "Buses this instance holds the lease of.",
+            status.owned.len() as u64,
+        ),
+        (
+            "kmplog_cluster_members",
+            "gauge",
+            "Live instances, as this one last read them.",
+            status.members.len() as u64,
+        ),
+        (
+            "kmplog_cluster_coordinator_up",
+            "gauge",
+            "1 when the last exchange with the coordinator went well.",
+            u64::from(status.coordinator_error.is_none()),
+        ),
+        (
+            "kmplog_cluster_acquisitions_total",
+            "counter",
+            "Leases acquired.",
+            status.acquisitions,
+        ),
+        (
+            "kmplog_cluster_takeovers_total",
+            "counter",
+            "Leases acquired of a bus another instance held last.",
+            status.takeovers,
+        ),
+        (
+            "kmplog_cluster_lease_renewals_total",
+            "counter",
+            "Leases renewed.",
+            status.renewals,
+        ),
+        (
+            "kmplog_cluster_lease_renewal_failures_total",
+            "counter",
+            "Rounds whose exchange with the coordinator failed or timed out.",
+            status.renewal_failures,
+        ),
+        (
+            "kmplog_cluster_leases_lost_total",
+            "counter",
+            "Leases whose deadline passed before a renewal: their buses stopped.",
+            status.lost,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(&mut out, name, kind, help);
+        sample(&mut out, name, &instance, value as f64);
+    }
+    family(
+        &mut out,
+        "kmplog_cluster_lease_token",
+        "gauge",
+        "The fencing token of each lease this instance holds (one more at every acquisition).",
+    );
+    for (bus, token) in &status.owned {
+        sample(
+            &mut out,
+            "kmplog_cluster_lease_token",
+            &[("instance", &status.instance), ("bus", bus)],
+            *token as f64,
+        );
+    }
+    out
+}
+
 /// A counter of each bus: its name, its help and where it is kept.
 type Counter = (&'static str, &'static str, fn(&BusState) -> u64);
 
@@ -321,6 +401,36 @@ mod tests {
         );
         // Each family's HELP and TYPE come once, before its samples.
         assert_eq!(text.matches("# TYPE kmplog_value ").count(), 1);
+    }
+
+    #[test]
+    fn the_cluster_families_carry_the_instance() {
+        let status = crate::cluster::Status {
+            instance: "a".to_owned(),
+            members: vec!["a".to_owned(), "b".to_owned()],
+            owned: [("bus1".to_owned(), 3)].into(),
+            takeovers: 2,
+            renewals: 40,
+            renewal_failures: 1,
+            ..crate::cluster::Status::default()
+        };
+        let text = render_cluster(&status);
+        for line in [
+            "# TYPE kmplog_cluster_buses_owned gauge",
+            "kmplog_cluster_buses_owned{instance=\"a\"} 1",
+            "kmplog_cluster_members{instance=\"a\"} 2",
+            "kmplog_cluster_coordinator_up{instance=\"a\"} 1",
+            "# TYPE kmplog_cluster_takeovers_total counter",
+            "kmplog_cluster_takeovers_total{instance=\"a\"} 2",
+            "kmplog_cluster_lease_renewals_total{instance=\"a\"} 40",
+            "kmplog_cluster_lease_renewal_failures_total{instance=\"a\"} 1",
+            "kmplog_cluster_lease_token{instance=\"a\",bus=\"bus1\"} 3",
+        ] {
+            assert!(
+                text.lines().any(|candidate| candidate == line),
+                "{line} missing in\n{text}"
+            );
+        }
     }
 
     #[test]

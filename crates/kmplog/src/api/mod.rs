@@ -85,6 +85,8 @@ pub struct ApiState {
     /// Reloads the running logger's configuration file; `None` when it
     /// runs none (the demo, tests of other parts).
     pub reloader: Option<crate::reload::Reloader>,
+    /// What this instance knows of its cluster; `None` without `[cluster]`.
+    pub cluster: Option<crate::cluster::ClusterView>,
 }
 
 impl ApiState {
@@ -122,6 +124,7 @@ impl ApiState {
             readings_queries: Arc::new(tokio::sync::Semaphore::new(limits.readings_queries)),
             limits,
             reloader: None,
+            cluster: None,
         }
     }
 }
@@ -177,6 +180,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
             on(MethodFilter::POST, fire_event),
         ),
         (Method::GET, "/api/buses", on(MethodFilter::GET, buses)),
+        (Method::GET, "/api/cluster", on(MethodFilter::GET, cluster)),
         (
             Method::POST,
             "/api/reload",
@@ -357,6 +361,21 @@ async fn fire_event(
         StatusCode::ACCEPTED,
         Json(json!({ "event": name, "buses": buses })),
     ))
+}
+
+/// `GET /api/cluster`: this instance, the live members, the buses it owns
+/// and every bus's owner; without `[cluster]`, that it runs alone.
+async fn cluster(State(state): State<ApiState>) -> Json<JsonValue> {
+    Json(match &state.cluster {
+        Some(cluster) => cluster.snapshot().to_json(),
+        None => json!({
+            "instance": null,
+            "members": [],
+            "owned": state.buses.snapshots().into_iter().map(|bus| bus.name).collect::<Vec<_>>(),
+            "coordinator": "none: no [cluster] in the configuration, this logger polls every bus",
+            "buses": [],
+        }),
+    })
 }
 
 async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {

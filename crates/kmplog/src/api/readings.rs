@@ -435,7 +435,7 @@ fn select(filter: &Filter) -> (String, Vec<SqlValue>) {
             values.len()
         ));
     }
-    let mut sql = "SELECT id, ts, bus, address, request, register, name, value, unit, unit_code, status, key FROM readings"
+    let mut sql = "SELECT id, ts, bus, address, request, register, name, value, unit, unit_code, status, key, instance FROM readings"
         .to_owned();
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -462,6 +462,7 @@ fn row_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             "unit_code": row.get::<_, Option<i64>>(9)?,
             "status": row.get::<_, String>(10)?,
             "key": row.get::<_, Option<String>>(11)?,
+            "instance": row.get::<_, Option<String>>(12)?,
         }),
     })
 }

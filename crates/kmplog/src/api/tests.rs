@@ -101,6 +101,7 @@ async fn fixture_with(token: Option<&str>, with_database: bool, limits: Limits) 
             .map(|(n, reading)| Stored {
                 seq: n as u64 + 1,
                 key: format!("k-{}", n + 1),
+                instance: None,
                 reading,
             })
             .collect();
@@ -814,6 +815,7 @@ async fn store(database: &std::path::Path, first: u64, count: u64) -> Vec<Readin
         .map(|(reading, seq)| Stored {
             seq,
             key: format!("k-{seq}"),
+            instance: None,
             reading: reading.clone(),
         })
         .collect();
@@ -1175,7 +1177,14 @@ async fn connections_past_the_cap_get_503_and_the_api_answers_again_once_they_cl
 #[tokio::test]
 async fn metrics_pass_promtool_check() {
     use std::io::Write;
-    let fixture = fixture(None, false).await;
+    let mut fixture = fixture(None, false).await;
+    fixture.state.cluster = Some(crate::cluster::ClusterView::of(crate::cluster::Status {
+        instance: "meters-1".to_owned(),
+        members: vec!["meters-1".to_owned(), "meters-2".to_owned()],
+        owned: [("heat".to_owned(), 4)].into(),
+        coordinator_error: Some("no answer".to_owned()),
+        ..crate::cluster::Status::default()
+    }));
     fixture.state.buses.states()[0]
         .lock()
         .lateness_us
@@ -1183,6 +1192,10 @@ async fn metrics_pass_promtool_check() {
     let (status, text) = send(&fixture.state, "GET", "/metrics", None).await;
     assert_eq!(status, 200);
     assert!(text.contains("quantile=\"0.99\""), "{text}");
+    assert!(
+        text.contains("kmplog_cluster_coordinator_up{instance=\"meters-1\"} 0"),
+        "{text}"
+    );
     let promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -1214,6 +1227,46 @@ async fn metrics_pass_promtool_check() {
         "promtool check metrics: {}{}\n{text}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_cluster_answer_names_the_instance_or_says_there_is_none() {
+    let mut fixture = fixture(None, false).await;
+    let (status, body) = send(&fixture.state, "GET", "/api/cluster", None).await;
+    assert_eq!(status, 200);
+    let alone: JsonValue = serde_json::from_str(&body).unwrap();
+    assert_eq!(alone["instance"], JsonValue::Null);
+    assert_eq!(alone["owned"], json!(["heat"]));
+    assert!(
+        alone["coordinator"]
+            .as_str()
+            .unwrap()
+            .starts_with("none: no [cluster]"),
+        "{alone}"
+    );
+    fixture.state.cluster = Some(crate::cluster::ClusterView::of(crate::cluster::Status {
+        instance: "a".to_owned(),
+        members: vec!["a".to_owned(), "b".to_owned()],
+        owned: [("heat".to_owned(), 4)].into(),
+        buses: vec![crate::cluster::BusOwner {
+            bus: "heat".to_owned(),
+            owner: Some("a".to_owned()),
+            token: Some(4),
+        }],
+        ..crate::cluster::Status::default()
+    }));
+    let (_, body) = send(&fixture.state, "GET", "/api/cluster", None).await;
+    let member: JsonValue = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        member,
+        json!({
+            "instance": "a",
+            "members": ["a", "b"],
+            "owned": ["heat"],
+            "coordinator": "ok",
+            "buses": [{ "bus": "heat", "owner": "a", "token": 4 }],
+        })
     );
 }
 

@@ -221,6 +221,7 @@ fn start(
         events: events.clone(),
         readings: readings_sender,
         shutdown: shutdown.clone(),
+        permit: None,
     };
     let state = SharedState::new(initial_state(&config));
     let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));

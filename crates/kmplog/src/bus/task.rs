@@ -61,6 +61,9 @@ pub struct BusContext {
     pub readings: mpsc::UnboundedSender<Batch>,
     /// Stops the task.
     pub shutdown: CancellationToken,
+    /// In a cluster, the lease this bus is polled under: asked before each
+    /// transaction (see [`crate::cluster::lease`]); `None`: always allowed.
+    pub permit: Option<crate::cluster::Permit>,
 }
 
 /// One request with its schedule.
@@ -68,6 +71,9 @@ struct Planned {
     config: RequestConfig,
     schedule: Schedule,
     next: Option<Timestamp>,
+    /// The longest one of its transactions can take, which a permit must
+    /// leave room for.
+    longest: Duration,
 }
 
 /// Which side of a threshold a value was on, to fire on crossings only.
@@ -172,6 +178,7 @@ impl Bus {
                 let schedule = Schedule::new(request.method.clone()?, &start);
                 let next = schedule.first().map(|zoned| zoned.timestamp());
                 Some(Planned {
+                    longest: crate::cluster::lease::longest_transaction(&config, request),
                     config: request.clone(),
                     schedule,
                     next,
@@ -289,7 +296,21 @@ impl Bus {
             record_readings(state, &context.zone, readings);
             backfill.observe(index, readings);
         };
-        let record = run_request(config, &plan.config, connection, state, context, check).await;
+        let record = run_request(
+            config,
+            &plan.config,
+            plan.longest,
+            connection,
+            state,
+            context,
+            check,
+        )
+        .await;
+        if context.shutdown.is_cancelled() {
+            // Stopped mid-run (its permit was revoked): no events from a
+            // run cut short.
+            return;
+        }
         let ended = context.clock.now();
         // The next fire strictly after this run started: the ticks that
         // fell while the bus was busy before it are merged into this run;
@@ -350,10 +371,13 @@ fn publish_plan(state: &SharedState, planned: &[Planned]) {
 
 /// Runs one request on every address in turn; each address's readings go
 /// to `check`, then on to the collector, as soon as they are read. Returns
-/// what the run's events and summary need of them.
+/// what the run's events and summary need of them. Under a permit, each
+/// transaction (`longest` at most) starts only when the permit allows it;
+/// a permit that says no ends the run there.
 async fn run_request(
     bus: &BusConfig,
     request: &RequestConfig,
+    longest: Duration,
     connection: &mut Connection,
     state: &SharedState,
     context: &BusContext,
@@ -367,6 +391,12 @@ async fn run_request(
     let settings = MasterSettings::for_request(bus, request, connection.opener.byte_time());
     let mut record = RunRecord::default();
     for &address in &request.addresses {
+        if let Some(permit) = &context.permit
+            && !permit.allows(longest).await
+        {
+            connection.master = None;
+            break;
+        }
         let start = context.clock.now();
         let asleep = connection.wakefulness.expects_asleep(address, start);
         let outcome = match connection.master(&context.clock, state).await {

@@ -193,6 +193,7 @@ impl Args {
             },
             buses: Vec::new(),
             models: kmp::catalogue::ModelTable::default(),
+            cluster: None,
         }
     }
 

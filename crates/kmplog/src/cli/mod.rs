@@ -3,6 +3,7 @@
 
 mod backfill;
 mod check;
+mod cluster;
 mod completions;
 pub(crate) mod cron;
 mod decode;
@@ -103,6 +104,8 @@ enum Command {
     Trigger(trigger::Args),
     /// Make a running logger read its configuration file again.
     Reload(reload::Args),
+    /// See the instances sharing the buses ([cluster]) and who owns each bus.
+    Cluster(cluster::Args),
     /// Decode and print all KMP traffic on a line or in a recording.
     Sniff(sniff::Args),
     /// Print the shell completion script for bash, zsh or fish.
@@ -180,6 +183,7 @@ pub fn main() -> ExitCode {
             Command::Cron(args) => cron::run(args),
             Command::Trigger(args) => trigger::run(args).await,
             Command::Reload(args) => reload::run(args).await,
+            Command::Cluster(args) => cluster::run(args).await,
             Command::Sniff(args) => sniff::run(args).await,
             Command::Completions(args) => completions::run(&args),
             Command::Man(args) => man::run(&args),

@@ -5,13 +5,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Failure, Outcome};
 use crate::api::{self, ApiState};
 use crate::clock::Clock;
+use crate::cluster::coordinator::Coordinator;
+use crate::cluster::lease::Timing;
+use crate::cluster::member::Member;
+use crate::cluster::{self, ClusterView, Ownership};
 use crate::config::{self, Config, Diagnostics, Severity};
 use crate::logger::{Logger, Options};
 use crate::outbox::OutboxReader;
@@ -57,6 +61,11 @@ pub struct RunArgs {
     /// influx+http://host:8086/api/v2/write?org=ORG&bucket=BUCKET. Repeatable.
     #[arg(long = "sink", value_name = "URL", value_parser = SinkUrl::parse)]
     sinks: Vec<SinkUrl>,
+    /// This instance's name in a [cluster]: letters, digits, '-', '_' and
+    /// '.'; unique among the instances. Default: the host name and the
+    /// process id (meters-1-4711).
+    #[arg(long, value_name = "NAME", value_parser = parse_instance)]
+    instance: Option<String>,
 }
 
 /// Options of `kmplog run`.
@@ -90,6 +99,21 @@ fn parse_api(text: &str) -> Result<ApiAddress, String> {
         format!("'{text}' is not HOST:PORT with an IP address, such as 127.0.0.1:7064, or off")
     })?;
     Ok(ApiAddress(Some(address)))
+}
+
+fn parse_instance(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not an instance name: use up to 63 letters, digits, '-', '_' and '.', such as --instance meters-1"
+        ))
+    }
 }
 
 fn parse_api_name(text: &str) -> Result<String, String> {
@@ -156,6 +180,70 @@ async fn next_order(orders: &mut Option<mpsc::Receiver<ReloadOrder>>) -> ReloadO
     std::future::pending().await
 }
 
+/// This instance's membership while it runs: the member loop's task and
+/// what the run loop talks to it through.
+struct Joined {
+    view: ClusterView,
+    buses: watch::Sender<Vec<cluster::spread::Weighted>>,
+    orders: mpsc::Receiver<Ownership>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Joined {
+    fn start(name: String, timing: Timing, coordinator: Coordinator, logger: &Logger) -> Joined {
+        info!(instance = %name, coordinator = %coordinator.name(), "joining the cluster");
+        let view = ClusterView::new(&name);
+        let (buses, watched) = watch::channel(cluster::weighted(logger.configured()));
+        let (sender, orders) = mpsc::channel(4);
+        let member = Member::new(&name, timing, coordinator, watched, sender, view.clone());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(member.run(stop.clone()));
+        Joined {
+            view,
+            buses,
+            orders,
+            stop,
+            task,
+        }
+    }
+
+    /// The next ownership order; never without a cluster.
+    async fn next(joined: Option<&mut Joined>) -> Ownership {
+        if let Some(joined) = joined
+            && let Some(order) = joined.orders.recv().await
+        {
+            return order;
+        }
+        std::future::pending().await
+    }
+
+    /// Tells the member loop the buses after a reload.
+    fn reloaded(joined: Option<&Joined>, logger: &Logger) {
+        if let Some(joined) = joined {
+            joined
+                .buses
+                .send_replace(cluster::weighted(logger.configured()));
+        }
+    }
+
+    /// A clean stop: the member stops every bus (through the orders it
+    /// still sends) and releases their leases before the sinks' grace.
+    async fn leave(mut self, logger: &mut Logger) {
+        self.stop.cancel();
+        let mut task = self.task;
+        loop {
+            tokio::select! {
+                _ = &mut task => return,
+                Some(ownership) = self.orders.recv() => {
+                    logger.own(ownership.permits).await;
+                    let _ = ownership.done.send(());
+                }
+            }
+        }
+    }
+}
+
 /// Runs the logger on `config`, read from `file` (`None`: from no file, as
 /// the demo), until the duration passes or it is stopped. SIGHUP and `POST
 /// /api/reload` reload the file.
@@ -168,10 +256,15 @@ pub async fn serve(
     let mut config = config.clone();
     config.sinks.urls.extend(args.sinks.iter().cloned());
     let config = &config;
+    let instance = args
+        .instance
+        .clone()
+        .unwrap_or_else(cluster::default_instance);
     let options = Options {
         json: args.json,
         duration: args.duration,
         clock,
+        instance: config.cluster.as_ref().map(|_| instance.clone()),
     };
     let token = match args.api_token.as_deref().map(str::trim) {
         Some("") => {
@@ -184,9 +277,26 @@ pub async fn serve(
     if let ApiAddress(Some(address)) = args.api {
         api::check_bind(address, token.as_deref()).map_err(Failure::usage)?;
     }
+    let coordinator = match &config.cluster {
+        Some(cluster) => {
+            Some(Coordinator::open(&cluster.coordinator, Some(&instance)).map_err(Failure::usage)?)
+        }
+        None => None,
+    };
     // Before the start: from now on SIGHUP reloads, and never ends the logger.
     let mut hangups = Hangups::new();
     let mut logger = Logger::start(config, &options).map_err(Failure::failed)?;
+    let mut cluster = match (&config.cluster, coordinator) {
+        (Some(settings), Some(coordinator)) => Some(Joined::start(
+            instance,
+            Timing {
+                lease: settings.lease,
+            },
+            coordinator,
+            &logger,
+        )),
+        _ => None,
+    };
     let source = file.map(|file| ReloadSource {
         file: file.to_path_buf(),
         extra_sinks: args.sinks.clone(),
@@ -209,6 +319,7 @@ pub async fn serve(
         state.token = token;
         state.reloader = reloader;
         state.host_names = args.api_names.clone();
+        state.cluster = cluster.as_ref().map(|joined| joined.view.clone());
         state.database = sqlite_database(config);
         // The logger has created the outbox by now; without it /metrics
         // only lacks the depths.
@@ -251,15 +362,24 @@ pub async fn serve(
                 let outcome = reload_logger(&mut logger, source.as_ref(), order.trigger).await;
                 // A caller that went away has the log.
                 let _ = order.answer.send(outcome);
+                Joined::reloaded(cluster.as_ref(), &logger);
             }
             () = hangups.next() => {
                 let _ = reload_logger(&mut logger, source.as_ref(), "SIGHUP").await;
+                Joined::reloaded(cluster.as_ref(), &logger);
+            }
+            ownership = Joined::next(cluster.as_mut()) => {
+                logger.own(ownership.permits).await;
+                let _ = ownership.done.send(());
             }
         }
     }
     // Before the stop, which can take the sinks' grace time: systemd then
     // waits for it rather than taking a slow stop for a hang.
     service.stopping();
+    if let Some(joined) = cluster {
+        joined.leave(&mut logger).await;
+    }
     let stopped = logger.stop().await;
     stop_api.cancel();
     stopped.map_err(|unwritten| Failure::failed(unwritten.to_string()))

@@ -43,7 +43,9 @@ Examples:
   kmplog simulate --bad-crc 0.1 --no-reply 0.05 --seed 7
   kmplog simulate --info-code 2
   kmplog simulate --no-loggers
-  kmplog simulate --outage 5s,2s,3h"
+  kmplog simulate --outage 5s,2s,3h
+  kmplog simulate --tcp 127.0.0.1:0 --max-connections 1 \\
+    --connection-log connections.log"
 )]
 pub struct Args {
     /// Listen on HOST:PORT; each connection is a line with all the meters on
@@ -115,6 +117,15 @@ pub struct Args {
     /// --outage 5s,2s,3h.
     #[arg(long, value_name = "AFTER,FOR[,SKIP]", value_parser = parse_outage)]
     outage: Option<Outage>,
+    /// Serve at most N connections at once on each TCP listener, as
+    /// ser2net's max-connections: one more is closed at once and counted
+    /// as refused (printed at the end: 'refused 0 connections').
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Append each TCP connection's opening, closing and refusal to FILE,
+    /// as '<unix µs> open|close|refused <listener> <peer>'.
+    #[arg(long, value_name = "FILE")]
+    connection_log: Option<std::path::PathBuf>,
     /// Log nothing to stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -238,6 +249,28 @@ impl Args {
         })
     }
 
+    /// A gate for one listener, when --max-connections or
+    /// --connection-log asks for one.
+    fn gate(&self) -> Result<Option<tcp::Gate>, Failure> {
+        if self.max_connections.is_none() && self.connection_log.is_none() {
+            return Ok(None);
+        }
+        let journal = match &self.connection_log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|error| {
+                        Failure::failed(format!("cannot open {}: {error}", path.display()))
+                    })?,
+            ),
+            None => None,
+        };
+        let max = self.max_connections.map_or(usize::MAX, |max| max as usize);
+        Ok(Some(tcp::Gate::new(max, journal)))
+    }
+
     fn tcp_addresses(&self) -> Vec<String> {
         if self.tcp.is_empty() && self.udp.is_empty() && self.pty == 0 {
             vec![DEFAULT_TCP.to_owned()]
@@ -283,9 +316,15 @@ pub async fn run(args: Args) -> Outcome {
         let served = udp::serve(socket, Arc::clone(&simulator));
         tasks.spawn(async move { (name, served.await) });
     }
+    let mut gates = Vec::new();
     for listener in listeners {
         let name = listener_name(&listener);
-        let served = tcp::serve(listener, Arc::clone(&simulator), tcp_pacing);
+        let gate = match args.gate() {
+            Ok(gate) => gate.map(Arc::new),
+            Err(failure) => return Err(failure),
+        };
+        gates.extend(gate.clone());
+        let served = tcp::serve_gated(listener, Arc::clone(&simulator), tcp_pacing, gate);
         tasks.spawn(async move { (name, served.await) });
     }
     let pty_pacing = Some(Pacing::new(args.baud.unwrap_or(DEFAULT_PTY_BAUD)));
@@ -301,6 +340,10 @@ pub async fn run(args: Args) -> Outcome {
             // On stdout, beside the listener lines, for benchmark scripts;
             // a reader that has gone away is no reason to fail.
             let _ = writeln!(std::io::stdout(), "{}", simulator.traffic().summary());
+            if args.max_connections.is_some() {
+                let refused: u64 = gates.iter().map(|gate| gate.refused()).sum();
+                let _ = writeln!(std::io::stdout(), "refused {refused} connections");
+            }
             Ok(())
         }
         Some(ended) = tasks.join_next() => Err(match ended {

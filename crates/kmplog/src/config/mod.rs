@@ -46,6 +46,20 @@ pub struct Config {
     pub sinks: SinksConfig,
     /// The lines of meters, in the order of the file.
     pub buses: Vec<BusConfig>,
+    /// Several instances sharing the buses (`[cluster]`); `None`: this
+    /// instance polls every bus.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: the instances that read this file share its buses, each bus
+/// polled by one of them at a time, through a coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The coordinator: a PostgreSQL URL, as the sink's (`table=` names the
+    /// lease table, default [`crate::cluster::coordinator::DEFAULT_TABLE`]).
+    pub coordinator: String,
+    /// How long a bus stays an instance's without a renewal.
+    pub lease: Duration,
 }
 
 impl Config {

@@ -139,6 +139,23 @@ fn the_example_is_valid_and_quiet() {
     );
 }
 
+/// `[cluster]` with its defaults, and without it no cluster.
+#[test]
+fn a_cluster_takes_its_coordinator_and_a_lease_of_10_s_by_default() {
+    assert_eq!(valid(&format!("{P}{REST}")).cluster, None);
+    let fast = "[[bus]]\nname = \"b\"\ntcp = \"h:1\"\nconnect_timeout_ms = 1000\n[[bus.request]]\ndescription = \"r\"\n";
+    let config = valid(&format!(
+        "[cluster]\ncoordinator = \"postgres://kmplog@db/meters\"\n{fast}{REST}"
+    ));
+    assert_eq!(
+        config.cluster,
+        Some(ClusterConfig {
+            coordinator: "postgres://kmplog@db/meters".to_owned(),
+            lease: Duration::from_secs(10),
+        })
+    );
+}
+
 #[test]
 fn defaults_fill_what_is_left_out() {
     let config = valid(
@@ -284,6 +301,51 @@ fn each_mistake_is_reported_where_it_is() {
             "[sinks]\noutbox_max_bytes = \"512MB\"\n".to_owned(),
             "2:20",
             "`outbox_max_bytes` is a number of bytes, without quotes or unit, not \"512MB\"",
+        ),
+        (
+            format!("[cluster]\nlease = \"60s\"\n{P}{REST}"),
+            "1:1",
+            "[cluster] has no `coordinator`",
+        ),
+        (
+            format!("[cluster]\ncoordinator = \"nats://h:4222\"\nlease = \"60s\"\n{P}{REST}"),
+            "2:15",
+            "coordinator 'nats://h:4222': NATS is not a coordinator kmplog supports",
+        ),
+        (
+            format!("[cluster]\ncoordinator = \"mysql://h/db\"\nlease = \"60s\"\n{P}{REST}"),
+            "2:15",
+            "coordinator 'mysql://h/db' is not a postgres:// URL",
+        ),
+        (
+            format!("[cluster]\ncoordinator = \"postgres://u@h/db\"\nlease = \"soon\"\n{P}{REST}"),
+            "3:9",
+            "`lease` is not a duration",
+        ),
+        (
+            format!("[cluster]\ncoordinator = \"postgres://u@h/db\"\nlease = \"20min\"\n{P}{REST}"),
+            "3:9",
+            "`lease` must be 1s to 10min, not 20min",
+        ),
+        (
+            // Connecting may take 5 s (the default), the reply 1.6 s, a
+            // retry 1.8 s more: 8.4 s, twice that is more than 10 s.
+            format!("[cluster]\ncoordinator = \"postgres://u@h/db\"\nlease = \"10s\"\n{P}{REST}"),
+            "3:9",
+            "lease 10s is too short for request 'r' of bus b, whose longest transaction takes 8.4 s",
+        ),
+        (
+            // Left out, the lease is 10 s: said at [cluster].
+            format!("[cluster]\ncoordinator = \"postgres://u@h/db\"\n{P}{REST}"),
+            "1:1",
+            "lease 10s is too short for request 'r' of bus b",
+        ),
+        (
+            format!(
+                "[cluster]\ncoordinator = \"postgres://u@h/db\"\nleese = \"10s\"\nlease = \"60s\"\n{P}{REST}"
+            ),
+            "3:1",
+            "unknown key `leese` in [cluster]",
         ),
         (
             "[sinks]\noutbox_max_bytes = 1000\n".to_owned(),

@@ -25,7 +25,7 @@ use toml::de::{DeTable, DeValue};
 use super::diagnostic::Severity;
 use super::raw::{Context, Field, Node, Table, did_you_mean};
 use super::{
-    BusConfig, BusEndpoint, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_BYTES,
+    BusConfig, BusEndpoint, ClusterConfig, Config, DEFAULT_OUTBOX, DEFAULT_OUTBOX_MAX_BYTES,
     DEFAULT_OUTBOX_MAX_ROWS, DEFAULT_SQLITE, Item, RequestConfig, SinksConfig, TerminalMode,
     Threshold,
 };
@@ -34,7 +34,10 @@ use crate::sink::url::SinkUrl;
 use crate::transport::serial::Framing;
 use crate::transport::{SerialSettings, TcpSettings};
 
-const TOP_KEYS: &[&str] = &["time_zone", "models", "sinks", "bus"];
+const TOP_KEYS: &[&str] = &["time_zone", "models", "sinks", "cluster", "bus"];
+const CLUSTER_KEYS: &[&str] = &["coordinator", "lease"];
+const CLUSTER_EXAMPLE: &str =
+    "[cluster]\ncoordinator = \"postgres://kmplog@db.example.net/meters\"\nlease = \"10s\"";
 
 const MODELS_EXAMPLE: &str = "[models]\n\"0x0603\" = \"603\"";
 const SINK_KEYS: &[&str] = &[
@@ -152,6 +155,10 @@ pub(super) fn config(cx: &mut Context<'_>, document: &Spanned<DeTable<'_>>) -> O
             format!("add a bus with its requests, for example:\n{BUS_EXAMPLE}"),
         ),
     }
+    let cluster = match root.get("cluster") {
+        Some(field) => cluster(cx, &field, &buses).map(Some),
+        None => Some(None),
+    };
     for (event, span) in &events.awaited {
         if !events.fired.contains(event) {
             cx.report(
@@ -169,7 +176,122 @@ pub(super) fn config(cx: &mut Context<'_>, document: &Spanned<DeTable<'_>>) -> O
         models: models?,
         sinks: sinks?,
         buses: buses.into_iter().collect::<Option<_>>()?,
+        cluster: cluster?,
     })
+}
+
+/// `[cluster]`: the coordinator's URL and the lease. A lease must leave
+/// room for the longest transaction of every bus twice over, since an
+/// instance starts a transaction only when it can end before its lease.
+fn cluster(
+    cx: &mut Context<'_>,
+    field: &Field<'_, '_>,
+    buses: &[Option<BusConfig>],
+) -> Option<ClusterConfig> {
+    let table = cx.table(
+        field.key,
+        field.node,
+        "[cluster]",
+        CLUSTER_KEYS,
+        CLUSTER_EXAMPLE,
+    )?;
+    let example = "coordinator = \"postgres://kmplog@db.example.net/meters\"";
+    let coordinator = required(cx, &table, "coordinator", example).and_then(|field| {
+        let url = cx.string(&field, example)?;
+        match crate::cluster::coordinator::check_url(url) {
+            Ok(()) => Some(url.to_owned()),
+            Err(problem) => {
+                cx.error(field.span(), problem, format!("for example: {example}"));
+                None
+            }
+        }
+    });
+    let (lease, span) = match table.get("lease") {
+        None => (
+            Some(crate::cluster::lease::DEFAULT_LEASE),
+            table.span.clone(),
+        ),
+        Some(field) => (lease(cx, &field), field.span()),
+    };
+    let lease = lease.filter(|lease| room_for_transactions(cx, span, *lease, buses));
+    Some(ClusterConfig {
+        coordinator: coordinator?,
+        lease: lease?,
+    })
+}
+
+/// `lease = "10s"`: from 1 s to 10 min.
+fn lease(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Duration> {
+    let example = "lease = \"10s\"";
+    let text = cx.string(field, example)?;
+    let lease = match Interval::parse(text) {
+        Ok(interval) => interval.duration(),
+        Err(error) => {
+            cx.error(
+                field.span(),
+                format!("`lease` is not a duration: {error}"),
+                format!("for example: {example}"),
+            );
+            return None;
+        }
+    };
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&lease) {
+        cx.error(
+            field.span(),
+            format!("`lease` must be 1s to 10min, not {text}"),
+            format!("for example: {example}"),
+        );
+        return None;
+    }
+    Some(lease)
+}
+
+/// Whether `lease` is at least twice the longest transaction of any bus;
+/// if not, says so at `span` (the lease, or `[cluster]` when it is left
+/// out).
+fn room_for_transactions(
+    cx: &mut Context<'_>,
+    span: Range<usize>,
+    lease: Duration,
+    buses: &[Option<BusConfig>],
+) -> bool {
+    let longest = buses
+        .iter()
+        .flatten()
+        .flat_map(|bus| {
+            bus.requests
+                .iter()
+                .filter(|request| request.send)
+                .map(move |request| {
+                    (
+                        crate::cluster::lease::longest_transaction(bus, request),
+                        bus,
+                        request,
+                    )
+                })
+        })
+        .max_by_key(|(longest, _, _)| *longest);
+    if let Some((longest, bus, request)) = longest
+        && longest * 2 > lease
+    {
+        cx.error(
+            span,
+            format!(
+                "lease {}s is too short for request '{}' of bus {}, whose longest transaction takes {:.1} s: \
+                 a lease must be at least twice that",
+                lease.as_secs_f64(),
+                request.description,
+                bus.name,
+                longest.as_secs_f64()
+            ),
+            format!(
+                "lengthen the lease, for example lease = \"{}s\", or shorten the request's timeout_ms or retries",
+                (longest * 2).as_secs() + 1
+            ),
+        );
+        return false;
+    }
+    true
 }
 
 /// Records `value` as seen at 0-based `index`; the 1-based position of its

@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS readings (
     value     TEXT,
     unit_code INTEGER,
     status    TEXT    NOT NULL,
-    key       TEXT
+    key       TEXT,
+    instance  TEXT
 );
 CREATE TABLE IF NOT EXISTS cursors (
     sink  TEXT PRIMARY KEY,
@@ -91,6 +92,8 @@ pub struct Stored {
     pub key: String,
     /// The reading.
     pub reading: Reading,
+    /// The cluster instance that read it; `None` outside a cluster.
+    pub instance: Option<String>,
 }
 
 /// What a sink takes from the outbox at a time.
@@ -172,6 +175,8 @@ pub struct Outbox {
     fill: Fill,
     /// Damaged rows up to here have been reported, by any reader.
     damage_reported: Arc<AtomicU64>,
+    /// Written with every reading appended: the cluster instance.
+    instance: Option<String>,
     _lock: OutboxLock,
 }
 
@@ -183,7 +188,8 @@ impl Outbox {
         let connection = open_connection(path)?;
         let fail = on(path);
         connection.execute_batch(SCHEMA).map_err(&fail)?;
-        add_key_column(&connection).map_err(&fail)?;
+        add_column(&connection, "key").map_err(&fail)?;
+        add_column(&connection, "instance").map_err(&fail)?;
         let id: Option<String> = connection
             .query_row("SELECT value FROM meta WHERE key = 'id'", [], |row| {
                 row.get(0)
@@ -208,8 +214,16 @@ impl Outbox {
             max_bytes: DEFAULT_MAX_BYTES,
             fill: Fill::Normal,
             damage_reported: Arc::default(),
+            instance: None,
             _lock: lock,
         })
+    }
+
+    /// Marks every reading appended from now on as read by `instance` (in a
+    /// cluster), which the sinks store with it.
+    pub fn with_instance(mut self, instance: Option<String>) -> Outbox {
+        self.instance = instance;
+        self
     }
 
     /// Bounds the outbox to `max_bytes` of readings as well.
@@ -319,12 +333,13 @@ impl Outbox {
         readings: impl Iterator<Item = (Option<&'a str>, &'a Reading)>,
     ) -> Result<(), OutboxError> {
         let fail = on(&self.path);
+        let instance = self.instance.as_deref();
         let transaction = self.connection.transaction().map_err(&fail)?;
         {
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO readings (ts, bus, address, request, register, name, value, unit_code, status, key)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO readings (ts, bus, address, request, register, name, value, unit_code, status, key, instance)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(&fail)?;
             for (key, reading) in readings {
@@ -340,6 +355,7 @@ impl Outbox {
                         reading.value.map(|(_, unit)| unit.code()),
                         reading.status.as_str(),
                         key,
+                        instance,
                     ])
                     .map_err(&fail)?;
             }
@@ -589,7 +605,7 @@ impl OutboxReader {
         let mut statement = self
             .connection
             .prepare_cached(
-                "SELECT seq, ts, bus, address, request, register, name, value, unit_code, status, key
+                "SELECT seq, ts, bus, address, request, register, name, value, unit_code, status, key, instance
                  FROM readings WHERE seq > ?1 ORDER BY seq",
             )
             .map_err(|source| self.fail(source))?;
@@ -608,7 +624,7 @@ impl OutboxReader {
             let seq = row.get::<_, i64>(0).map_err(|source| self.fail(source))? as u64;
             batch.through = seq;
             match decode(row) {
-                Some((reading, key)) => {
+                Some((reading, key, instance)) => {
                     if let Some(run) = damaged.take() {
                         self.report_damage(run);
                     }
@@ -616,6 +632,7 @@ impl OutboxReader {
                         seq,
                         key: key.unwrap_or_else(|| format!("{}-{seq}", self.id)),
                         reading,
+                        instance,
                     });
                 }
                 None => {
@@ -656,22 +673,24 @@ impl OutboxReader {
     }
 }
 
-/// Outboxes made before writers could give keys get the column.
-fn add_key_column(connection: &Connection) -> rusqlite::Result<()> {
-    let has_key = connection
-        .prepare("SELECT 1 FROM pragma_table_info('readings') WHERE name = 'key'")?
-        .exists([])?;
-    if !has_key {
-        connection.execute_batch("ALTER TABLE readings ADD COLUMN key TEXT")?;
+/// Adds the text column `column` to the table `readings` unless it has
+/// it: files made before readings had keys, or carried their instance
+/// (the outbox's and the SQLite sink's).
+pub(crate) fn add_column(connection: &Connection, column: &str) -> rusqlite::Result<()> {
+    let present = connection
+        .prepare("SELECT 1 FROM pragma_table_info('readings') WHERE name = ?1")?
+        .exists([column])?;
+    if !present {
+        connection.execute_batch(&format!("ALTER TABLE readings ADD COLUMN {column} TEXT"))?;
     }
     Ok(())
 }
 
 /// A row of `readings` as the outbox wrote it, with the key its writer gave
-/// (if any), or `None` when any column is not what the outbox writes there
+/// and the instance that read it (if any), or `None` when any column is not what the outbox writes there
 /// (of another type, out of range, text that does not parse, a value
 /// without a unit).
-fn decode(row: &rusqlite::Row<'_>) -> Option<(Reading, Option<String>)> {
+fn decode(row: &rusqlite::Row<'_>) -> Option<(Reading, Option<String>, Option<String>)> {
     let column = |index: usize| row.get_ref(index).ok();
     let text = |index: usize| match column(index)? {
         ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok(),
@@ -689,11 +708,13 @@ fn decode(row: &rusqlite::Row<'_>) -> Option<(Reading, Option<String>)> {
         )),
         _ => return None,
     };
-    let key = match column(10)? {
-        ValueRef::Null => None,
-        ValueRef::Text(key) => Some(std::str::from_utf8(key).ok()?.to_owned()),
-        _ => return None,
+    let optional_text = |index: usize| match column(index) {
+        Some(ValueRef::Null) => Some(None),
+        Some(ValueRef::Text(text)) => Some(Some(std::str::from_utf8(text).ok()?.to_owned())),
+        _ => None,
     };
+    let key = optional_text(10)?;
+    let instance = optional_text(11)?;
     let reading = Reading {
         time: text(1)?.parse::<Timestamp>().ok()?,
         bus: text(2)?.to_owned(),
@@ -704,7 +725,7 @@ fn decode(row: &rusqlite::Row<'_>) -> Option<(Reading, Option<String>)> {
         value,
         status: Status::parse(text(9)?)?,
     };
-    Some((reading, key))
+    Some((reading, key, instance))
 }
 
 #[cfg(test)]
@@ -814,12 +835,14 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(&SCHEMA.replace(
-                "status    TEXT    NOT NULL,\n    key       TEXT",
+                "status    TEXT    NOT NULL,\n    key       TEXT,\n    instance  TEXT",
                 "status    TEXT    NOT NULL",
             ))
             .unwrap();
         let mut outbox = Outbox::open(&path, 1000).unwrap();
         outbox.register("db", true).unwrap();
+        outbox.append(&[reading(0)]).unwrap();
+        let mut outbox = outbox.with_instance(Some("meters-1".to_owned()));
         outbox
             .append_keyed(&[("logged-7-hourly-12-60".to_owned(), reading(60))])
             .unwrap();
@@ -830,9 +853,15 @@ mod tests {
             .iter()
             .map(|stored| stored.key.as_str())
             .collect();
-        assert_eq!(keys[0], "logged-7-hourly-12-60");
-        assert_eq!(keys[1], format!("{}-2", outbox.id));
-        assert_eq!(batch.readings[0].reading, reading(60));
+        assert_eq!(keys[1], "logged-7-hourly-12-60");
+        assert_eq!(keys[2], format!("{}-3", outbox.id));
+        assert_eq!(batch.readings[1].reading, reading(60));
+        let instances: Vec<Option<&str>> = batch
+            .readings
+            .iter()
+            .map(|stored| stored.instance.as_deref())
+            .collect();
+        assert_eq!(instances, [None, Some("meters-1"), Some("meters-1")]);
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! The TCP front end: a listener whose every connection is one line with all
 //! the meters on it, as a serial-to-Ethernet gateway in front of a bus would
-//! be. Connections are served concurrently.
+//! be. Connections are served concurrently, or, behind a [`Gate`], as
+//! many at once as the gate allows (ser2net's `max-connections`): a
+//! connection beyond them is accepted, counted as refused and closed at
+//! once, which is how a test sees two masters on one bus.
 
 use std::io;
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -11,6 +16,46 @@ use tokio::net::TcpListener;
 use super::Simulator;
 use super::pacing::Pacing;
 use super::session;
+
+/// How many connections a listener serves at once, what it refused, and
+/// where each opening, closing and refusal is written down.
+pub struct Gate {
+    max: usize,
+    open: AtomicUsize,
+    refused: AtomicU64,
+    /// Lines `<unix time in µs> open|close|refused <listener> <peer>`.
+    journal: Option<Mutex<std::fs::File>>,
+}
+
+impl Gate {
+    /// At most `max` connections at once per listener, each event appended
+    /// to `journal` when given.
+    pub fn new(max: usize, journal: Option<std::fs::File>) -> Gate {
+        Gate {
+            max,
+            open: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            journal: journal.map(Mutex::new),
+        }
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, event: &str, local: std::net::SocketAddr, peer: std::net::SocketAddr) {
+        if let Some(journal) = &self.journal {
+            let micros = jiff::Timestamp::now().as_microsecond();
+            let line = format!("{micros} {event} {local} {peer}\n");
+            let mut file = journal.lock().unwrap_or_else(|e| e.into_inner());
+            // One write of the whole line: the listeners' gates append to
+            // the same file, and an O_APPEND write lands whole. A journal
+            // that cannot be written loses lines, not the line.
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
 
 /// Accepts connections on `listener` and serves each as a line, until the
 /// task is dropped. Only a failure of the listener itself ends it. During
@@ -20,6 +65,17 @@ pub async fn serve(
     listener: TcpListener,
     simulator: Arc<Simulator>,
     pacing: Option<Pacing>,
+) -> io::Result<()> {
+    serve_gated(listener, simulator, pacing, None).await
+}
+
+/// [`serve`], with at most as many connections at once as `gate` allows
+/// (one gate per listener).
+pub async fn serve_gated(
+    listener: TcpListener,
+    simulator: Arc<Simulator>,
+    pacing: Option<Pacing>,
+    gate: Option<Arc<Gate>>,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     let mut listener = listener;
@@ -56,7 +112,22 @@ pub async fn serve(
                 continue;
             }
         };
+        if let Some(gate) = &gate {
+            if gate.open.fetch_add(1, Ordering::SeqCst) >= gate.max {
+                gate.open.fetch_sub(1, Ordering::SeqCst);
+                gate.refused.fetch_add(1, Ordering::SeqCst);
+                gate.note("refused", local, peer);
+                simulator.log(
+                    &format!("tcp {local} from {peer}"),
+                    "refused: a connection is open already (max-connections)",
+                );
+                drop(stream);
+                continue;
+            }
+            gate.note("open", local, peer);
+        }
         let simulator = Arc::clone(&simulator);
+        let gate = gate.clone();
         tokio::spawn(async move {
             let name = format!("tcp {local} from {peer}");
             // Frames are small writes that must leave at once.
@@ -78,6 +149,10 @@ pub async fn serve(
                     simulator.log(&name, format_args!("connection failed: {error}"));
                 }
                 None => simulator.log(&name, "closed: outage"),
+            }
+            if let Some(gate) = gate {
+                gate.note("close", local, peer);
+                gate.open.fetch_sub(1, Ordering::SeqCst);
             }
         });
     }
@@ -174,6 +249,48 @@ mod tests {
         let after = meter_time(read_response(&mut stream).await);
         let moved = after.duration_since(before).as_secs();
         assert!((10_800..=10_802).contains(&moved), "{before} then {after}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_gate_of_one_refuses_a_second_connection_while_the_first_is_open() {
+        let simulator = simulator(
+            vec![Meter::new(63, Model::Multical603)],
+            LineConfig::default(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let gate = Arc::new(Gate::new(1, None));
+        let server = tokio::spawn(serve_gated(
+            listener,
+            simulator,
+            None,
+            Some(Arc::clone(&gate)),
+        ));
+        let request = Request::GetSerialNo.to_frame(63).encode();
+        let mut first = TcpStream::connect(address).await.unwrap();
+        first.write_all(&request).await.unwrap();
+        read_response(&mut first).await;
+        let mut second = TcpStream::connect(address).await.unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(second.read(&mut byte).await.unwrap(), 0, "closed at once");
+        assert_eq!(gate.refused(), 1);
+        drop(first);
+        // Once the first has gone, a new one is served.
+        let mut third = loop {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            stream.write_all(&request).await.unwrap();
+            match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await {
+                Ok(Ok(1)) => break stream,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let mut rest = [0u8; 64];
+        let _ = tokio::time::timeout(Duration::from_millis(200), third.read(&mut rest)).await;
+        assert!(
+            gate.refused() <= 2,
+            "at most one more refusal while the first closed"
+        );
         server.abort();
     }
 

@@ -335,6 +335,7 @@ mod tests {
             .map(|(n, reading)| Stored {
                 seq: n as u64 + 1,
                 key: format!("k-{n}"),
+                instance: None,
                 reading: reading.clone(),
             })
             .collect()

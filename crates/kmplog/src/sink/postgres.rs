@@ -49,7 +49,7 @@ pub const DEFAULT_TABLE: &str = "kmplog_readings";
 /// PostgreSQL schema as the readings table.
 const VERSIONS_TABLE: &str = "kmplog_schema";
 /// The newest schema version this kmplog writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// Longest table name: PostgreSQL cuts identifiers at 63 bytes, and index
 /// names add a suffix to the table's.
 const MAX_TABLE_NAME: usize = 48;
@@ -296,7 +296,7 @@ fn sink_name(config: &Config, table: &Table) -> String {
 /// A driver error with its causes, which its `Display` leaves out: `db
 /// error` alone says nothing, `ERROR 28000: role "x" is not permitted to
 /// log in` does.
-fn describe(error: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
         if let Some(detail) = db.detail() {
@@ -338,18 +338,27 @@ CREATE INDEX \"{name}_by_time\" ON {quoted} (ts);"
     )
 }
 
+/// Version 2: the cluster instance that read each reading (`NULL` outside
+/// a cluster, and for rows from before).
+fn version_2(table: &Table) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN IF NOT EXISTS instance text",
+        table.quoted()
+    )
+}
+
 /// Every schema version after the first, in order; index 0 is version 1.
 fn migrations(table: &Table) -> Vec<String> {
-    vec![version_1(table)]
+    vec![version_1(table), version_2(table)]
 }
 
 /// The batch insert: one statement, its rows from one array per column.
 fn insert_sql(table: &Table) -> String {
     format!(
-        "INSERT INTO {} (key, ts, bus, address, request, register, name, value, value_text, unit, unit_code, status)
-SELECT key, ts::timestamptz, bus, address, request, register, name, value_text::numeric, value_text, unit, unit_code, status
-FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::text[])
-    AS batch (key, ts, bus, address, request, register, name, value_text, unit, unit_code, status)
+        "INSERT INTO {} (key, ts, bus, address, request, register, name, value, value_text, unit, unit_code, status, instance)
+SELECT key, ts::timestamptz, bus, address, request, register, name, value_text::numeric, value_text, unit, unit_code, status, instance
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::text[], $12::text[])
+    AS batch (key, ts, bus, address, request, register, name, value_text, unit, unit_code, status, instance)
 ON CONFLICT (key, ts) DO NOTHING",
         table.quoted()
     )
@@ -379,12 +388,19 @@ struct Columns {
     unit: Vec<Option<String>>,
     unit_code: Vec<Option<i16>>,
     status: Vec<String>,
+    instance: Vec<Option<String>>,
 }
 
 impl Columns {
     fn of(batch: &[Stored]) -> Columns {
         let mut columns = Columns::default();
-        for Stored { key, reading, .. } in batch {
+        for Stored {
+            key,
+            reading,
+            instance,
+            ..
+        } in batch
+        {
             // PostgreSQL keeps microseconds and would round the rest; cut
             // them here so that a key always comes with the same time.
             let time = jiff::Timestamp::from_microsecond(reading.time.as_microsecond())
@@ -406,11 +422,12 @@ impl Columns {
                 .unit_code
                 .push(reading.value.map(|(_, unit)| i16::from(unit.code())));
             columns.status.push(reading.status.as_str().to_owned());
+            columns.instance.push(instance.clone());
         }
         columns
     }
 
-    fn parameters(&self) -> [&(dyn ToSql + Sync); 11] {
+    fn parameters(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.key,
             &self.ts,
@@ -423,6 +440,7 @@ impl Columns {
             &self.unit,
             &self.unit_code,
             &self.status,
+            &self.instance,
         ]
     }
 }
@@ -523,37 +541,46 @@ struct Connection {
     insert: Statement,
 }
 
-/// Writes readings to a PostgreSQL table.
-pub struct PostgresSink {
+/// A PostgreSQL server as a URL names it, with the TLS the URL asks for:
+/// the sink's and the cluster coordinator's way in.
+pub(crate) struct Server {
     settings: Settings,
     tls: Option<MakeRustlsConnect>,
-    connection: Option<Connection>,
-    /// The hypertable warning is given once, not at every reconnection.
-    warned_hypertable: bool,
 }
 
-impl PostgresSink {
-    /// Reads the URL; connects only when it first delivers. The error says
-    /// what is wrong with the URL, without its password.
-    pub fn open(url: &str) -> Result<Self, SinkError> {
-        let settings = Settings::parse(url, |name| std::env::var(name).ok()).map_err(SinkError)?;
+impl Server {
+    /// Reads the URL. The error says what is wrong with it, without its
+    /// password.
+    pub(crate) fn open(url: &str) -> Result<Server, String> {
+        let settings = Settings::parse(url, |name| std::env::var(name).ok())?;
         let tls = match settings.tls {
             TlsMode::Off => None,
             mode => Some(MakeRustlsConnect::new(
                 tls_config(mode, settings.root_certificates.as_ref())
-                    .map_err(|error| SinkError(format!("sink {}: {error}", settings.name)))?,
+                    .map_err(|error| format!("{}: {error}", settings.name))?,
             )),
         };
-        Ok(PostgresSink {
-            settings,
-            tls,
-            connection: None,
-            warned_hypertable: false,
-        })
+        Ok(Server { settings, tls })
+    }
+
+    /// `postgres://user@host:port/db?table=T`: the URL without password.
+    pub(crate) fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The table `table=` names: `"schema"."name"` quoted, and its bare name.
+    pub(crate) fn table(&self) -> (String, &str) {
+        (self.settings.table.quoted(), &self.settings.table.name)
+    }
+
+    /// The name `table=` gives another table next to the named one:
+    /// `"schema"."name"` quoted.
+    pub(crate) fn beside(&self, name: &str) -> String {
+        self.settings.table.qualify(name)
     }
 
     /// `127.0.0.1:5432 as kmplog` for messages.
-    fn server(&self) -> String {
+    pub(crate) fn server(&self) -> String {
         let name = &self.settings.name;
         let after_user = name.split_once('@').map_or(name.as_str(), |(_, rest)| rest);
         let hosts = after_user
@@ -565,12 +592,12 @@ impl PostgresSink {
         )
     }
 
-    async fn connect(&mut self) -> Result<Connection, String> {
+    /// A new connection, which runs on the current runtime until the client
+    /// is dropped or the server goes away.
+    pub(crate) async fn connect(&self) -> Result<Client, String> {
         let config = &self.settings.config;
         let connected = match &self.tls {
             None => config.connect(NoTls).await.map(|(client, connection)| {
-                // The connection runs on this sink's runtime until the client
-                // is dropped or the server goes away.
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -586,9 +613,32 @@ impl PostgresSink {
                     client
                 }),
         };
-        let mut client = connected
-            .map_err(|error| format!("connecting to {}: {}", self.server(), describe(&error)))?;
-        let table = self.settings.table.clone();
+        connected.map_err(|error| format!("connecting to {}: {}", self.server(), describe(&error)))
+    }
+}
+
+/// Writes readings to a PostgreSQL table.
+pub struct PostgresSink {
+    server: Server,
+    connection: Option<Connection>,
+    /// The hypertable warning is given once, not at every reconnection.
+    warned_hypertable: bool,
+}
+
+impl PostgresSink {
+    /// Reads the URL; connects only when it first delivers. The error says
+    /// what is wrong with the URL, without its password.
+    pub fn open(url: &str) -> Result<Self, SinkError> {
+        Ok(PostgresSink {
+            server: Server::open(url).map_err(SinkError)?,
+            connection: None,
+            warned_hypertable: false,
+        })
+    }
+
+    async fn connect(&mut self) -> Result<Connection, String> {
+        let mut client = self.server.connect().await?;
+        let table = self.server.settings.table.clone();
         migrate(&mut client, &table).await?;
         self.make_hypertable(&client).await?;
         let insert = client
@@ -603,7 +653,7 @@ impl PostgresSink {
     /// table, and a sink that refused to deliver over it would fill the
     /// outbox.
     async fn make_hypertable(&mut self, client: &Client) -> Result<(), String> {
-        let table = &self.settings.table;
+        let table = &self.server.settings.table;
         let installed: bool = client
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
@@ -620,7 +670,7 @@ impl PostgresSink {
         {
             self.warned_hypertable = true;
             tracing::warn!(
-                sink = %self.settings.name,
+                sink = %self.server.settings.name,
                 %table,
                 reason = %describe(&error),
                 "TimescaleDB is installed but the table could not be made a hypertable; readings go to it as a plain table"
@@ -650,7 +700,7 @@ impl PostgresSink {
                 format!(
                     "inserting {} readings into {}: {}",
                     batch.len(),
-                    self.settings.table,
+                    self.server.settings.table,
                     describe(&error)
                 )
             })?;
@@ -725,7 +775,7 @@ async fn migrate(client: &mut Client, table: &Table) -> Result<(), String> {
 
 impl Sink for PostgresSink {
     fn name(&self) -> String {
-        self.settings.name.clone()
+        self.server.settings.name.clone()
     }
 
     fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
@@ -736,7 +786,7 @@ impl Sink for PostgresSink {
                 Ok(Err(error)) => error,
                 Err(_) => format!(
                     "{} did not answer within {} s",
-                    self.server(),
+                    self.server.server(),
                     DELIVERY_TIMEOUT.as_secs()
                 ),
             };
@@ -903,11 +953,13 @@ mod tests {
             Stored {
                 seq: 1,
                 key: "ab-1".to_owned(),
+                instance: None,
                 reading: reading(60, Some("34.00"), Status::Ok),
             },
             Stored {
                 seq: 2,
                 key: "ab-2".to_owned(),
+                instance: Some("b".to_owned()),
                 reading: reading(61, None, Status::Timeout),
             },
         ];
@@ -921,6 +973,7 @@ mod tests {
         assert_eq!(columns.unit, [Some("GJ".to_owned()), None]);
         assert_eq!(columns.unit_code, [Some(8), None]);
         assert_eq!(columns.status, ["ok", "timeout"]);
+        assert_eq!(columns.instance, [None, Some("b".to_owned())]);
     }
 
     #[test]

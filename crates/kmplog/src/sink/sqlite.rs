@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, params};
 
 use super::{Sink, SinkError, SinkFuture};
-use crate::outbox::Stored;
+use crate::outbox::{Stored, add_column};
 
 /// How long a write waits for another connection's transaction to end,
 /// as long as the outbox waits.
@@ -33,20 +33,18 @@ CREATE TABLE IF NOT EXISTS readings (
     unit      TEXT,
     unit_code INTEGER,
     status    TEXT    NOT NULL,
-    key       TEXT               -- the outbox key; unique
+    key       TEXT,              -- the outbox key; unique
+    instance  TEXT               -- the cluster instance that read it
 );
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (ts);
 CREATE INDEX IF NOT EXISTS readings_by_meter ON readings (bus, address, name, ts);
 ";
 
-/// Databases made before readings had keys get the column and its index.
-fn add_key_column(connection: &Connection) -> rusqlite::Result<()> {
-    let has_key: bool = connection
-        .prepare("SELECT 1 FROM pragma_table_info('readings') WHERE name = 'key'")?
-        .exists([])?;
-    if !has_key {
-        connection.execute_batch("ALTER TABLE readings ADD COLUMN key TEXT")?;
-    }
+/// Databases made before readings had keys, or their instance, get the
+/// columns, and the key its index.
+fn add_columns(connection: &Connection) -> rusqlite::Result<()> {
+    add_column(connection, "key")?;
+    add_column(connection, "instance")?;
     connection.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS readings_by_key ON readings (key)")
 }
 
@@ -70,7 +68,7 @@ impl SqliteSink {
             .and_then(|()| connection.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| connection.execute_batch(SCHEMA))
-            .and_then(|()| add_key_column(&connection))
+            .and_then(|()| add_columns(&connection))
             .map_err(|error| SinkError::context(&doing, error))?;
         let mut connection = connection;
         rollup::upgrade(&mut connection).map_err(|error| {
@@ -108,12 +106,18 @@ impl SqliteSink {
         {
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO readings (ts, bus, address, request, register, name, value, unit, unit_code, status, key)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT OR IGNORE INTO readings (ts, bus, address, request, register, name, value, unit, unit_code, status, key, instance)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(fail)?;
             let mut pending = rollup::Pending::default();
-            for Stored { key, reading, .. } in batch {
+            for Stored {
+                key,
+                reading,
+                instance,
+                ..
+            } in batch
+            {
                 let value = reading.value.map(|(value, _)| value.to_string());
                 let unit = reading.value.map(|(_, unit)| unit.to_string());
                 let inserted = insert
@@ -129,6 +133,7 @@ impl SqliteSink {
                         reading.value.map(|(_, unit)| unit.code()),
                         reading.status.as_str(),
                         key,
+                        instance,
                     ])
                     .map_err(fail)?;
                 // Ignored by its key: stored before, and summed up then.
@@ -167,6 +172,7 @@ mod tests {
         Stored {
             seq,
             key: format!("0123-{seq}"),
+            instance: None,
             reading: Reading {
                 time: "2026-11-25T08:00:00Z".parse().unwrap(),
                 bus: "heat".to_owned(),
@@ -348,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn a_database_from_before_keys_gets_the_column() {
+    fn a_database_from_before_keys_and_instances_gets_the_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         Connection::open(&path)
@@ -360,12 +366,16 @@ mod tests {
             )
             .unwrap();
         let mut sink = SqliteSink::open(&path).unwrap();
-        sink.write(&[stored(7, Some("1.5"), Status::Ok)]).unwrap();
-        sink.write(&[stored(7, Some("1.5"), Status::Ok)]).unwrap();
-        let count: i64 = Connection::open(&path)
+        let mut read_by_b = stored(7, Some("1.5"), Status::Ok);
+        read_by_b.instance = Some("b".to_owned());
+        sink.write(std::slice::from_ref(&read_by_b)).unwrap();
+        sink.write(&[read_by_b]).unwrap();
+        let (count, instance): (i64, Option<String>) = Connection::open(&path)
             .unwrap()
-            .query_row("SELECT COUNT(*) FROM readings", [], |row| row.get(0))
+            .query_row("SELECT COUNT(*), MAX(instance) FROM readings", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!((count, instance.as_deref()), (1, Some("b")));
     }
 }

@@ -8,6 +8,7 @@ mod api;
 mod autofill;
 mod backfill;
 mod cli;
+mod cluster;
 mod config;
 mod harness;
 mod identify;

@@ -34,7 +34,7 @@ fn server_url() -> String {
 }
 
 /// A synchronous client for the tests' own queries.
-struct Pg {
+pub(crate) struct Pg {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
 }
@@ -42,7 +42,7 @@ struct Pg {
 impl Pg {
     /// Connects as the administrator; `None` (after saying so) when the
     /// server is unreachable outside CI.
-    fn admin(test: &str) -> Option<Pg> {
+    pub(crate) fn admin(test: &str) -> Option<Pg> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -78,19 +78,19 @@ impl Pg {
         }
     }
 
-    fn execute(&self, sql: &str) {
+    pub(crate) fn execute(&self, sql: &str) {
         self.runtime
             .block_on(self.client.batch_execute(sql))
             .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
     }
 
-    fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+    pub(crate) fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
         self.runtime
             .block_on(self.client.query(sql, &[]))
             .unwrap_or_else(|error| panic!("{sql}: {error:?}"))
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         self.query(sql)[0].get(0)
     }
 }
@@ -363,7 +363,7 @@ fn postgres_rows_equal_the_readings_taken() {
             "SELECT version::bigint FROM {}.kmplog_schema WHERE table_name = 'readings'",
             scratch.role
         )),
-        1
+        2
     );
 }
 
@@ -497,6 +497,7 @@ fn batch(n: u64) -> Vec<Stored> {
         .map(|seq| Stored {
             seq,
             key: format!("direct-{seq}"),
+            instance: None,
             reading: Reading {
                 time: "2026-11-25T08:00:00.123456789Z".parse().unwrap(),
                 bus: "heat".to_owned(),
@@ -573,6 +574,54 @@ fn postgres_a_batch_delivered_twice_is_stored_once_over_tls() {
     let mut again = PostgresSink::open(&url).expect("open again");
     deliver(&runtime, &mut again, &batch).expect("delivery by a new sink");
     assert_eq!(scratch.rows().len(), 300);
+}
+
+#[test]
+fn postgres_a_version_1_table_gets_the_instance_column_and_keeps_its_rows() {
+    let Some(scratch) = Scratch::new("upgrade") else {
+        return;
+    };
+    let runtime = runtime();
+    let mut sink = PostgresSink::open(&scratch.url()).expect("open");
+    deliver(&runtime, &mut sink, &batch(4)).expect("first delivery");
+    // As a kmplog of schema version 1 left it.
+    let role = &scratch.role;
+    scratch.pg.execute(&format!(
+        "ALTER TABLE {role}.readings DROP COLUMN instance;
+         UPDATE {role}.kmplog_schema SET version = 1 WHERE table_name = 'readings';"
+    ));
+    let mut upgraded = PostgresSink::open(&scratch.url()).expect("open again");
+    let mut newer = batch(6);
+    for stored in &mut newer {
+        stored.instance = Some("meters-2".to_owned());
+    }
+    deliver(&runtime, &mut upgraded, &newer).expect("delivery after the upgrade");
+    let instances = scratch.pg.query(&format!(
+        "SELECT key, instance FROM {role}.readings ORDER BY key"
+    ));
+    let instances: Vec<(String, Option<String>)> = instances
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let meters_2 = Some("meters-2".to_owned());
+    assert_eq!(
+        instances,
+        [
+            ("direct-1".to_owned(), None),
+            ("direct-2".to_owned(), None),
+            ("direct-3".to_owned(), None),
+            ("direct-4".to_owned(), None),
+            ("direct-5".to_owned(), meters_2.clone()),
+            ("direct-6".to_owned(), meters_2),
+        ],
+        "old rows kept, the same keys not stored twice, new rows with their instance"
+    );
+    assert_eq!(
+        scratch.pg.count(&format!(
+            "SELECT version::bigint FROM {role}.kmplog_schema WHERE table_name = 'readings'"
+        )),
+        2
+    );
 }
 
 #[test]

@@ -201,6 +201,7 @@ async fn seed_history(database: &Path) {
         batch.push(kmplog::outbox::Stored {
             seq: batch.len() as u64 + 1,
             key: format!("seed-{step}"),
+            instance: None,
             reading: Reading {
                 time,
                 bus: "boiler-room".to_owned(),
@@ -282,6 +283,13 @@ async fn check_the_console(client: &Client, api: &str, folder: &Path) {
         client,
         "the bus is connected",
         "[...document.querySelectorAll('.bus .state')].some(s => s.textContent === 'connected')",
+        limit,
+    )
+    .await;
+    wait_for(
+        client,
+        "no cluster panel without [cluster]",
+        "document.getElementById('cluster').hidden",
         limit,
     )
     .await;
@@ -1004,4 +1012,68 @@ async fn with_a_token_the_page_asks_for_it_once_and_sends_it() {
         std::panic::resume_unwind(failure.into_panic());
     }
     assert!(!run.stderr.contains(token), "the token is not logged");
+}
+
+/// In a cluster the console names every bus's owner: this instance's own
+/// and those of another instance.
+#[test]
+fn the_console_shows_who_owns_each_bus_in_a_cluster() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let Some(schema) = crate::cluster::Schema::new("web") else {
+        return;
+    };
+    let dir = Workdir::new();
+    let gateways = crate::cluster::Gateways::start(2, &dir);
+    let config = dir.write(
+        "kmplog.toml",
+        &schema.config("postgres", &gateways.addresses),
+    );
+    let (first, _first_dir) = crate::cluster::instance("first", &config);
+    let (second, _second_dir) = crate::cluster::instance("second", &config);
+    let api = first.api().to_owned();
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().expect("a profile folder");
+    // The schema's client blocks on a runtime of its own: the browser gets
+    // another, outside it.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let checks = runtime.block_on(async {
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+    let checks = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.goto(&format!("http://{api}/")).await.expect("open the page");
+            let rows = "[...document.querySelectorAll('#cluster tbody tr')].map(r => r.textContent)";
+            wait_for(
+                &client,
+                "one bus owned here, one by the other instance",
+                &format!(
+                    "!document.getElementById('cluster').hidden && {rows}.length === 2 \
+                     && {rows}.some(t => t.includes('first (this one)')) && {rows}.some(t => t.includes('second'))"
+                ),
+                Duration::from_secs(20),
+            )
+            .await;
+            let summary = client
+                .find(Locator::Css("#cluster-summary"))
+                .await
+                .expect("the summary")
+                .text()
+                .await
+                .expect("its text");
+            assert_eq!(
+                summary,
+                "Instance first of a cluster of first, second; coordinator ok."
+            );
+        }
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    checks
+    });
+    drop((first, second));
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
 }

@@ -241,7 +241,8 @@ pub fn config_topic(discovery: &str, node_id: &str, bus: &str, address: u8, name
 
 /// The JSON state of one reading: the exact value as text, its unit, the
 /// time in RFC 3339, the status and the outbox key; the natural form as
-/// `text` and the info code's `flags` where there are some.
+/// `text`, the info code's `flags` where there are some, and in a cluster
+/// the `instance` that read it.
 pub fn state_payload(stored: &Stored, model: Option<Model>) -> Json {
     let reading = &stored.reading;
     let mut payload = json!({
@@ -251,6 +252,9 @@ pub fn state_payload(stored: &Stored, model: Option<Model>) -> Json {
         "status": reading.status.as_str(),
         "key": stored.key,
     });
+    if let (Some(map), Some(instance)) = (payload.as_object_mut(), &stored.instance) {
+        map.insert("instance".to_owned(), Json::from(instance.as_str()));
+    }
     if let (Some(map), Some((value, unit))) = (payload.as_object_mut(), reading.value) {
         let entry = RegisterValue {
             register: reading.register,
@@ -543,6 +547,7 @@ mod tests {
         Stored {
             seq: 7,
             key: "00ff-7".to_owned(),
+            instance: None,
             reading: Reading {
                 time: test_time(),
                 bus: "boiler-room".to_owned(),
@@ -838,6 +843,9 @@ mod tests {
         assert_eq!(timeout["value"], Json::Null);
         assert_eq!(timeout["unit"], Json::Null);
         assert_eq!(timeout["status"], "timeout");
+        let mut in_a_cluster = stored("T1", 86, None, 0x25, Status::Timeout);
+        in_a_cluster.instance = Some("meters-2".to_owned());
+        assert_eq!(state_payload(&in_a_cluster, None)["instance"], "meters-2");
         let info = state_payload(
             &stored("INFO", 99, Some("3"), 0x00, Status::Ok),
             Some(Model::Multical603),

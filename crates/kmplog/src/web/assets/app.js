@@ -1,5 +1,6 @@
 // kmplog web console: the buses and their requests and meters from
-// GET /api/buses (every 2 s), live values from GET /api/readings/stream
+// GET /api/buses (every 2 s), who owns each bus in a [cluster] from
+// GET /api/cluster (as often), live values from GET /api/readings/stream
 // (server-sent events, read through fetch(): see connectLive), history
 // plots from GET /api/history; the queue editor is editor.js. Text from the
 // API goes into the page as text only (textContent), never as markup.
@@ -301,8 +302,34 @@ function renderBuses() {
   renderValues();
 }
 
+// In a cluster: this instance, the live members and every bus's owner
+// (the sections below are the buses this instance polls).
+const clusterTable = table('Owner of each bus', [['Bus'], ['Owner'], ['Lease token', 'number']]);
+
+async function refreshCluster() {
+  const container = document.getElementById('cluster');
+  const answer = await getJson('/api/cluster');
+  if (answer.instance === null) {
+    container.hidden = true;
+    return;
+  }
+  const members = answer.members.length > 0 ? answer.members.join(', ') : 'none';
+  const coordinator = answer.coordinator === 'ok' ? 'coordinator ok' : `coordinator: ${answer.coordinator}`;
+  const summary = `Instance ${answer.instance} of a cluster of ${members}; ${coordinator}.`;
+  clusterTable.body.replaceChildren(
+    ...answer.buses.map((bus) => el('tr', {},
+      cell(bus.bus),
+      cell(bus.owner === null ? 'nobody (free)' : bus.owner === answer.instance ? `${bus.owner} (this one)` : bus.owner),
+      cell(bus.token, 'number'))),
+  );
+  if (container.children.length === 0) container.append(el('p', { id: 'cluster-summary' }), clusterTable.wrap);
+  container.firstChild.textContent = summary;
+  container.hidden = false;
+}
+
 async function refreshBuses() {
   try {
+    await refreshCluster();
     const answer = await getJson('/api/buses');
     page.buses = answer.buses;
     const zone = answer.buses.map((bus) => bus.time_zone).find(Boolean);

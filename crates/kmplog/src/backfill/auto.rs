@@ -249,9 +249,12 @@ impl AutoBackfill {
         }
     }
 
-    /// Whether there is an exchange to make at `now`.
-    pub fn has_work(&self, state: &SharedState, now: Timestamp) -> bool {
-        self.next_work(state, now).is_some()
+    /// The request (its place in the queue) whose meter the exchange to
+    /// make at `now` is with, if there is one: its timeouts are the
+    /// exchange's.
+    pub fn next_request(&self, state: &SharedState, now: Timestamp) -> Option<usize> {
+        let (index, _) = self.next_work(state, now)?;
+        self.watches.get(index).map(|watch| watch.request)
     }
 
     /// Makes the next exchange, if any: the meter's clock or serial number,

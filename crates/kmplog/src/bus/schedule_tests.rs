@@ -204,6 +204,17 @@ fn start(
     origin: &str,
     zone: TimeZone,
 ) -> Started {
+    start_under(requests, opener, origin, zone, None)
+}
+
+/// [`start`], under `permit` when one is given.
+fn start_under(
+    requests: Vec<RequestConfig>,
+    opener: Arc<SimulatedLine>,
+    origin: &str,
+    zone: TimeZone,
+    permit: Option<crate::cluster::Permit>,
+) -> Started {
     let origin: Timestamp = origin.parse().unwrap();
     let config = BusConfig {
         name: "test".to_owned(),
@@ -221,8 +232,11 @@ fn start(
         events: events.clone(),
         readings: readings_sender,
         shutdown: shutdown.clone(),
-        permit: None,
+        permit: permit.clone(),
     };
+    if let Some(permit) = permit {
+        permit.attach(shutdown.clone());
+    }
     let state = SharedState::new(initial_state(&config));
     let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));
     Started {
@@ -1015,4 +1029,50 @@ fn a_backfill_cut_off_by_silence_goes_on_after_the_next_answered_poll() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 240, "each row's value once");
+}
+
+/// Under a permit, the line opens only when the connect (5 s, the default)
+/// ends before the deadline, and a poll on the open line only when its
+/// transaction (1.6 s) does: each step gets the room it needs, no more.
+#[tokio::test(start_paused = true)]
+async fn under_a_permit_the_connect_and_each_transaction_must_end_before_the_deadline() {
+    for (deadline_ms, opens, runs) in [
+        (4_999, 0, &[][..]),
+        (5_000, 1, &[0.0][..]),
+        (11_599, 1, &[0.0][..]),
+        (11_600, 1, &[0.0, 10.0][..]),
+    ] {
+        let opener = line(&[1], 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+        let permit = crate::cluster::Permit::new("test", 1, deadline);
+        let mut bus = start_under(
+            vec![request("poll", &[1], polling("10s"))],
+            Arc::clone(&opener),
+            ORIGIN,
+            TimeZone::UTC,
+            Some(permit.clone()),
+        );
+        // At the deadline the permit is revoked and the task stops by itself.
+        tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
+            .await
+            .expect("the bus stops at the deadline")
+            .unwrap();
+        assert!(permit.is_revoked());
+        assert_eq!(
+            opener.opens.load(Ordering::SeqCst),
+            opens,
+            "deadline {deadline_ms} ms"
+        );
+        let mut readings = Vec::new();
+        while let Ok(batch) = bus.readings.try_recv() {
+            readings.extend(batch.into_readings());
+        }
+        let run = Run {
+            readings,
+            logged_keys: Vec::new(),
+            origin: bus.origin,
+            state: bus.state,
+        };
+        check_runs(&run.runs_of("poll"), runs);
+    }
 }

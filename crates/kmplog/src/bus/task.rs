@@ -61,8 +61,9 @@ pub struct BusContext {
     pub readings: mpsc::UnboundedSender<Batch>,
     /// Stops the task.
     pub shutdown: CancellationToken,
-    /// In a cluster, the lease this bus is polled under: asked before each
-    /// transaction (see [`crate::cluster::lease`]); `None`: always allowed.
+    /// In a cluster, the lease this bus is polled under: asked before
+    /// opening the line and before each transaction, each with the room it
+    /// needs (see [`crate::cluster::lease`]); `None`: always allowed.
     pub permit: Option<crate::cluster::Permit>,
 }
 
@@ -71,8 +72,8 @@ struct Planned {
     config: RequestConfig,
     schedule: Schedule,
     next: Option<Timestamp>,
-    /// The longest one of its transactions can take, which a permit must
-    /// leave room for.
+    /// The longest one of its transactions on an open line can take, which
+    /// a permit must leave room for.
     longest: Duration,
 }
 
@@ -86,6 +87,9 @@ enum Side {
 /// The line and what it takes to reopen it.
 struct Connection {
     opener: Box<dyn Opener>,
+    /// The longest opening the line can take, which a permit must leave
+    /// room for.
+    longest_opening: Duration,
     /// What is known of the meters' optical ports on this line.
     wakefulness: Wakefulness,
     master: Option<Master<BoxedLine>>,
@@ -191,6 +195,7 @@ impl Bus {
             context.zone.clone(),
             opener.byte_time(),
         );
+        let longest_opening = crate::cluster::lease::longest_opening(&config);
         publish_plan(&state, &planned);
         state.lock().time_zone = context.zone.iana_name().map(str::to_owned);
         Bus {
@@ -200,6 +205,7 @@ impl Bus {
             planned,
             connection: Connection {
                 opener,
+                longest_opening,
                 wakefulness: Wakefulness::default(),
                 master: None,
                 opened_before: false,
@@ -218,16 +224,35 @@ impl Bus {
     /// open or opens; says whether it did.
     async fn backfill_step(&mut self) -> bool {
         let Bus {
+            planned,
             connection,
             state,
             context,
             backfill,
             ..
         } = self;
-        if context.shutdown.is_cancelled() || !backfill.has_work(state, context.clock.now()) {
+        if context.shutdown.is_cancelled() {
             return false;
         }
-        let Some(master) = connection.master(&context.clock, state).await else {
+        let Some(request) = backfill.next_request(state, context.clock.now()) else {
+            return false;
+        };
+        let permit = context.permit.as_ref();
+        if connection
+            .master(&context.clock, state, permit)
+            .await
+            .is_none()
+        {
+            return false;
+        }
+        // A backfill exchange uses its request's timeouts.
+        if let (Some(permit), Some(plan)) = (permit, planned.get(request))
+            && !permit.allows(plan.longest).await
+        {
+            connection.master = None;
+            return false;
+        }
+        let Some(master) = connection.master.as_mut() else {
             return false;
         };
         match backfill.step(master, state, &context.clock).await {
@@ -371,9 +396,9 @@ fn publish_plan(state: &SharedState, planned: &[Planned]) {
 
 /// Runs one request on every address in turn; each address's readings go
 /// to `check`, then on to the collector, as soon as they are read. Returns
-/// what the run's events and summary need of them. Under a permit, each
-/// transaction (`longest` at most) starts only when the permit allows it;
-/// a permit that says no ends the run there.
+/// what the run's events and summary need of them. Under a permit, opening
+/// the line and each transaction (`longest` at most) start only when the
+/// permit allows them; a permit that says no ends the run there.
 async fn run_request(
     bus: &BusConfig,
     request: &RequestConfig,
@@ -391,15 +416,20 @@ async fn run_request(
     let settings = MasterSettings::for_request(bus, request, connection.opener.byte_time());
     let mut record = RunRecord::default();
     for &address in &request.addresses {
-        if let Some(permit) = &context.permit
-            && !permit.allows(longest).await
+        let permit = context.permit.as_ref();
+        let open = connection
+            .master(&context.clock, state, permit)
+            .await
+            .is_some();
+        if let Some(permit) = permit
+            && (permit.is_revoked() || (open && !permit.allows(longest).await))
         {
             connection.master = None;
             break;
         }
         let start = context.clock.now();
         let asleep = connection.wakefulness.expects_asleep(address, start);
-        let outcome = match connection.master(&context.clock, state).await {
+        let outcome = match connection.master.as_mut() {
             Some(master) => {
                 master.set_settings(MasterSettings {
                     wake_timeout: asleep.then_some(WAKE_TIMEOUT),
@@ -544,14 +574,22 @@ fn record_exchange(state: &SharedState, exchange: &Exchange) {
 }
 
 impl Connection {
-    /// The open line, opening it if it is closed and its back-off has passed.
+    /// The open line, opening it if it is closed and its back-off has
+    /// passed; under a permit, only when the opening can end before the
+    /// deadline (`None` then, with the permit revoked).
     async fn master(
         &mut self,
         clock: &Clock,
         state: &SharedState,
+        permit: Option<&crate::cluster::Permit>,
     ) -> Option<&mut Master<BoxedLine>> {
         if self.master.is_none() {
             if self.retry_at.is_some_and(|at| clock.now() < at) {
+                return None;
+            }
+            if let Some(permit) = permit
+                && !permit.allows(self.longest_opening).await
+            {
                 return None;
             }
             match self.opener.open().await {

@@ -11,8 +11,9 @@
 //! the moment the line takes to close. ARCHITECTURE.md (Cluster) has the
 //! whole argument.
 //!
-//! A transaction starts only when it can end before the deadline
-//! ([`Permit::allows`]); when the deadline passes unrenewed the permit is
+//! Opening the line, and each transaction on it, starts only when it can
+//! end before the deadline ([`Permit::allows`], asked before each step with
+//! the room that step needs); when the deadline passes unrenewed the permit is
 //! revoked, which stops the bus's task between transactions, so its line
 //! is closed before anyone else may acquire the bus.
 
@@ -60,15 +61,24 @@ impl Timing {
     }
 }
 
-/// The longest one transaction of `request` on `bus` can take: opening
-/// the line, then every attempt's wait (the first one perhaps waking an
-/// optical port), the pauses before retries and the request's bytes on a
-/// paced line. A bus task asks for this much room before each transaction.
+/// The longest opening the line of `bus` can take: its connect timeout on
+/// TCP; a serial port or a UDP socket opens at once. A bus task asks for
+/// this much room before it opens the line.
+pub fn longest_opening(bus: &BusConfig) -> Duration {
+    match &bus.endpoint {
+        BusEndpoint::Tcp(settings) => settings.connect_timeout,
+        BusEndpoint::Serial(_) | BusEndpoint::Udp { .. } => Duration::ZERO,
+    }
+}
+
+/// The longest one transaction of `request` on an open line of `bus` can
+/// take: every attempt's wait (the first one perhaps waking an optical
+/// port), the pauses before retries and the request's bytes on a paced
+/// line. A bus task asks for this much room before each transaction.
 pub fn longest_transaction(bus: &BusConfig, request: &RequestConfig) -> Duration {
-    let (opening, byte_time) = match &bus.endpoint {
-        BusEndpoint::Tcp(settings) => (settings.connect_timeout, Duration::ZERO),
-        BusEndpoint::Serial(settings) => (Duration::ZERO, serial_byte_time(settings)),
-        BusEndpoint::Udp { .. } => (Duration::ZERO, Duration::ZERO),
+    let byte_time = match &bus.endpoint {
+        BusEndpoint::Serial(settings) => serial_byte_time(settings),
+        BusEndpoint::Tcp(_) | BusEndpoint::Udp { .. } => Duration::ZERO,
     };
     let registers: Vec<u16> = request.items.iter().map(|item| item.register).collect();
     let frame_bytes = kmp::message::Request::get_register(&registers).map_or(0, |get| {
@@ -82,7 +92,14 @@ pub fn longest_transaction(bus: &BusConfig, request: &RequestConfig) -> Duration
     let sending = byte_time.saturating_mul(u32::try_from(frame_bytes).unwrap_or(u32::MAX));
     let first = request.timeout.max(WAKE_TIMEOUT) + sending;
     let later = (request.timeout + sending + bus.retry_pause).saturating_mul(request.retries);
-    opening + first + later
+    first + later
+}
+
+/// The longest step a bus task takes under a permit for `request`: opening
+/// the line, or one transaction on it, whichever is longer. Each is
+/// checked on its own, so a lease needs room for the longer one only.
+pub fn longest_step(bus: &BusConfig, request: &RequestConfig) -> Duration {
+    longest_opening(bus).max(longest_transaction(bus, request))
 }
 
 fn serial_byte_time(settings: &SerialSettings) -> Duration {
@@ -229,8 +246,9 @@ impl Permit {
         }
     }
 
-    /// Waits until a transaction of `longest` can end before the deadline
-    /// (a renewal may push it), and says yes; says no once the permit is
+    /// Waits until a step of `longest` (opening the line, or a
+    /// transaction) can end before the deadline (a renewal may push it),
+    /// and says yes; says no once the permit is
     /// revoked or its deadline has passed: the bus must stop.
     pub async fn allows(&self, longest: Duration) -> bool {
         let mut changes = self.0.deadline.subscribe();
@@ -349,22 +367,78 @@ mod tests {
         assert!(stop.is_cancelled());
     }
 
+    fn one_request(text: &str) -> crate::config::Config {
+        crate::config::parse(text, "kmplog.toml").unwrap().0
+    }
+
     #[test]
-    fn the_longest_transaction_counts_the_connect_every_attempt_and_the_pauses() {
-        let config = crate::config::parse(
+    fn the_longest_transaction_counts_every_attempt_and_the_pauses_but_not_the_connect() {
+        let config = one_request(
             "[[bus]]\nname = \"b\"\ntcp = \"h:1\"\nconnect_timeout_ms = 1000\nretry_pause_ms = 100\n\
              [[bus.request]]\ndescription = \"r\"\naddresses = \"1\"\nitems = [\"T1\"]\npolling = \"5s\"\n\
              timeout_ms = 500\nretries = 2\n",
-            "kmplog.toml",
-        )
-        .unwrap()
-        .0;
+        );
         let bus = &config.buses[0];
-        // 1 s to connect, the first attempt as long as a wake-up wait
-        // allows, two more of 0.5 s after 0.1 s each.
-        let expected = Duration::from_secs(1)
-            + WAKE_TIMEOUT.max(Duration::from_millis(500))
-            + Duration::from_millis(1_200);
-        assert_eq!(longest_transaction(bus, &bus.requests[0]), expected);
+        let request = &bus.requests[0];
+        // The first attempt as long as a wake-up wait allows, two more of
+        // 0.5 s after 0.1 s each.
+        let transaction =
+            WAKE_TIMEOUT.max(Duration::from_millis(500)) + Duration::from_millis(1_200);
+        assert_eq!(longest_transaction(bus, request), transaction);
+        assert_eq!(longest_opening(bus), Duration::from_secs(1));
+        assert_eq!(longest_step(bus, request), transaction);
+    }
+
+    #[test]
+    fn with_the_defaults_the_longest_step_is_the_connect_and_fits_the_default_lease_twice() {
+        let config = one_request(
+            "[[bus]]\nname = \"b\"\ntcp = \"h:1\"\n\
+             [[bus.request]]\ndescription = \"r\"\naddresses = \"1\"\nitems = [\"T1\"]\npolling = \"5s\"\n",
+        );
+        let bus = &config.buses[0];
+        let request = &bus.requests[0];
+        // Reply 1.6 s, one retry 1.8 s more.
+        assert_eq!(
+            longest_transaction(bus, request),
+            Duration::from_millis(3_400)
+        );
+        assert_eq!(longest_step(bus, request), Duration::from_secs(5));
+        assert!(longest_step(bus, request) * 2 <= DEFAULT_LEASE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connect_or_a_transaction_started_just_before_the_deadline_waits_and_stops() {
+        let start = Instant::now();
+        let permit = Permit::new("b", 1, timing().deadline(start));
+        let (connect, transaction) = (Duration::from_secs(1), Duration::from_millis(600));
+        // 2.7 s of room: a connect may start until 1.7 s, a transaction
+        // until 2.1 s, each measured by what it needs.
+        tokio::time::sleep(Duration::from_millis(1_700)).await;
+        assert!(permit.allows(connect).await);
+        assert_eq!(Instant::now() - start, Duration::from_millis(1_700));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let connecting = tokio::spawn({
+            let permit = permit.clone();
+            async move { (permit.allows(connect).await, Instant::now()) }
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!connecting.is_finished(), "no connect 1 ms too late");
+        assert!(permit.allows(transaction).await, "a transaction still fits");
+        tokio::time::sleep_until(start + Duration::from_millis(2_101)).await;
+        let late = tokio::spawn({
+            let permit = permit.clone();
+            async move { (permit.allows(transaction).await, Instant::now()) }
+        });
+        let (allowed, at) = late.await.unwrap();
+        assert!(!allowed, "no transaction 1 ms too late");
+        assert_eq!(
+            at - start,
+            Duration::from_millis(2_700),
+            "it waited for a renewal"
+        );
+        let (allowed, at) = connecting.await.unwrap();
+        assert!(!allowed);
+        assert_eq!(at - start, Duration::from_millis(2_700));
+        assert!(permit.is_revoked());
     }
 }

@@ -246,9 +246,10 @@ fn lease(cx: &mut Context<'_>, field: &Field<'_, '_>) -> Option<Duration> {
     Some(lease)
 }
 
-/// Whether `lease` is at least twice the longest transaction of any bus;
-/// if not, says so at `span` (the lease, or `[cluster]` when it is left
-/// out).
+/// Whether `lease` is at least twice the longest step of any bus: opening
+/// its line, or one transaction on the open line (a permit is asked before
+/// each on its own); if not, says so at `span` (the lease, or `[cluster]`
+/// when it is left out).
 fn room_for_transactions(
     cx: &mut Context<'_>,
     span: Range<usize>,
@@ -264,7 +265,7 @@ fn room_for_transactions(
                 .filter(|request| request.send)
                 .map(move |request| {
                     (
-                        crate::cluster::lease::longest_transaction(bus, request),
+                        crate::cluster::lease::longest_step(bus, request),
                         bus,
                         request,
                     )
@@ -274,18 +275,26 @@ fn room_for_transactions(
     if let Some((longest, bus, request)) = longest
         && longest * 2 > lease
     {
+        let (step, shorten) = if crate::cluster::lease::longest_opening(bus) == longest {
+            ("connecting its line", "the bus's connect_timeout_ms")
+        } else {
+            (
+                "its longest transaction",
+                "the request's timeout_ms or retries",
+            )
+        };
         cx.error(
             span,
             format!(
-                "lease {}s is too short for request '{}' of bus {}, whose longest transaction takes {:.1} s: \
-                 a lease must be at least twice that",
+                "lease {}s is too short for request '{}' of bus {}: {step} takes up to {:.1} s, \
+                 and a lease must be at least twice that",
                 lease.as_secs_f64(),
                 request.description,
                 bus.name,
                 longest.as_secs_f64()
             ),
             format!(
-                "lengthen the lease, for example lease = \"{}s\", or shorten the request's timeout_ms or retries",
+                "lengthen the lease, for example lease = \"{}s\", or shorten {shorten}",
                 (longest * 2).as_secs() + 1
             ),
         );

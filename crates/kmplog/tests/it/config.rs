@@ -38,6 +38,24 @@ fn check_accepts_the_example() {
     assert_eq!(run.stderr, "");
 }
 
+/// A working file needs only a coordinator to run in a cluster: the
+/// default lease has room for the default timeouts.
+#[test]
+fn check_accepts_the_example_with_only_a_coordinator_added() {
+    let (_directory, path) = copy_of_example();
+    let clustered = format!(
+        "{}\n[cluster]\ncoordinator = \"postgres://kmplog@db.example.net/meters\"\n",
+        text(&path)
+    );
+    fs::write(&path, clustered).expect("write");
+    let run = run_kmplog(&["check", arg(&path)]).ok();
+    assert!(
+        run.stdout.ends_with(": OK (2 buses, 4 requests)\n"),
+        "{run:#?}"
+    );
+    assert_eq!(run.stderr, "");
+}
+
 #[test]
 fn check_lists_every_mistake_with_its_place() {
     let directory = tempfile::tempdir().expect("temporary directory");

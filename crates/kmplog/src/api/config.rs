@@ -304,6 +304,7 @@ fn request_json(request: &RequestConfig) -> JsonValue {
         "on_no_data": on_no_data,
         "no_data_after": no_data_after,
         "reads_per_day": request.reads_per_day,
+        "backfill": request.backfill.and_then(kmp::logger::Logger::name),
         "thresholds": thresholds,
     })
 }
@@ -410,6 +411,8 @@ struct RequestFields {
     no_data_after: Option<String>,
     /// A number as typed; `""` removes it.
     reads_per_day: Option<String>,
+    /// The logger to backfill from (`"hourly"`, `"daily"`); `""` removes it.
+    backfill: Option<String>,
     /// Replaces every threshold.
     thresholds: Option<Vec<ThresholdField>>,
 }
@@ -654,6 +657,7 @@ impl RequestFields {
             ("on_info_flag", &self.on_info_flag),
             ("on_no_data", &self.on_no_data),
             ("no_data_after", &self.no_data_after),
+            ("backfill", &self.backfill),
         ] {
             if let Some(text) = text {
                 keys.push(text_or_removed(key, text));

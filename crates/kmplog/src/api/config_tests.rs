@@ -167,6 +167,7 @@ async fn the_configuration_is_given_as_the_editor_edits_it() {
             "on_no_data": null,
             "no_data_after": null,
             "reads_per_day": null,
+            "backfill": null,
             "thresholds": [],
         })
     );
@@ -344,6 +345,7 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
             "on_no_data": "silent",
             "no_data_after": "1h",
             "reads_per_day": "1440",
+            "backfill": "hourly",
             "items": [{ "register": "E1" }, { "register": "T1" }],
             "thresholds": [{ "item": "T1", "above": "90.00", "event": "hot" }],
         }},
@@ -379,6 +381,8 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
         (&json!("silent"), &json!("1h"))
     );
     assert_eq!(request["reads_per_day"], 1440);
+    assert_eq!(request["backfill"], "hourly");
+    assert!(text.contains("backfill = \"hourly\""), "{text}");
     assert_eq!(
         request["thresholds"],
         json!([{ "item": "T1", "above": "90.00", "below": null, "event": "hot" }])
@@ -391,7 +395,7 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
     let edits = json!({ "version": version, "edits": [
         { "op": "set_bus", "bus": "heat", "fields": { "kind": "serial", "address": path, "baud": 2400 } },
         { "op": "set", "bus": "heat", "request": 1, "fields": {
-            "model": "", "on_failure": "", "on_no_data": "", "no_data_after": "", "reads_per_day": "", "thresholds": [],
+            "model": "", "on_failure": "", "on_no_data": "", "no_data_after": "", "reads_per_day": "", "backfill": "", "thresholds": [],
         }},
     ]});
     let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
@@ -404,6 +408,7 @@ async fn a_bus_line_and_a_requests_model_events_limits_and_thresholds_are_edited
         "on_",
         "no_data_after",
         "reads_per_day",
+        "backfill",
         "threshold",
     ] {
         assert!(!text.contains(gone), "{gone} left:\n{text}");
@@ -452,6 +457,31 @@ async fn mistakes_in_the_line_and_the_event_keys_are_at_their_fields() {
     );
     assert_eq!((&at[2].0, &at[2].1), (&json!(0), &json!("threshold")));
     assert_eq!(at[2].2, "`T9` is not an item of this request");
+    assert_eq!(editor.text(), FILE, "nothing saved");
+}
+
+#[tokio::test]
+async fn a_backfill_from_no_such_logger_is_a_mistake_at_its_field() {
+    let editor = editor();
+    let version = version(&editor.state).await;
+    let edits = json!({ "version": version, "edits": [
+        { "op": "set", "bus": "heat", "request": 1, "fields": { "backfill": "weekly" } },
+    ]});
+    let (status, answer) = call(&editor.state, "PUT", "/api/config", Some(edits), &[]).await;
+    assert_eq!(status, 422, "{answer}");
+    let mistake = &answer["diagnostics"][0];
+    assert_eq!(
+        (&mistake["request"], &mistake["field"]),
+        (&json!(0), &json!("backfill")),
+        "{answer}"
+    );
+    assert!(
+        mistake["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("`backfill` must be one of hourly, daily, not `weekly`"),
+        "{answer}"
+    );
     assert_eq!(editor.text(), FILE, "nothing saved");
 }
 

@@ -858,6 +858,7 @@ async fn check_the_line_and_request_options(
         .expect("Add threshold");
     type_into(client, "#threshold-0-above", "1000.00").await;
     type_into(client, "#threshold-0-event", "too-hot").await;
+    check_the_backfill_choice(client).await;
 
     element(client, "[data-bus-line=\"0\"] summary")
         .await
@@ -884,10 +885,19 @@ async fn check_the_line_and_request_options(
         "on_failure = \"slow-failed\"".to_owned(),
         "[[bus.request.threshold]]\nitem = \"T2\"\nabove = \"1000.00\"\nevent = \"too-hot\""
             .to_owned(),
+        "backfill = \"hourly\"".to_owned(),
         EDITED_FILE_COMMENT.to_owned(),
     ] {
         assert!(saved.contains(&written), "{written:?} not in:\n{saved}");
     }
+    let shown = client
+        .execute(
+            "return document.getElementById('sheet-backfill')?.value ?? null;",
+            vec![],
+        )
+        .await
+        .expect("the backfill shown");
+    assert_eq!(shown, json!("hourly"), "the saved choice is shown");
     // With the first gateway gone, new readings can only come from the other.
     drop(gateways.first);
     let database = workdir.join("kmplog.db");
@@ -908,6 +918,54 @@ async fn check_the_line_and_request_options(
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// The request's backfill, a labelled choice of the meter's loggers: on a
+/// request that only listens it is a mistake, shown at its field; sent
+/// again, Hourly is what the file gets.
+async fn check_the_backfill_choice(client: &Client) {
+    let choice = client
+        .execute(
+            "const select = document.getElementById('sheet-backfill');
+             return [document.querySelector('label[for=sheet-backfill]').textContent,
+                 select.value, [...select.options].map((option) => option.text)];",
+            vec![],
+        )
+        .await
+        .expect("the backfill field");
+    assert_eq!(
+        choice,
+        json!([
+            "Backfill from the meter's logger",
+            "",
+            ["Off", "Hourly", "Daily"]
+        ])
+    );
+    element(client, "#sheet-send")
+        .await
+        .click()
+        .await
+        .expect("listen only");
+    element(client, "#sheet-backfill")
+        .await
+        .select_by_label("Hourly")
+        .await
+        .expect("choose Hourly");
+    wait_for(
+        client,
+        "the mistake shows at the backfill",
+        "document.getElementById('sheet-backfill').getAttribute('aria-invalid') === 'true'
+         && document.getElementById('sheet-backfill').closest('.field').querySelector('.field-error')
+              .textContent.startsWith('`backfill` on a request that only listens')
+         && document.getElementById('save').disabled",
+        Duration::from_secs(10),
+    )
+    .await;
+    element(client, "#sheet-send")
+        .await
+        .click()
+        .await
+        .expect("send again");
 }
 
 async fn save_screenshot_of_editor(client: &Client, folder: &Path) {

@@ -18,6 +18,8 @@ const METHODS = [
   ['event', 'Event'],
 ];
 const UNITS = ['ms', 's', 'min', 'h'];
+// The meter's loggers a request may backfill from by itself: `backfill`.
+const BACKFILLS = [['', 'Off'], ['hourly', 'Hourly'], ['daily', 'Daily']];
 const MAX_ITEMS = 8;
 // The keys of a request whose mistakes show at a field of the sheet.
 const FIELD_OF_KEY = {
@@ -26,7 +28,7 @@ const FIELD_OF_KEY = {
   once: 'method', polling: 'interval', at: 'times', cron: 'cron', event: 'event',
   on_complete: 'on_complete', on_failure: 'on_failure', on_info_flag: 'on_info_flag',
   on_no_data: 'on_no_data', no_data_after: 'no_data_after', reads_per_day: 'reads_per_day',
-  threshold: 'thresholds',
+  backfill: 'backfill', threshold: 'thresholds',
 };
 // The keys of a bus whose mistakes show at a field of its line.
 const BUS_FIELD_OF_KEY = {
@@ -341,7 +343,7 @@ function addRequestTo(busIndex) {
     description, send: true, addresses: '1', model: null, timeout_ms: 1600, retries: 1,
     items: [{ register: '1001', export_name: '' }], method: { kind: 'once' },
     on_complete: null, on_failure: null, on_info_flag: null, on_no_data: null,
-    no_data_after: null, reads_per_day: null, thresholds: [],
+    no_data_after: null, reads_per_day: null, backfill: null, thresholds: [],
   });
   edit({ op: 'add', bus: bus.name, description });
   editor.selected = { bus: busIndex, request: bus.requests.length - 1 };
@@ -455,7 +457,11 @@ function renderSheet(place) {
   noDataAfter.addEventListener('input', () => { request.no_data_after = noDataAfter.value; setField(place, { no_data_after: noDataAfter.value }); });
   const readsPerDay = input({ value: request.reads_per_day ?? '', inputmode: 'numeric', placeholder: 'no limit' });
   readsPerDay.addEventListener('input', () => { request.reads_per_day = readsPerDay.value; setField(place, { reads_per_day: readsPerDay.value }); });
-  sheet.append(field('no_data_after', 'No data after', noDataAfter), field('reads_per_day', 'Reads per day (budget)', readsPerDay));
+  const backfill = el('select', {}, ...BACKFILLS.map(([value, text]) => el('option', { value, text })));
+  backfill.value = request.backfill || '';
+  backfill.addEventListener('change', () => { request.backfill = backfill.value || null; setField(place, { backfill: backfill.value }); });
+  sheet.append(field('no_data_after', 'No data after', noDataAfter), field('reads_per_day', 'Reads per day (budget)', readsPerDay),
+    field('backfill', "Backfill from the meter's logger", backfill));
   sheet.append(renderThresholds(place, request));
 
   // When it runs.

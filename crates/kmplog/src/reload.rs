@@ -7,7 +7,9 @@
 //! task, its line and its counters; a changed bus is asked to stop, which
 //! its task does between transactions, so the one in flight ends and its
 //! readings are handed on, and then starts again on its new queue with its
-//! counters carried over; a removed bus stops the same way; a new bus
+//! counters carried over, and what its backfills knew (an outage under
+//! way, gaps not yet read) for the requests whose meter, registers and
+//! logger stayed the same; a removed bus stops the same way; a new bus
 //! starts. The collector, the outbox and the sinks are not touched, so no
 //! reading is lost. Sinks and the time zone are opened once at the start:
 //! a change to them is reported as needing a restart, not half applied.
@@ -20,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::backfill::auto::BackfillMemory;
 use crate::bus::events::EventRouter;
 use crate::bus::state::{BusList, BusState, SharedState};
 use crate::bus::task::{BusContext, initial_state, run_bus};
@@ -257,7 +260,8 @@ struct Running {
     config: BusConfig,
     state: SharedState,
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    /// Ends with what a polling bus's backfills know.
+    task: JoinHandle<Option<BackfillMemory>>,
     /// The lease it runs under, in a cluster.
     permit: Option<crate::cluster::Permit>,
 }
@@ -287,7 +291,7 @@ impl RunningBuses {
             permits: HashMap::new(),
         };
         for bus in buses {
-            let started = running.spawn(bus.clone(), SharedState::new(initial_state(bus)));
+            let started = running.spawn(bus.clone(), SharedState::new(initial_state(bus)), None);
             running.running.push(started);
         }
         running.publish();
@@ -350,7 +354,14 @@ impl RunningBuses {
         self.list.clone()
     }
 
-    fn spawn(&self, config: BusConfig, state: SharedState) -> Running {
+    /// Starts a task for bus `config`, going on from `memory`, what an
+    /// earlier task of it knew of its backfills.
+    fn spawn(
+        &self,
+        config: BusConfig,
+        state: SharedState,
+        memory: Option<BackfillMemory>,
+    ) -> Running {
         let mut context = self.context.clone();
         context.shutdown = self.context.shutdown.child_token();
         let stop = context.shutdown.clone();
@@ -360,13 +371,14 @@ impl RunningBuses {
         }
         context.permit.clone_from(&permit);
         let task = if sends(&config) {
-            tokio::spawn(run_bus(config.clone(), state.clone(), context))
+            let run = run_bus(config.clone(), state.clone(), context, memory);
+            tokio::spawn(async move { Some(run.await) })
         } else {
-            tokio::spawn(crate::bus::passive::run_passive(
-                config.clone(),
-                state.clone(),
-                context,
-            ))
+            let run = crate::bus::passive::run_passive(config.clone(), state.clone(), context);
+            tokio::spawn(async move {
+                run.await;
+                None
+            })
         };
         Running {
             config,
@@ -397,7 +409,7 @@ impl RunningBuses {
             .collect();
         // Every bus that stops is asked at once, so that the slowest
         // transaction in flight is all the reload waits for.
-        let mut stopped: HashMap<String, BusState> = HashMap::new();
+        let mut stopped: HashMap<String, (BusState, Option<BackfillMemory>)> = HashMap::new();
         for change in &changes {
             if let BusChange::Changed(name, _) | BusChange::Removed(name) = change
                 && let Some(bus) = running.get(name)
@@ -409,9 +421,10 @@ impl RunningBuses {
             if let BusChange::Changed(name, _) | BusChange::Removed(name) = change
                 && let Some(bus) = running.remove(name)
             {
-                // A bus task that panicked has said so; its state is kept.
-                let _ = bus.task.await;
-                stopped.insert(name.clone(), bus.state.snapshot());
+                // A bus task that panicked has said so; its state is kept,
+                // its backfills' memory is lost.
+                let memory = bus.task.await.ok().flatten();
+                stopped.insert(name.clone(), (bus.state.snapshot(), memory));
             }
         }
         // Routed only now: an event that comes while the old tasks finish
@@ -428,15 +441,18 @@ impl RunningBuses {
                 }
                 BusChange::Changed(name, what) => {
                     let mut state = initial_state(bus);
-                    if let Some(before) = stopped.get(name) {
-                        carry_over(before, &mut state);
+                    let mut memory = None;
+                    if let Some((before, backfills)) = stopped.remove(name) {
+                        carry_over(&before, &mut state);
+                        memory = backfills;
                     }
-                    let started = self.spawn(bus.clone(), SharedState::new(state));
+                    let started = self.spawn(bus.clone(), SharedState::new(state), memory);
                     self.running.push(started);
                     report.changed.push((name.clone(), what.clone()));
                 }
                 BusChange::Added(name) => {
-                    let started = self.spawn(bus.clone(), SharedState::new(initial_state(bus)));
+                    let started =
+                        self.spawn(bus.clone(), SharedState::new(initial_state(bus)), None);
                     self.running.push(started);
                     report.added.push(name.clone());
                 }

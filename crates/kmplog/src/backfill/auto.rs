@@ -34,7 +34,9 @@
 //! [`HEAD_TRIES`] times, each time after a poll the meter answered, too.
 //! Either is one warning, and the bus does not ask again; polling goes on.
 //! A read that a new outage cuts off keeps its place and goes on after the
-//! next poll the meter answers; gaps wait their turn in order.
+//! next poll the meter answers; gaps wait their turn in order. A reload
+//! that restarts the bus hands all this on to its new task
+//! ([`BackfillMemory`]).
 
 use std::collections::VecDeque;
 
@@ -53,7 +55,7 @@ use crate::bus::meters::{reads_on, record_read};
 use crate::bus::state::SharedState;
 use crate::bus::{Master, MasterSettings, Outcome};
 use crate::clock::Clock;
-use crate::config::{BusConfig, RequestConfig};
+use crate::config::{BusConfig, BusEndpoint, RequestConfig};
 use crate::reading::{Reading, Status};
 use crate::transport::{Line, TransportError};
 
@@ -70,12 +72,23 @@ const CLOCK_REGISTERS: [u16; 2] = [DATE_REGISTER, TIME_REGISTER];
 /// The automatic backfills of one bus.
 pub struct AutoBackfill {
     bus: String,
+    /// The bus's line: what is known of its meters holds on it only.
+    endpoint: BusEndpoint,
     zone: TimeZone,
     watches: Vec<Watch>,
     meters: Vec<MeterClock>,
     /// Every request's addresses and schedule, for the reads the polls
     /// still need on a day.
     schedules: Vec<(Vec<u8>, Schedule)>,
+}
+
+/// What the backfills of a bus know, handed from its task to the one that
+/// replaces it when a reload changes the bus, so that an outage under way
+/// or a gap not yet read is not forgotten.
+pub struct BackfillMemory {
+    endpoint: BusEndpoint,
+    watches: Vec<Watch>,
+    meters: Vec<MeterClock>,
 }
 
 /// What the backfills know of one meter.
@@ -202,10 +215,59 @@ impl AutoBackfill {
         }
         AutoBackfill {
             bus: bus.name.clone(),
+            endpoint: bus.endpoint.clone(),
             zone,
             watches,
             meters,
             schedules,
+        }
+    }
+
+    /// What the backfills know, for the task that takes the bus over after
+    /// a reload.
+    pub fn into_memory(self) -> BackfillMemory {
+        BackfillMemory {
+            endpoint: self.endpoint,
+            watches: self.watches,
+            meters: self.meters,
+        }
+    }
+
+    /// Takes over what the bus's previous task knew (see
+    /// [`BackfillMemory`]), for each meter of a request whose address,
+    /// registers and logger are the same: the outage it was in, the gaps
+    /// waiting, the read in progress, a logger found missing. What was
+    /// learnt of the meters themselves (serial number, clock) is kept only
+    /// on the same line: on another, address 1 may be another meter.
+    pub fn adopt(&mut self, memory: BackfillMemory) {
+        let BackfillMemory {
+            endpoint,
+            mut watches,
+            mut meters,
+        } = memory;
+        for watch in &mut self.watches {
+            let Some(at) = watches.iter().position(|old| {
+                old.address == watch.address
+                    && old.logger == watch.logger
+                    && old.registers == watch.registers
+            }) else {
+                continue;
+            };
+            let old = watches.swap_remove(at);
+            *watch = Watch {
+                request: watch.request,
+                model: watch.model,
+                settings: watch.settings.clone(),
+                ..old
+            };
+        }
+        if endpoint != self.endpoint {
+            return;
+        }
+        for meter in &mut self.meters {
+            if let Some(at) = meters.iter().position(|old| old.address == meter.address) {
+                *meter = meters.swap_remove(at);
+            }
         }
     }
 

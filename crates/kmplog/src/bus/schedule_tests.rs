@@ -17,6 +17,7 @@ use super::EchoMode;
 use super::events::EventRouter;
 use super::state::SharedState;
 use super::task::{BusContext, initial_state, run_bus_on};
+use crate::backfill::auto::BackfillMemory;
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, Item, RequestConfig};
 use crate::reading::{Batch, Reading, Status};
@@ -192,7 +193,7 @@ struct Started {
     readings: mpsc::UnboundedReceiver<Batch>,
     events: EventRouter,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<BackfillMemory>,
     origin: Timestamp,
     state: SharedState,
 }
@@ -204,16 +205,18 @@ fn start(
     origin: &str,
     zone: TimeZone,
 ) -> Started {
-    start_under(requests, opener, origin, zone, None)
+    start_under(requests, opener, origin, zone, None, None)
 }
 
-/// [`start`], under `permit` when one is given.
+/// [`start`], under `permit` when one is given, going on from what an
+/// earlier task knew of its backfills (`memory`).
 fn start_under(
     requests: Vec<RequestConfig>,
     opener: Arc<SimulatedLine>,
     origin: &str,
     zone: TimeZone,
     permit: Option<crate::cluster::Permit>,
+    memory: Option<BackfillMemory>,
 ) -> Started {
     let origin: Timestamp = origin.parse().unwrap();
     let config = BusConfig {
@@ -238,7 +241,13 @@ fn start_under(
         permit.attach(shutdown.clone());
     }
     let state = SharedState::new(initial_state(&config));
-    let task = tokio::spawn(run_bus_on(config, Box::new(opener), state.clone(), context));
+    let task = tokio::spawn(run_bus_on(
+        config,
+        Box::new(opener),
+        state.clone(),
+        context,
+        memory,
+    ));
     Started {
         readings,
         events,
@@ -1051,6 +1060,7 @@ async fn under_a_permit_the_connect_and_each_transaction_must_end_before_the_dea
             ORIGIN,
             TimeZone::UTC,
             Some(permit.clone()),
+            None,
         );
         // At the deadline the permit is revoked and the task stops by itself.
         tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
@@ -1075,4 +1085,79 @@ async fn under_a_permit_the_connect_and_each_transaction_must_end_before_the_dea
         };
         check_runs(&run.runs_of("poll"), runs);
     }
+}
+
+/// A bus restarted by a reload in the middle of an outage (here: a
+/// request added before the backfilled one, which moves it in the queue)
+/// goes on from what its previous task knew: the rows the logger kept
+/// through the outage are read after the recovery. Without that memory
+/// the new task never saw the meter answer before, and reads nothing; nor
+/// does it for a request whose registers changed (another read).
+/// (Logs captured, as the other backfill test's are: a callsite first met
+/// on a thread without a subscriber could be shut off for that test.)
+#[test]
+fn a_bus_restarted_during_an_outage_still_backfills_it() {
+    for (carried, same_registers) in [(true, true), (true, false), (false, true)] {
+        let (keys, lines) = crate::logging::capture(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap()
+                .block_on(restarted_during_an_outage(carried, same_registers))
+        });
+        let goes_on = carried && same_registers;
+        // Three hourly rows, E1 and V1 of each.
+        let expected = if goes_on { 6 } else { 0 };
+        assert_eq!(
+            keys.len(),
+            expected,
+            "carried {carried}, same registers {same_registers}: {keys:?}\n{lines}"
+        );
+        assert_eq!(
+            lines.matches("backfill finished").count(),
+            usize::from(goes_on),
+            "{lines}"
+        );
+    }
+}
+
+/// The keys of the logged readings of a bus restarted 2 h into a run, 1 h
+/// 30 min into an outage, with the first task's backfill memory or not,
+/// reading the same registers after the restart or E1 alone.
+async fn restarted_during_an_outage(carried: bool, same_registers: bool) -> Vec<String> {
+    let (mut poll, opener) = backfilled(Duration::from_secs(3 * 3600 + 30 * 60), None);
+    let first = start(
+        vec![poll.clone()],
+        Arc::clone(&opener),
+        ORIGIN,
+        TimeZone::UTC,
+    );
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    first.shutdown.cancel();
+    let memory = first.task.await.unwrap();
+    if !same_registers {
+        poll.items.truncate(1);
+    }
+    let other = request("other", &[63], polling("1h"));
+    let mut second = start_under(
+        vec![other, poll],
+        opener,
+        "2026-11-25T02:00:00Z",
+        TimeZone::UTC,
+        None,
+        carried.then_some(memory),
+    );
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    second.shutdown.cancel();
+    second.task.await.unwrap();
+    let mut keys = Vec::new();
+    while let Ok(batch) = second.readings.try_recv() {
+        if let Batch::Logged(logged) = batch {
+            keys.extend(logged.into_iter().map(|(key, _)| key));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
 }

@@ -33,7 +33,7 @@ use super::master::{Exchange, LineFault, Master, MasterSettings, Outcome};
 use super::meters::{meters_of, record_readings};
 use super::state::{BusState, RequestState, SharedState, method_in_words};
 use super::wake::{Answer, WAKE_TIMEOUT, Wakefulness};
-use crate::backfill::auto::AutoBackfill;
+use crate::backfill::auto::{AutoBackfill, BackfillMemory};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
 use crate::reading::{Batch, CounterGuard, Reading, Reply, Status};
@@ -98,22 +98,32 @@ struct Connection {
     retry_at: Option<Timestamp>,
 }
 
-/// Runs one bus until shutdown.
-pub async fn run_bus(config: BusConfig, state: SharedState, context: BusContext) {
+/// Runs one bus until shutdown, going on from what an earlier task of it
+/// knew of its backfills (`memory`); gives what its own know.
+pub async fn run_bus(
+    config: BusConfig,
+    state: SharedState,
+    context: BusContext,
+    memory: Option<BackfillMemory>,
+) -> BackfillMemory {
     let endpoint = endpoint_of(&config.endpoint);
-    run_bus_on(config, Box::new(endpoint), state, context).await;
+    run_bus_on(config, Box::new(endpoint), state, context, memory).await
 }
 
-/// Runs one bus on the line `opener` opens, until shutdown.
+/// Runs one bus on the line `opener` opens, until shutdown: [`run_bus`].
 pub async fn run_bus_on(
     config: BusConfig,
     opener: Box<dyn Opener>,
     state: SharedState,
     context: BusContext,
-) {
+    memory: Option<BackfillMemory>,
+) -> BackfillMemory {
     let mut bus = Bus::new(config, opener, state, context);
+    if let Some(memory) = memory {
+        bus.backfill.adopt(memory);
+    }
     let shutdown = bus.context.shutdown.clone();
-    loop {
+    'running: loop {
         let now = bus.context.clock.now();
         let due: Vec<usize> = bus
             .planned
@@ -129,7 +139,7 @@ pub async fn run_bus_on(
             }
             let wake = bus.planned.iter().filter_map(|plan| plan.next).min();
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => break 'running,
                 () = sleep_until_option(&bus.context.clock, wake) => {}
                 () = bus.inbox.arrived() => {}
             }
@@ -138,7 +148,7 @@ pub async fn run_bus_on(
         }
         for index in due {
             if shutdown.is_cancelled() {
-                return;
+                break 'running;
             }
             bus.run(index).await;
             // An event waits for the request in progress, not for the round.
@@ -148,6 +158,7 @@ pub async fn run_bus_on(
             bus.backfill_step().await;
         }
     }
+    bus.backfill.into_memory()
 }
 
 /// One bus while it runs: its queue, its line and what it remembers.

@@ -948,29 +948,22 @@ async fn a_backfill_waits_when_the_day_has_no_reads_to_spare() {
 
 #[test]
 fn a_meter_without_loggers_is_said_once_and_polled_on() {
-    let (run, lines) = crate::logging::capture(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(async {
-                let opener = line_of(
-                    vec![Meter::new(63, Model::Multical603).without_loggers()],
-                    0,
-                    LineConfig::default(),
-                );
-                cut(&opener, Duration::from_secs(3 * 3600));
-                run(
-                    vec![backfilled_poll(None)],
-                    opener,
-                    ORIGIN,
-                    TimeZone::UTC,
-                    Duration::from_secs(6 * 3600),
-                    &[],
-                )
-                .await
-            })
+    let (run, lines) = with_logs_on_paused_time(async {
+        let opener = line_of(
+            vec![Meter::new(63, Model::Multical603).without_loggers()],
+            0,
+            LineConfig::default(),
+        );
+        cut(&opener, Duration::from_secs(3 * 3600));
+        run(
+            vec![backfilled_poll(None)],
+            opener,
+            ORIGIN,
+            TimeZone::UTC,
+            Duration::from_secs(6 * 3600),
+            &[],
+        )
+        .await
     });
     on_the_grid(&run, 6 * 3600 - 600);
     assert!(!run.readings.iter().any(|r| r.status == Status::Logged));
@@ -989,42 +982,35 @@ fn a_meter_without_loggers_is_said_once_and_polled_on() {
 fn a_backfill_cut_off_by_silence_goes_on_after_the_next_answered_poll() {
     // 30 h of outage, 8 registers: the rows take several pages, and a meter
     // that leaves a quarter of the requests unanswered cuts the read off.
-    let (run, lines) = crate::logging::capture(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(async {
-                let faults = crate::sim::line::Faults {
-                    no_reply: 0.25,
-                    ..Default::default()
-                };
-                let config = LineConfig {
-                    faults,
-                    ..LineConfig::default()
-                };
-                let opener = line_with(&[63], 0, config);
-                cut(&opener, Duration::from_secs(30 * 3600 + 30 * 60));
-                let mut poll = backfilled_poll(None);
-                poll.items = [60, 61, 62, 63, 68, 86, 87, 99]
-                    .into_iter()
-                    .map(|register| Item {
-                        register,
-                        export_name: format!("R{register}"),
-                    })
-                    .collect();
-                poll.retries = 0;
-                run(
-                    vec![poll],
-                    opener,
-                    ORIGIN,
-                    TimeZone::UTC,
-                    Duration::from_secs(33 * 3600),
-                    &[],
-                )
-                .await
+    let (run, lines) = with_logs_on_paused_time(async {
+        let faults = crate::sim::line::Faults {
+            no_reply: 0.25,
+            ..Default::default()
+        };
+        let config = LineConfig {
+            faults,
+            ..LineConfig::default()
+        };
+        let opener = line_with(&[63], 0, config);
+        cut(&opener, Duration::from_secs(30 * 3600 + 30 * 60));
+        let mut poll = backfilled_poll(None);
+        poll.items = [60, 61, 62, 63, 68, 86, 87, 99]
+            .into_iter()
+            .map(|register| Item {
+                register,
+                export_name: format!("R{register}"),
             })
+            .collect();
+        poll.retries = 0;
+        run(
+            vec![poll],
+            opener,
+            ORIGIN,
+            TimeZone::UTC,
+            Duration::from_secs(33 * 3600),
+            &[],
+        )
+        .await
     });
     let paused = lines.matches("backfill paused").count();
     assert!(paused >= 1, "{lines}");
@@ -1087,25 +1073,31 @@ async fn under_a_permit_the_connect_and_each_transaction_must_end_before_the_dea
     }
 }
 
+/// Runs `body` on a runtime of its own with paused time, and gives its
+/// result and what it logged. Tests that read the log run so: a callsite
+/// first met on a thread without a subscriber could be shut off for them.
+fn with_logs_on_paused_time<T>(body: impl std::future::Future<Output = T>) -> (T, String) {
+    crate::logging::capture(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(body)
+    })
+}
+
 /// A bus restarted by a reload in the middle of an outage (here: a
 /// request added before the backfilled one, which moves it in the queue)
 /// goes on from what its previous task knew: the rows the logger kept
 /// through the outage are read after the recovery. Without that memory
 /// the new task never saw the meter answer before, and reads nothing; nor
 /// does it for a request whose registers changed (another read).
-/// (Logs captured, as the other backfill test's are: a callsite first met
-/// on a thread without a subscriber could be shut off for that test.)
 #[test]
 fn a_bus_restarted_during_an_outage_still_backfills_it() {
     for (carried, same_registers) in [(true, true), (true, false), (false, true)] {
-        let (keys, lines) = crate::logging::capture(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .unwrap()
-                .block_on(restarted_during_an_outage(carried, same_registers))
-        });
+        let (keys, lines) =
+            with_logs_on_paused_time(restarted_during_an_outage(carried, same_registers));
         let goes_on = carried && same_registers;
         // Three hourly rows, E1 and V1 of each.
         let expected = if goes_on { 6 } else { 0 };

@@ -17,8 +17,9 @@
 //! discards what the line holds, and after an attempt that ended while
 //! bytes were arriving it first waits for the line to fall quiet for a gap:
 //! those bytes are counted as [`LineFault::Stale`], never taken as the
-//! answer to the new request. A frame from another address or to another
-//! command is not the answer either.
+//! answer to the new request. A frame from another address, to another
+//! command or to another logger query (subcommand and logger differ) is not
+//! the answer either.
 //!
 //! On the way it ignores our own echo, garbage, frames for other addresses and
 //! frames of another master, and records each as a [`LineFault`] so callers can
@@ -183,6 +184,9 @@ pub enum LineFault {
     WrongAddress(u8),
     /// A reply from the addressed meter to another command.
     WrongCommand(u8),
+    /// A logger reply from the addressed meter to another logger request
+    /// (another subcommand or logger): its subcommand and logger bytes.
+    WrongLoggerQuery(u8, u8),
     /// A request frame that is not our echo: another master on the line.
     ForeignRequest(u8),
     /// An ACK where a frame was awaited.
@@ -199,6 +203,11 @@ impl fmt::Display for LineFault {
             LineFault::Malformed(error) => write!(f, "invalid frame: {error}"),
             LineFault::WrongAddress(address) => write!(f, "reply from address {address}"),
             LineFault::WrongCommand(cid) => write!(f, "reply to {}", cid_name(*cid)),
+            LineFault::WrongLoggerQuery(subcommand, logger) => write!(
+                f,
+                "reply to {} of logger {logger}",
+                kmp::logger::subcommand_name(*subcommand)
+            ),
             LineFault::ForeignRequest(address) => {
                 write!(f, "request to address {address} from another master")
             }
@@ -499,6 +508,16 @@ fn judge(
             faults.push(LineFault::WrongCommand(frame.cid));
             None
         }
+        // Logger requests share one CID: a reply to another of them (one
+        // that came late) starts with other subcommand and logger bytes.
+        Event::Frame(frame)
+            if let Request::Logger(query) = request
+                && let [subcommand, logger, ..] = frame.data[..]
+                && [subcommand, logger] != [query.subcommand(), query.logger().0] =>
+        {
+            faults.push(LineFault::WrongLoggerQuery(subcommand, logger));
+            None
+        }
         Event::Frame(frame) => Some(match Response::decode(&frame) {
             Ok(response) => Attempt::Done(Outcome::Response(response)),
             Err(error) => Attempt::Failed(Some(Outcome::BadMessage(error))),
@@ -655,6 +674,45 @@ mod tests {
                 "{mode:?}"
             );
         }
+    }
+
+    /// A late answer to another logger request, same address and CID, is
+    /// not taken for the answer to this one.
+    #[tokio::test(start_paused = true)]
+    async fn reply_to_another_logger_request_is_not_the_answer() {
+        use kmp::logger::{LogEntries, LogInfo, LogQuery, LogTable, Logger, LoggerRequest};
+        let entries = |logger: Logger| {
+            Response::Logger(kmp::logger::LoggerResponse::Entries(LogEntries {
+                query: LogQuery::LastEntryPastAbs,
+                logger,
+                first_log_id: 7,
+                last_log_id: 7,
+                info: LogInfo(0),
+                table: LogTable::empty(1),
+            }))
+        };
+        let (logger_end, meter_end) = tokio::io::duplex(1024);
+        let line = [
+            entries(Logger::DAILY).to_frame(ADDRESS).encode(),
+            entries(Logger::HOURLY).to_frame(ADDRESS).encode(),
+        ]
+        .concat();
+        tokio::spawn(meter(meter_end, vec![Some(line)]));
+        let mut master = Master::new(logger_end, "test line", settings(0, EchoMode::Auto));
+        let request = Request::Logger(LoggerRequest::GetLogLastEntryPastAbs {
+            logger: Logger::HOURLY,
+            offset: 0xFFFF,
+            entries: 1,
+            registers: kmp::logger::LogRegisters::new(&[60]).unwrap(),
+        });
+        let exchange = master.transact(ADDRESS, &request).await.unwrap();
+        assert_eq!(
+            (exchange.outcome, exchange.faults),
+            (
+                Outcome::Response(entries(Logger::HOURLY)),
+                vec![LineFault::WrongLoggerQuery(0x07, Logger::DAILY.0)]
+            )
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,18 +1,40 @@
 //! The master transaction: send one request and read until the reply frame
 //! from the addressed meter arrives or the timeout passes.
 //!
+//! The timeout is for the reply to *start*: a meter that has sent nothing
+//! when it passes is silent. A reply that is still arriving is read on, as
+//! long as no gap between bytes is longer than the line's [gap](MasterSettings::gap)
+//! (20 byte times, at least 100 ms; 300 ms on a gateway, whose line speed
+//! kmplog does not know), up to a hard bound: the timeout plus the time the
+//! expected reply takes on the line (at 1200 baud, the slowest KMP line,
+//! when its speed is not known). A register poll expects no length, so its
+//! short reply must be whole within the timeout, as the cluster's lease
+//! counts it; a logger page of 350 bytes gets the 3.2 s it takes at 1200
+//! baud.
+//!
+//! A reply cut off by the hard bound keeps coming after the attempt has
+//! given up. Before each request, and each retry, the master therefore
+//! discards what the line holds, and after an attempt that ended while
+//! bytes were arriving it first waits for the line to fall quiet for a gap:
+//! those bytes are counted as [`LineFault::Stale`], never taken as the
+//! answer to the new request. A frame from another address, to another
+//! command or to another logger query (subcommand and logger differ) is not
+//! the answer either.
+//!
 //! On the way it ignores our own echo, garbage, frames for other addresses and
 //! frames of another master, and records each as a [`LineFault`] so callers can
 //! count line trouble. What the meter did (answered, answered badly, kept
 //! silent) is an [`Outcome`], never an error; only a failing line is an `Err`.
 
 use std::fmt;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use kmp::frame::{Direction, FrameError};
 use kmp::message::{MessageError, Request, Response, cid_name};
 use kmp::splitter::{Event, Splitter};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::transport::{Line, TransportError};
@@ -33,7 +55,8 @@ pub enum EchoMode {
 /// Timing and retries of the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterSettings {
-    /// How long to wait for the reply after the request has been sent.
+    /// How long to wait for the reply to start after the request has been
+    /// sent (see the module documentation for how long it may then take).
     pub timeout: Duration,
     /// Further attempts after a silent or corrupt reply.
     pub retries: u32,
@@ -44,7 +67,8 @@ pub struct MasterSettings {
     pub echo: EchoMode,
     /// Time one byte takes on the line (11 bit times at 8N2), added to the
     /// timeout for each byte of the request, which the port still has to
-    /// send when the write returns. Zero for TCP.
+    /// send when the write returns, and setting the gap and the hard bound
+    /// of a reply. Zero when unknown, as behind a TCP gateway.
     pub byte_time: Duration,
     /// A shorter wait for the first attempt, when the meter's optical port
     /// is expected asleep and the first frame will only wake it.
@@ -65,7 +89,44 @@ impl Default for MasterSettings {
     }
 }
 
+/// Time a byte takes at 1200 baud 8N2, the slowest line KMP meters speak:
+/// what a reply is given on a line whose speed kmplog does not know.
+const SLOWEST_BYTE_TIME: Duration = Duration::from_nanos(11 * 1_000_000_000 / 1200);
+
+/// The gap between bytes that ends a reply on a line whose speed kmplog does
+/// not know: a gateway may hold bytes back to send them in packets.
+const UNTIMED_GAP: Duration = Duration::from_millis(300);
+
+/// The shortest gap that ends a reply on a fast serial line: USB adapters
+/// deliver bytes in batches (16 ms apart on FTDI chips), and the process may
+/// be scheduled late.
+const SHORTEST_GAP: Duration = Duration::from_millis(100);
+
+/// Byte times of silence that end a reply on a serial line of known speed.
+const GAP_BYTES: u32 = 20;
+
 impl MasterSettings {
+    /// The silence between bytes after which the line counts as quiet: the
+    /// end of a reply that is still incomplete, or of stale bytes.
+    pub fn gap(&self) -> Duration {
+        if self.byte_time.is_zero() {
+            UNTIMED_GAP
+        } else {
+            self.byte_time.saturating_mul(GAP_BYTES).max(SHORTEST_GAP)
+        }
+    }
+
+    /// How long `bytes` bytes take on the line, at 1200 baud when its speed
+    /// is not known.
+    fn line_time(&self, bytes: usize) -> Duration {
+        let byte_time = if self.byte_time.is_zero() {
+            SLOWEST_BYTE_TIME
+        } else {
+            self.byte_time
+        };
+        byte_time.saturating_mul(u32::try_from(bytes).unwrap_or(u32::MAX))
+    }
+
     /// The settings of `request`'s transactions on `bus`, on a line whose
     /// bytes take `byte_time` each.
     pub fn for_request(
@@ -123,12 +184,16 @@ pub enum LineFault {
     WrongAddress(u8),
     /// A reply from the addressed meter to another command.
     WrongCommand(u8),
+    /// A logger reply from the addressed meter to another logger request
+    /// (another subcommand or logger): its subcommand and logger bytes.
+    WrongLoggerQuery(u8, u8),
     /// A request frame that is not our echo: another master on the line.
     ForeignRequest(u8),
     /// An ACK where a frame was awaited.
     UnexpectedAck,
-    /// Bytes or frames left from before this transaction.
-    Stale,
+    /// Bytes left on the line from before this request (the late end of a
+    /// reply given up on, noise), discarded before it was sent.
+    Stale(usize),
 }
 
 impl fmt::Display for LineFault {
@@ -138,11 +203,18 @@ impl fmt::Display for LineFault {
             LineFault::Malformed(error) => write!(f, "invalid frame: {error}"),
             LineFault::WrongAddress(address) => write!(f, "reply from address {address}"),
             LineFault::WrongCommand(cid) => write!(f, "reply to {}", cid_name(*cid)),
+            LineFault::WrongLoggerQuery(subcommand, logger) => write!(
+                f,
+                "reply to {} of logger {logger}",
+                kmp::logger::subcommand_name(*subcommand)
+            ),
             LineFault::ForeignRequest(address) => {
                 write!(f, "request to address {address} from another master")
             }
             LineFault::UnexpectedAck => f.write_str("unexpected ACK"),
-            LineFault::Stale => f.write_str("data left over from an earlier transaction"),
+            LineFault::Stale(count) => {
+                write!(f, "{count} bytes left over from an earlier transaction")
+            }
         }
     }
 }
@@ -168,6 +240,11 @@ pub struct Master<L> {
     name: String,
     settings: MasterSettings,
     splitter: Splitter,
+    /// When the last byte came from the line.
+    last_byte: Option<Instant>,
+    /// The last attempt ended while bytes were still arriving: the next one
+    /// waits for the line to fall quiet first.
+    unsettled: bool,
 }
 
 /// How one attempt ended.
@@ -185,6 +262,8 @@ impl<L: Line> Master<L> {
             name: name.into(),
             settings,
             splitter: Splitter::new(),
+            last_byte: None,
+            unsettled: false,
         }
     }
 
@@ -204,19 +283,17 @@ impl<L: Line> Master<L> {
         self.transact_expecting(address, request, 0).await
     }
 
-    /// As [`Master::transact`], for a reply of up to `reply_bytes` bytes: on a
-    /// paced line each attempt waits the time they take to arrive on top of
-    /// the timeout (a logger page of 400 bytes takes 3.7 s at 1200 baud).
+    /// As [`Master::transact`], for a reply of up to `reply_bytes` bytes: once
+    /// it has started, each attempt reads it for as long as they take on the
+    /// line (a logger page of 400 bytes takes 3.7 s at 1200 baud), unless
+    /// the line falls quiet first.
     pub async fn transact_expecting(
         &mut self,
         address: u8,
         request: &Request,
         reply_bytes: usize,
     ) -> Result<Exchange, TransportError> {
-        let receiving = self
-            .settings
-            .byte_time
-            .saturating_mul(u32::try_from(reply_bytes).unwrap_or(u32::MAX));
+        let receiving = self.settings.line_time(reply_bytes);
         let wire = request.to_frame(address).encode();
         let mut faults = Vec::new();
         let mut last_failure = None;
@@ -227,9 +304,9 @@ impl<L: Line> Master<L> {
             } else {
                 tokio::time::sleep(self.settings.retry_pause).await;
                 self.settings.timeout
-            } + receiving;
+            };
             match self
-                .attempt(address, request, &wire, timeout, &mut faults)
+                .attempt(address, request, &wire, timeout, receiving, &mut faults)
                 .await?
             {
                 Attempt::Done(outcome) => {
@@ -255,15 +332,18 @@ impl<L: Line> Master<L> {
         })
     }
 
+    /// One request and its reply: `timeout` for the reply to start, then
+    /// `receiving` for it to arrive at most.
     async fn attempt(
         &mut self,
         address: u8,
         request: &Request,
         wire: &[u8],
         timeout: Duration,
+        receiving: Duration,
         faults: &mut Vec<LineFault>,
     ) -> Result<Attempt, TransportError> {
-        self.drop_stale_input(faults);
+        self.drain(faults).await?;
         self.line
             .write_all(wire)
             .await
@@ -276,7 +356,10 @@ impl<L: Line> Master<L> {
             .settings
             .byte_time
             .saturating_mul(u32::try_from(wire.len()).unwrap_or(u32::MAX));
-        let deadline = Instant::now() + sending + timeout;
+        let start_by = Instant::now() + sending + timeout;
+        let hard_bound = start_by + receiving;
+        let gap = self.settings.gap();
+        let mut heard = None;
         let mut echo_left = if self.settings.echo == EchoMode::On {
             wire
         } else {
@@ -284,9 +367,15 @@ impl<L: Line> Master<L> {
         };
         let mut buffer = [0u8; 512];
         loop {
+            // Silence ends the attempt only once the reply had its time to
+            // start; bytes that keep coming hold it open up to the bound.
+            let deadline = heard.map_or(start_by, |last: Instant| {
+                (last + gap).max(start_by).min(hard_bound)
+            });
             let received =
                 match tokio::time::timeout_at(deadline, self.line.read(&mut buffer)).await {
                     Err(_elapsed) => {
+                        self.unsettled = heard.is_some_and(|last| last + gap > deadline);
                         // A reply cut short shows only now, when no stop byte came.
                         let events: Vec<Event> = self.splitter.finish().collect();
                         let ended = events.into_iter().find_map(|event| {
@@ -295,13 +384,11 @@ impl<L: Line> Master<L> {
                         return Ok(ended.unwrap_or(Attempt::Failed(None)));
                     }
                     Ok(Err(source)) => return Err(self.io_error(source)),
-                    Ok(Ok(0)) => {
-                        return Err(TransportError::Closed {
-                            endpoint: self.name.clone(),
-                        });
-                    }
+                    Ok(Ok(0)) => return Err(self.closed()),
                     Ok(Ok(count)) => buffer.get(..count).unwrap_or_default(),
                 };
+            heard = Some(Instant::now());
+            self.last_byte = heard;
             let echoed = received
                 .iter()
                 .zip(echo_left)
@@ -318,17 +405,73 @@ impl<L: Line> Master<L> {
                 if let Some(attempt) =
                     judge(event, address, request, wire, self.settings.echo, faults)
                 {
+                    // A corrupt reply may be followed by the rest of it.
+                    self.unsettled = matches!(attempt, Attempt::Failed(_));
                     return Ok(attempt);
                 }
             }
         }
     }
 
-    /// Bytes that arrived between transactions (a late reply, noise) belong
-    /// to no request: report them instead of mistaking them for the answer.
-    fn drop_stale_input(&mut self, faults: &mut Vec<LineFault>) {
-        if self.splitter.finish().count() > 0 {
-            faults.push(LineFault::Stale);
+    /// Bytes that arrive between transactions (the late end of a reply given
+    /// up on, noise) belong to no request: discard them before sending, and
+    /// report them, instead of mistaking them for the answer. After an
+    /// attempt that ended while bytes were arriving, or when stale bytes are
+    /// found, wait until the line has been quiet for a gap (at most the line
+    /// time of the longest frame).
+    async fn drain(&mut self, faults: &mut Vec<LineFault>) -> Result<(), TransportError> {
+        let mut stale: usize = self.splitter.finish().map(|event| event_len(&event)).sum();
+        let gap = self.settings.gap();
+        let limit = Instant::now() + self.settings.line_time(kmp::frame::MAX_FRAME_LEN);
+        let mut buffer = [0u8; 512];
+        loop {
+            let quiet_at = self
+                .last_byte
+                .filter(|_| self.unsettled || stale > 0)
+                .map(|last| (last + gap).min(limit));
+            let count = match quiet_at {
+                Some(quiet_at) if Instant::now() < quiet_at => {
+                    match tokio::time::timeout_at(quiet_at, self.line.read(&mut buffer)).await {
+                        Err(_quiet) => break,
+                        Ok(read) => read.map_err(|source| self.io_error(source))?,
+                    }
+                }
+                _ => match self.read_ready(&mut buffer).await? {
+                    Some(count) => count,
+                    None => break,
+                },
+            };
+            if count == 0 {
+                return Err(self.closed());
+            }
+            stale += count;
+            self.last_byte = Some(Instant::now());
+        }
+        self.unsettled = false;
+        if stale > 0 {
+            faults.push(LineFault::Stale(stale));
+        }
+        Ok(())
+    }
+
+    /// Reads what the line holds already, without waiting: `None` if nothing.
+    async fn read_ready(&mut self, buffer: &mut [u8]) -> Result<Option<usize>, TransportError> {
+        let mut read_buf = ReadBuf::new(buffer);
+        let line = &mut self.line;
+        let polled = std::future::poll_fn(|cx| {
+            Poll::Ready(Pin::new(&mut *line).poll_read(cx, &mut read_buf))
+        })
+        .await;
+        match polled {
+            Poll::Pending => Ok(None),
+            Poll::Ready(Ok(())) => Ok(Some(read_buf.filled().len())),
+            Poll::Ready(Err(source)) => Err(self.io_error(source)),
+        }
+    }
+
+    fn closed(&self) -> TransportError {
+        TransportError::Closed {
+            endpoint: self.name.clone(),
         }
     }
 
@@ -365,6 +508,16 @@ fn judge(
             faults.push(LineFault::WrongCommand(frame.cid));
             None
         }
+        // Logger requests share one CID: a reply to another of them (one
+        // that came late) starts with other subcommand and logger bytes.
+        Event::Frame(frame)
+            if let Request::Logger(query) = request
+                && let [subcommand, logger, ..] = frame.data[..]
+                && [subcommand, logger] != [query.subcommand(), query.logger().0] =>
+        {
+            faults.push(LineFault::WrongLoggerQuery(subcommand, logger));
+            None
+        }
         Event::Frame(frame) => Some(match Response::decode(&frame) {
             Ok(response) => Attempt::Done(Outcome::Response(response)),
             Err(error) => Attempt::Failed(Some(Outcome::BadMessage(error))),
@@ -390,6 +543,15 @@ fn judge(
             faults.push(LineFault::Malformed(error));
             None
         }
+    }
+}
+
+/// How many bytes on the line an event stands for.
+fn event_len(event: &Event) -> usize {
+    match event {
+        Event::Frame(frame) => frame.encode().len(),
+        Event::Ack => 1,
+        Event::Garbage(bytes) | Event::Malformed { bytes, .. } => bytes.len(),
     }
 }
 
@@ -514,6 +676,45 @@ mod tests {
         }
     }
 
+    /// A late answer to another logger request, same address and CID, is
+    /// not taken for the answer to this one.
+    #[tokio::test(start_paused = true)]
+    async fn reply_to_another_logger_request_is_not_the_answer() {
+        use kmp::logger::{LogEntries, LogInfo, LogQuery, LogTable, Logger, LoggerRequest};
+        let entries = |logger: Logger| {
+            Response::Logger(kmp::logger::LoggerResponse::Entries(LogEntries {
+                query: LogQuery::LastEntryPastAbs,
+                logger,
+                first_log_id: 7,
+                last_log_id: 7,
+                info: LogInfo(0),
+                table: LogTable::empty(1),
+            }))
+        };
+        let (logger_end, meter_end) = tokio::io::duplex(1024);
+        let line = [
+            entries(Logger::DAILY).to_frame(ADDRESS).encode(),
+            entries(Logger::HOURLY).to_frame(ADDRESS).encode(),
+        ]
+        .concat();
+        tokio::spawn(meter(meter_end, vec![Some(line)]));
+        let mut master = Master::new(logger_end, "test line", settings(0, EchoMode::Auto));
+        let request = Request::Logger(LoggerRequest::GetLogLastEntryPastAbs {
+            logger: Logger::HOURLY,
+            offset: 0xFFFF,
+            entries: 1,
+            registers: kmp::logger::LogRegisters::new(&[60]).unwrap(),
+        });
+        let exchange = master.transact(ADDRESS, &request).await.unwrap();
+        assert_eq!(
+            (exchange.outcome, exchange.faults),
+            (
+                Outcome::Response(entries(Logger::HOURLY)),
+                vec![LineFault::WrongLoggerQuery(0x07, Logger::DAILY.0)]
+            )
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn silent_meter_is_no_reply_after_every_attempt() {
         let exchange = run(vec![None, None], settings(1, EchoMode::Auto)).await;
@@ -531,6 +732,56 @@ mod tests {
             (exchange.outcome, exchange.attempts),
             (expected_registers(), 2)
         );
+    }
+
+    /// A reply that starts just before the timeout and trickles in, as from a
+    /// gateway in front of a slow line, is read whole after the timeout.
+    #[tokio::test(start_paused = true)]
+    async fn reply_still_arriving_at_the_timeout_is_read_on() {
+        let (logger_end, mut meter_end) = tokio::io::duplex(1024);
+        let settings = settings(0, EchoMode::Auto);
+        let timeout = settings.timeout;
+        let byte_time = Duration::from_millis(30);
+        tokio::spawn(async move {
+            let mut request = [0u8; 64];
+            let _ = meter_end.read(&mut request).await.unwrap();
+            tokio::time::sleep(timeout - Duration::from_millis(10)).await;
+            for byte in registers_reply(ADDRESS) {
+                meter_end.write_all(&[byte]).await.unwrap();
+                tokio::time::sleep(byte_time).await;
+            }
+            let _ = meter_end.read(&mut request).await;
+        });
+        let mut master = Master::new(logger_end, "test line", settings);
+        let start = Instant::now();
+        let exchange = master
+            .transact_expecting(ADDRESS, &Request::get_register(&[60]).unwrap(), 64)
+            .await
+            .unwrap();
+        assert_eq!(exchange.outcome, expected_registers());
+        let reply_time = byte_time * u32::try_from(registers_reply(ADDRESS).len()).unwrap();
+        assert!(
+            start.elapsed() >= timeout + reply_time - Duration::from_millis(50),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// The time a long reply may take is not waited for when it never starts.
+    #[tokio::test(start_paused = true)]
+    async fn silence_is_no_reply_at_the_timeout_whatever_the_length_expected() {
+        let (logger_end, meter_end) = tokio::io::duplex(1024);
+        tokio::spawn(meter(meter_end, vec![None]));
+        let settings = settings(0, EchoMode::Auto);
+        let timeout = settings.timeout;
+        let mut master = Master::new(logger_end, "test line", settings);
+        let start = Instant::now();
+        let exchange = master
+            .transact_expecting(ADDRESS, &Request::GetSerialNo, 1000)
+            .await
+            .unwrap();
+        assert_eq!(exchange.outcome, Outcome::NoReply);
+        assert_eq!(start.elapsed(), timeout);
     }
 
     #[tokio::test(start_paused = true)]

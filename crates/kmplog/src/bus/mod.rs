@@ -14,4 +14,7 @@ pub mod wake;
 #[cfg(test)]
 mod schedule_tests;
 
+#[cfg(test)]
+mod master_line_tests;
+
 pub use master::{EchoMode, Exchange, LineFault, Master, MasterSettings, Outcome};

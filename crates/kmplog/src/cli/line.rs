@@ -43,7 +43,8 @@ pub struct MeterArgs {
     /// (auto), always expect it (on), or never (off).
     #[arg(long, value_enum, default_value_t = EchoMode::Auto)]
     echo: EchoMode,
-    /// How long to wait for a meter's reply, in milliseconds.
+    /// How long to wait for a meter's reply to start, in milliseconds (a
+    /// reply that keeps coming is read on).
     #[arg(long, value_name = "MS", default_value_t = 1600, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     timeout: u64,
     /// Further attempts when a meter does not answer (the first retry wakes a

@@ -174,7 +174,7 @@ pub struct RequestConfig {
     pub addresses: Vec<u8>,
     /// The model whose catalogue resolved item names; `None` for any.
     pub model: Option<Model>,
-    /// How long to wait for a reply.
+    /// How long to wait for a reply to start.
     pub timeout: Duration,
     /// Further attempts after a silent or corrupt reply.
     pub retries: u32,

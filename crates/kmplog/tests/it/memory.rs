@@ -113,6 +113,27 @@ fn the_last_daily_rows_rise_and_end_at_the_current_counters() {
     );
 }
 
+/// Behind a gateway kmplog does not know the line's speed: the pages, each
+/// longer on the 1200-baud line than the default timeout, are read whole.
+#[test]
+fn pages_from_behind_a_slow_gateway_arrive_whole_with_the_default_timeout() {
+    let simulator = Simulator::tcp(&["--baud", "1200"]);
+    let mut args = vec!["--logger", "hourly", "--last", "10", "--json"];
+    for register in ["60", "61", "62", "63", "68", "86", "87", "99"] {
+        args.extend(["--register", register]);
+    }
+    let run = log(&simulator, &args).ok();
+    let rows = rows(&run);
+    assert_eq!(rows.len(), 10, "{}", run.stderr);
+    for pair in rows.windows(2) {
+        assert_eq!(
+            pair[1]["log_id"].as_u64(),
+            pair[0]["log_id"].as_u64().map(|id| id + 1)
+        );
+    }
+    assert!(run.stderr.contains(", 0 retries"), "{}", run.stderr);
+}
+
 #[test]
 fn rows_are_chosen_by_time_and_by_log_id() {
     let simulator = Simulator::tcp(&[]);

@@ -18,11 +18,11 @@
 //! bounds connections and header time. Every error is JSON,
 //! `{"error": "..."}`, with a 4xx status for a bad request.
 
+pub mod buses;
 pub mod config;
 pub mod feed;
 pub mod guard;
 pub mod history;
-pub mod meters;
 pub mod metrics;
 pub mod readings;
 pub mod server;
@@ -179,7 +179,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
             "/api/events/{name}",
             on(MethodFilter::POST, fire_event),
         ),
-        (Method::GET, "/api/buses", on(MethodFilter::GET, buses)),
+        (
+            Method::GET,
+            "/api/buses",
+            on(MethodFilter::GET, buses::list),
+        ),
         (Method::GET, "/api/cluster", on(MethodFilter::GET, cluster)),
         (
             Method::POST,
@@ -371,54 +375,11 @@ async fn cluster(State(state): State<ApiState>) -> Json<JsonValue> {
         None => json!({
             "instance": null,
             "members": [],
-            "owned": state.buses.snapshots().into_iter().map(|bus| bus.name).collect::<Vec<_>>(),
+            "owned": state.buses.states().iter().map(|bus| bus.lock().name.clone()).collect::<Vec<_>>(),
             "coordinator": "none: no [cluster] in the configuration, this logger polls every bus",
             "buses": [],
         }),
     })
-}
-
-async fn buses(State(state): State<ApiState>) -> Json<JsonValue> {
-    let buses: Vec<JsonValue> = state
-        .buses
-        .snapshots()
-        .into_iter()
-        .map(|bus| {
-            let requests: Vec<JsonValue> = bus
-                .requests
-                .iter()
-                .map(|request| {
-                    json!({
-                        "description": request.description,
-                        "method": request.method,
-                        "method_words": request.method_words,
-                        "last_run": request.last_run.map(|at| at.to_string()),
-                        "next_run": request.next_run.map(|at| at.to_string()),
-                        "last_result": request.last_result,
-                    })
-                })
-                .collect();
-            json!({
-                "name": bus.name,
-                "line": bus.endpoint,
-                "connected": bus.connected,
-                "state": meters::state_in_words(&bus),
-                "listening_only": bus.listening_only,
-                "retry_at": bus.retry_at.map(|at| at.to_string()),
-                "crc_errors": bus.crc_errors,
-                "time_zone": bus.time_zone,
-                "meters": bus.meters.iter().map(meters::meter_json).collect::<Vec<_>>(),
-                "polls": bus.polls,
-                "timeouts": bus.timeouts,
-                "faults": bus.faults,
-                "reconnects": bus.reconnects,
-                "lateness_us": bus.lateness_us,
-                "last_error": bus.last_error.map(|(at, error)| json!({ "time": at.to_string(), "error": error })),
-                "requests": requests,
-            })
-        })
-        .collect();
-    Json(json!({ "buses": buses }))
 }
 
 /// The shortest token allowed on other than a loopback address.

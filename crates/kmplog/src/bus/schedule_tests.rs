@@ -768,6 +768,31 @@ async fn each_address_is_handed_on_as_soon_as_it_is_read() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stop_waits_for_the_transaction_in_flight_not_the_run() {
+    // Four silent meters of 2 s each: a stop at 1 s ends the task once
+    // meter 9's transaction is over, not after the 8 s run (a bus that
+    // moves to another instance is stopped so, and the instance renews
+    // none of its other leases until it has).
+    let mut poll = request("poll", &[9, 8, 7, 6], polling("1min"));
+    poll.timeout = Duration::from_secs(2);
+    let mut bus = start(vec![poll], line(&[1], 0), ORIGIN, TimeZone::UTC);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = tokio::time::Instant::now();
+    bus.shutdown.cancel();
+    bus.task.await.unwrap();
+    let waited = stopped.elapsed();
+    assert!(
+        waited <= Duration::from_millis(1500),
+        "the stop waited {waited:?}"
+    );
+    let read: Vec<u8> = std::iter::from_fn(|| bus.readings.try_recv().ok())
+        .flat_map(Batch::into_readings)
+        .map(|reading| reading.address)
+        .collect();
+    assert_eq!(read, [9], "only the transaction in flight was finished");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_event_waits_for_the_request_in_progress_not_for_the_round() {
     // Two timed requests on silent meters make a 4 s round; `go` at 1 s
     // runs between them, and the second still has its turn.

@@ -427,6 +427,11 @@ async fn run_request(
     let settings = MasterSettings::for_request(bus, request, connection.opener.byte_time());
     let mut record = RunRecord::default();
     for &address in &request.addresses {
+        // Stopped (a bus that moves to another instance, a reload, the
+        // logger's stop): after the transaction in flight, not the run.
+        if context.shutdown.is_cancelled() {
+            break;
+        }
         let permit = context.permit.as_ref();
         let open = connection
             .master(&context.clock, state, permit)

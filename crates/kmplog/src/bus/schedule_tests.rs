@@ -212,7 +212,7 @@ fn start(
 /// earlier task knew of its backfills (`memory`).
 fn start_under(
     requests: Vec<RequestConfig>,
-    opener: Arc<SimulatedLine>,
+    opener: impl Opener + 'static,
     origin: &str,
     zone: TimeZone,
     permit: Option<crate::cluster::Permit>,
@@ -1152,4 +1152,109 @@ async fn restarted_during_an_outage(carried: bool, same_registers: bool) -> Vec<
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// Opens lines whose far end, after each request it receives, sends a
+/// byte every 100 ms for 4 s, as a reply that goes on past every bound
+/// would; counts the requests' bytes.
+struct Jabbering {
+    received: Arc<AtomicU32>,
+}
+
+impl std::fmt::Display for Jabbering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("jabbering line")
+    }
+}
+
+impl Opener for Jabbering {
+    fn open(&self) -> OpenFuture<'_> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let received = Arc::clone(&self.received);
+        Box::pin(async move {
+            let (logger_end, mut far_end) = tokio::io::duplex(4096);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 256];
+                let mut until = tokio::time::Instant::now();
+                loop {
+                    let jabbering = tokio::time::Instant::now() < until;
+                    tokio::select! {
+                        read = far_end.read(&mut buffer) => match read {
+                            Ok(0) | Err(_) => return,
+                            Ok(count) => {
+                                received.fetch_add(u32::try_from(count).unwrap(), Ordering::SeqCst);
+                                until = tokio::time::Instant::now() + Duration::from_secs(4);
+                            }
+                        },
+                        () = tokio::time::sleep(Duration::from_millis(100)), if jabbering => {
+                            if far_end.write_all(&[0xFF]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(Box::new(logger_end) as crate::transport::BoxedLine)
+        })
+    }
+
+    fn byte_time(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A reply that goes on past its attempt is drained before the retry (until
+/// 4.3 s here); under a permit the retry is written only when it can end
+/// before the deadline. When it cannot, the run ends there: no timeout
+/// recorded, nothing written after the deadline. With room, the retry is
+/// written and the meter's silence recorded.
+#[tokio::test(start_paused = true)]
+async fn under_a_permit_a_retry_the_drain_leaves_no_room_for_is_not_sent() {
+    let request_bytes = kmp::message::Request::get_register(&[86])
+        .unwrap()
+        .to_frame(1)
+        .encode()
+        .len();
+    for (deadline_ms, requests, statuses) in
+        [(5_500, 1, &[][..]), (20_000, 2, &[Status::Timeout][..])]
+    {
+        let received = Arc::new(AtomicU32::new(0));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+        let permit = crate::cluster::Permit::new("test", 1, deadline);
+        let poll = RequestConfig {
+            retries: 1,
+            ..request("poll", &[1], polling("1h"))
+        };
+        let mut bus = start_under(
+            vec![poll],
+            Jabbering {
+                received: Arc::clone(&received),
+            },
+            ORIGIN,
+            TimeZone::UTC,
+            Some(permit.clone()),
+            None,
+        );
+        tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
+            .await
+            .expect("the bus stops at the deadline")
+            .unwrap();
+        let mut seen = Vec::new();
+        while let Ok(batch) = bus.readings.try_recv() {
+            seen.extend(
+                batch
+                    .into_readings()
+                    .into_iter()
+                    .map(|reading| reading.status),
+            );
+        }
+        assert_eq!(seen, statuses, "deadline {deadline_ms} ms");
+        assert_eq!(
+            received.load(Ordering::SeqCst) as usize,
+            requests * request_bytes,
+            "deadline {deadline_ms} ms"
+        );
+        let last_result = bus.state.lock().requests[0].last_result.clone();
+        assert_eq!(last_result.is_some(), requests == 2, "{last_result:?}");
+    }
 }

@@ -1038,38 +1038,53 @@ async fn under_a_permit_the_connect_and_each_transaction_must_end_before_the_dea
         (11_600, 1, &[0.0, 10.0][..]),
     ] {
         let opener = line(&[1], 0);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
-        let permit = crate::cluster::Permit::new("test", 1, deadline);
-        let mut bus = start_under(
+        let run = run_until_the_deadline(
             vec![request("poll", &[1], polling("10s"))],
             Arc::clone(&opener),
-            ORIGIN,
-            TimeZone::UTC,
-            Some(permit.clone()),
-            None,
-        );
-        // At the deadline the permit is revoked and the task stops by itself.
-        tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
-            .await
-            .expect("the bus stops at the deadline")
-            .unwrap();
-        assert!(permit.is_revoked());
+            deadline_ms,
+        )
+        .await;
         assert_eq!(
             opener.opens.load(Ordering::SeqCst),
             opens,
             "deadline {deadline_ms} ms"
         );
-        let mut readings = Vec::new();
-        while let Ok(batch) = bus.readings.try_recv() {
-            readings.extend(batch.into_readings());
-        }
-        let run = Run {
-            readings,
-            logged_keys: Vec::new(),
-            origin: bus.origin,
-            state: bus.state,
-        };
         check_runs(&run.runs_of("poll"), runs);
+    }
+}
+
+/// Runs `requests` on `opener` under a permit whose deadline is
+/// `deadline_ms` away and never renewed, until the task stops by itself.
+async fn run_until_the_deadline(
+    requests: Vec<RequestConfig>,
+    opener: impl Opener + 'static,
+    deadline_ms: u64,
+) -> Run {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+    let permit = crate::cluster::Permit::new("test", 1, deadline);
+    let mut bus = start_under(
+        requests,
+        opener,
+        ORIGIN,
+        TimeZone::UTC,
+        Some(permit.clone()),
+        None,
+    );
+    // At the deadline the permit is revoked and the task stops by itself.
+    tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
+        .await
+        .expect("the bus stops at the deadline")
+        .unwrap();
+    assert!(permit.is_revoked());
+    let mut readings = Vec::new();
+    while let Ok(batch) = bus.readings.try_recv() {
+        readings.extend(batch.into_readings());
+    }
+    Run {
+        readings,
+        logged_keys: Vec::new(),
+        origin: bus.origin,
+        state: bus.state,
     }
 }
 
@@ -1219,42 +1234,22 @@ async fn under_a_permit_a_retry_the_drain_leaves_no_room_for_is_not_sent() {
         [(5_500, 1, &[][..]), (20_000, 2, &[Status::Timeout][..])]
     {
         let received = Arc::new(AtomicU32::new(0));
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
-        let permit = crate::cluster::Permit::new("test", 1, deadline);
         let poll = RequestConfig {
             retries: 1,
             ..request("poll", &[1], polling("1h"))
         };
-        let mut bus = start_under(
-            vec![poll],
-            Jabbering {
-                received: Arc::clone(&received),
-            },
-            ORIGIN,
-            TimeZone::UTC,
-            Some(permit.clone()),
-            None,
-        );
-        tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
-            .await
-            .expect("the bus stops at the deadline")
-            .unwrap();
-        let mut seen = Vec::new();
-        while let Ok(batch) = bus.readings.try_recv() {
-            seen.extend(
-                batch
-                    .into_readings()
-                    .into_iter()
-                    .map(|reading| reading.status),
-            );
-        }
+        let jabbering = Jabbering {
+            received: Arc::clone(&received),
+        };
+        let run = run_until_the_deadline(vec![poll], jabbering, deadline_ms).await;
+        let seen: Vec<Status> = run.readings.iter().map(|reading| reading.status).collect();
         assert_eq!(seen, statuses, "deadline {deadline_ms} ms");
         assert_eq!(
             received.load(Ordering::SeqCst) as usize,
             requests * request_bytes,
             "deadline {deadline_ms} ms"
         );
-        let last_result = bus.state.lock().requests[0].last_result.clone();
+        let last_result = run.state.lock().requests[0].last_result.clone();
         assert_eq!(last_result.is_some(), requests == 2, "{last_result:?}");
     }
 }

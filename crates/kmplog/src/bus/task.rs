@@ -274,10 +274,10 @@ impl Bus {
                 }
                 true
             }
-            Err(TransportError::NoRoom { .. }) => {
-                // The lease cannot hold the page: as when the permit says
-                // no, the line is dropped before the deadline.
-                connection.master = None;
+            Err(error @ TransportError::NoRoom { .. }) => {
+                // The lease cannot hold the page (its reply is longer than
+                // a poll's).
+                connection.no_room(&error);
                 false
             }
             Err(error) => {
@@ -473,12 +473,11 @@ async fn run_request(
                             .record(address, start, context.clock.now(), answer);
                         Ok(exchange.outcome)
                     }
-                    Err(TransportError::NoRoom { .. }) => {
-                        // The lease ends before this transaction could (a
-                        // drain or a retry took its room): as when the
-                        // permit says no, the run ends here, the line
-                        // dropped, nothing recorded for this meter.
-                        connection.master = None;
+                    Err(error @ TransportError::NoRoom { .. }) => {
+                        // A drain or a retry took the room the permit saw:
+                        // the run ends here, nothing recorded for this
+                        // meter.
+                        connection.no_room(&error);
                         record.cut_short = true;
                         break;
                     }
@@ -651,6 +650,14 @@ impl Connection {
             }
         }
         self.master.as_mut()
+    }
+
+    /// The lease left no room for a transaction (`error` says which line
+    /// and how long it could take): as when the permit says no, the line is
+    /// dropped before the deadline. Not a failure of the line.
+    fn no_room(&mut self, error: &TransportError) {
+        tracing::info!(%error, "the transaction stops for the lease");
+        self.master = None;
     }
 
     /// Drops the line and schedules the next attempt to open it.

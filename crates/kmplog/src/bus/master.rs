@@ -21,6 +21,13 @@
 //! command or to another logger query (subcommand and logger differ) is not
 //! the answer either.
 //!
+//! A master may be given a moment by which everything it writes must have
+//! ended ([`Master::set_write_by`]: in a cluster, the deadline of the bus's
+//! lease). Right before writing each attempt, after the pause and the
+//! drain, it checks that the attempt can end by then (the request's bytes,
+//! the timeout and the expected reply's time on the line); if not, it does
+//! not write, and the exchange ends with [`TransportError::NoRoom`].
+//!
 //! On the way it ignores our own echo, garbage, frames for other addresses and
 //! frames of another master, and records each as a [`LineFault`] so callers can
 //! count line trouble. What the meter did (answered, answered badly, kept
@@ -245,6 +252,8 @@ pub struct Master<L> {
     /// The last attempt ended while bytes were still arriving: the next one
     /// waits for the line to fall quiet first.
     unsettled: bool,
+    /// The moment by which every attempt written must have ended.
+    write_by: Option<Instant>,
 }
 
 /// How one attempt ended.
@@ -264,6 +273,7 @@ impl<L: Line> Master<L> {
             splitter: Splitter::new(),
             last_byte: None,
             unsettled: false,
+            write_by: None,
         }
     }
 
@@ -271,6 +281,13 @@ impl<L: Line> Master<L> {
     /// (each request of a queue has its own).
     pub fn set_settings(&mut self, settings: MasterSettings) {
         self.settings = settings;
+    }
+
+    /// Sets the moment by which every attempt of the next transactions must
+    /// end, or none; an attempt that could end later is not written
+    /// ([`TransportError::NoRoom`]).
+    pub fn set_write_by(&mut self, write_by: Option<Instant>) {
+        self.write_by = write_by;
     }
 
     /// Sends `request` to the meter at `address` and waits for its reply,
@@ -344,6 +361,22 @@ impl<L: Line> Master<L> {
         faults: &mut Vec<LineFault>,
     ) -> Result<Attempt, TransportError> {
         self.drain(faults).await?;
+        let sending = self
+            .settings
+            .byte_time
+            .saturating_mul(u32::try_from(wire.len()).unwrap_or(u32::MAX));
+        // The last check before the line: after the pause and the drain,
+        // whatever they took.
+        let needed = sending + timeout + receiving;
+        if self
+            .write_by
+            .is_some_and(|write_by| Instant::now() + needed > write_by)
+        {
+            return Err(TransportError::NoRoom {
+                endpoint: self.name.clone(),
+                needed,
+            });
+        }
         self.line
             .write_all(wire)
             .await
@@ -352,10 +385,6 @@ impl<L: Line> Master<L> {
             .flush()
             .await
             .map_err(|source| self.io_error(source))?;
-        let sending = self
-            .settings
-            .byte_time
-            .saturating_mul(u32::try_from(wire.len()).unwrap_or(u32::MAX));
         let start_by = Instant::now() + sending + timeout;
         let hard_bound = start_by + receiving;
         let gap = self.settings.gap();
@@ -838,6 +867,106 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    /// Counts what the meter's end receives until the master's end closes.
+    async fn bytes_until_closed(line: &mut DuplexStream) -> usize {
+        let mut buffer = [0u8; 256];
+        let mut total = 0;
+        loop {
+            match line.read(&mut buffer).await {
+                Ok(0) | Err(_) => return total,
+                Ok(count) => total += count,
+            }
+        }
+    }
+
+    /// A reply that goes on past the attempt's bound is drained before the
+    /// retry; when the drain takes the room the retry needed before the
+    /// write-by moment, the retry is not written. Without a write-by it is.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_whose_drain_passes_the_write_by_is_not_sent() {
+        let settings = settings(1, EchoMode::Auto);
+        let request = Request::get_register(&[60]).unwrap();
+        let retry = request.to_frame(ADDRESS).encode().len();
+        // Room for both attempts and the pause (3.4 s), and a little more,
+        // but not for the 3 s the cut-off reply keeps coming.
+        let room = settings.timeout * 2 + settings.retry_pause + Duration::from_millis(500);
+        for write_by in [None, Some(room)] {
+            let (logger_end, mut meter_end) = tokio::io::duplex(1024);
+            let meter = tokio::spawn(async move {
+                let mut first = [0u8; 64];
+                let _ = meter_end.read(&mut first).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                for _ in 0..30 {
+                    meter_end.write_all(&[0xFF]).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                bytes_until_closed(&mut meter_end).await
+            });
+            let mut master = Master::new(logger_end, "test line", settings.clone());
+            master.set_write_by(write_by.map(|room| Instant::now() + room));
+            let exchange = master.transact(ADDRESS, &request).await;
+            drop(master);
+            let after_first = meter.await.unwrap();
+            match write_by {
+                None => {
+                    let exchange = exchange.unwrap();
+                    assert_eq!((exchange.outcome, exchange.attempts), (Outcome::NoReply, 2));
+                    assert!(
+                        exchange
+                            .faults
+                            .iter()
+                            .any(|fault| matches!(fault, LineFault::Stale(_))),
+                        "the retry waited out the drain: {:?}",
+                        exchange.faults
+                    );
+                    assert_eq!(after_first, retry, "the retry is sent");
+                }
+                Some(_) => {
+                    let error = exchange.unwrap_err();
+                    assert!(matches!(error, TransportError::NoRoom { .. }), "{error}");
+                    assert_eq!(after_first, 0, "no retry after the write-by");
+                }
+            }
+        }
+    }
+
+    /// A logger page's attempt may take the timeout and the page's time on
+    /// a slow serial line (3.2 s for 350 bytes at 1200 baud): it is written
+    /// only when all of it ends by the write-by.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_reply_is_asked_only_when_its_bound_ends_by_the_write_by() {
+        let settings = MasterSettings {
+            byte_time: SLOWEST_BYTE_TIME,
+            ..settings(0, EchoMode::Auto)
+        };
+        let request = Request::GetSerialNo;
+        let wire = request.to_frame(ADDRESS).encode().len();
+        let bound = settings.line_time(wire) + settings.timeout + settings.line_time(350);
+        for (room, sent) in [
+            (settings.line_time(wire) + settings.timeout, false),
+            (bound - Duration::from_nanos(1), false),
+            (bound, true),
+        ] {
+            let (logger_end, mut meter_end) = tokio::io::duplex(1024);
+            let meter = tokio::spawn(async move { bytes_until_closed(&mut meter_end).await });
+            let mut master = Master::new(logger_end, "test line", settings.clone());
+            master.set_write_by(Some(Instant::now() + room));
+            let exchange = master.transact_expecting(ADDRESS, &request, 350).await;
+            drop(master);
+            let received = meter.await.unwrap();
+            if sent {
+                assert_eq!(exchange.unwrap().outcome, Outcome::NoReply);
+                assert_eq!(received, wire, "room {room:?}");
+            } else {
+                assert!(
+                    matches!(exchange, Err(TransportError::NoRoom { .. })),
+                    "room {room:?}: {exchange:?}"
+                );
+                assert_eq!(received, 0, "room {room:?}");
+            }
+        }
     }
 
     #[test]

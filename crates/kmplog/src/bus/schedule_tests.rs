@@ -212,7 +212,7 @@ fn start(
 /// earlier task knew of its backfills (`memory`).
 fn start_under(
     requests: Vec<RequestConfig>,
-    opener: Arc<SimulatedLine>,
+    opener: impl Opener + 'static,
     origin: &str,
     zone: TimeZone,
     permit: Option<crate::cluster::Permit>,
@@ -1063,38 +1063,53 @@ async fn under_a_permit_the_connect_and_each_transaction_must_end_before_the_dea
         (11_600, 1, &[0.0, 10.0][..]),
     ] {
         let opener = line(&[1], 0);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
-        let permit = crate::cluster::Permit::new("test", 1, deadline);
-        let mut bus = start_under(
+        let run = run_until_the_deadline(
             vec![request("poll", &[1], polling("10s"))],
             Arc::clone(&opener),
-            ORIGIN,
-            TimeZone::UTC,
-            Some(permit.clone()),
-            None,
-        );
-        // At the deadline the permit is revoked and the task stops by itself.
-        tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
-            .await
-            .expect("the bus stops at the deadline")
-            .unwrap();
-        assert!(permit.is_revoked());
+            deadline_ms,
+        )
+        .await;
         assert_eq!(
             opener.opens.load(Ordering::SeqCst),
             opens,
             "deadline {deadline_ms} ms"
         );
-        let mut readings = Vec::new();
-        while let Ok(batch) = bus.readings.try_recv() {
-            readings.extend(batch.into_readings());
-        }
-        let run = Run {
-            readings,
-            logged_keys: Vec::new(),
-            origin: bus.origin,
-            state: bus.state,
-        };
         check_runs(&run.runs_of("poll"), runs);
+    }
+}
+
+/// Runs `requests` on `opener` under a permit whose deadline is
+/// `deadline_ms` away and never renewed, until the task stops by itself.
+async fn run_until_the_deadline(
+    requests: Vec<RequestConfig>,
+    opener: impl Opener + 'static,
+    deadline_ms: u64,
+) -> Run {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+    let permit = crate::cluster::Permit::new("test", 1, deadline);
+    let mut bus = start_under(
+        requests,
+        opener,
+        ORIGIN,
+        TimeZone::UTC,
+        Some(permit.clone()),
+        None,
+    );
+    // At the deadline the permit is revoked and the task stops by itself.
+    tokio::time::timeout(Duration::from_secs(30), &mut bus.task)
+        .await
+        .expect("the bus stops at the deadline")
+        .unwrap();
+    assert!(permit.is_revoked());
+    let mut readings = Vec::new();
+    while let Ok(batch) = bus.readings.try_recv() {
+        readings.extend(batch.into_readings());
+    }
+    Run {
+        readings,
+        logged_keys: Vec::new(),
+        origin: bus.origin,
+        state: bus.state,
     }
 }
 
@@ -1177,4 +1192,89 @@ async fn restarted_during_an_outage(carried: bool, same_registers: bool) -> Vec<
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// Opens lines whose far end, after each request it receives, sends a
+/// byte every 100 ms for 4 s, as a reply that goes on past every bound
+/// would; counts the requests' bytes.
+struct Jabbering {
+    received: Arc<AtomicU32>,
+}
+
+impl std::fmt::Display for Jabbering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("jabbering line")
+    }
+}
+
+impl Opener for Jabbering {
+    fn open(&self) -> OpenFuture<'_> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let received = Arc::clone(&self.received);
+        Box::pin(async move {
+            let (logger_end, mut far_end) = tokio::io::duplex(4096);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 256];
+                let mut until = tokio::time::Instant::now();
+                loop {
+                    let jabbering = tokio::time::Instant::now() < until;
+                    tokio::select! {
+                        read = far_end.read(&mut buffer) => match read {
+                            Ok(0) | Err(_) => return,
+                            Ok(count) => {
+                                received.fetch_add(u32::try_from(count).unwrap(), Ordering::SeqCst);
+                                until = tokio::time::Instant::now() + Duration::from_secs(4);
+                            }
+                        },
+                        () = tokio::time::sleep(Duration::from_millis(100)), if jabbering => {
+                            if far_end.write_all(&[0xFF]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(Box::new(logger_end) as crate::transport::BoxedLine)
+        })
+    }
+
+    fn byte_time(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A reply that goes on past its attempt is drained before the retry (until
+/// 4.3 s here); under a permit the retry is written only when it can end
+/// before the deadline. When it cannot, the run ends there: no timeout
+/// recorded, nothing written after the deadline. With room, the retry is
+/// written and the meter's silence recorded.
+#[tokio::test(start_paused = true)]
+async fn under_a_permit_a_retry_the_drain_leaves_no_room_for_is_not_sent() {
+    let request_bytes = kmp::message::Request::get_register(&[86])
+        .unwrap()
+        .to_frame(1)
+        .encode()
+        .len();
+    for (deadline_ms, requests, statuses) in
+        [(5_500, 1, &[][..]), (20_000, 2, &[Status::Timeout][..])]
+    {
+        let received = Arc::new(AtomicU32::new(0));
+        let poll = RequestConfig {
+            retries: 1,
+            ..request("poll", &[1], polling("1h"))
+        };
+        let jabbering = Jabbering {
+            received: Arc::clone(&received),
+        };
+        let run = run_until_the_deadline(vec![poll], jabbering, deadline_ms).await;
+        let seen: Vec<Status> = run.readings.iter().map(|reading| reading.status).collect();
+        assert_eq!(seen, statuses, "deadline {deadline_ms} ms");
+        assert_eq!(
+            received.load(Ordering::SeqCst) as usize,
+            requests * request_bytes,
+            "deadline {deadline_ms} ms"
+        );
+        let last_result = run.state.lock().requests[0].last_result.clone();
+        assert_eq!(last_result.is_some(), requests == 2, "{last_result:?}");
+    }
 }

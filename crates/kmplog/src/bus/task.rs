@@ -37,7 +37,7 @@ use crate::backfill::auto::{AutoBackfill, BackfillMemory};
 use crate::clock::Clock;
 use crate::config::{BusConfig, BusEndpoint, RequestConfig};
 use crate::reading::{Batch, CounterGuard, Reading, Reply, Status};
-use crate::transport::{BoxedLine, Endpoint, Opener};
+use crate::transport::{BoxedLine, Endpoint, Opener, TransportError};
 use kmp::FrameError;
 
 /// First pause before reopening a failed line; doubles up to [`MAX_BACKOFF`].
@@ -266,12 +266,19 @@ impl Bus {
         let Some(master) = connection.master.as_mut() else {
             return false;
         };
+        master.set_write_by(permit.map(crate::cluster::Permit::deadline));
         match backfill.step(master, state, &context.clock).await {
             Ok(logged) => {
                 if !logged.is_empty() {
                     let _ = context.readings.send(Batch::Logged(logged));
                 }
                 true
+            }
+            Err(error @ TransportError::NoRoom { .. }) => {
+                // The lease cannot hold the page (its reply is longer than
+                // a poll's).
+                connection.no_room(&error);
+                false
             }
             Err(error) => {
                 connection.failed(&context.clock, state, error.to_string());
@@ -357,12 +364,18 @@ impl Bus {
             .schedule
             .next_after(&started.to_zoned_datetime(context.zone.clone()))
             .map(|zoned| zoned.timestamp());
-        fire_events(index, &plan.config, &record, memory, ended, &context.events);
+        // The lease left no room for one of its transactions: no events
+        // and no result from a run cut short.
+        if !record.cut_short {
+            fire_events(index, &plan.config, &record, memory, ended, &context.events);
+        }
         let mut state = state.lock();
         if let Some(request) = state.requests.get_mut(index) {
-            request.last_run = Some(ended);
             request.next_run = plan.next;
-            request.last_result = Some(record.summary());
+            if !record.cut_short {
+                request.last_run = Some(ended);
+                request.last_result = Some(record.summary());
+            }
         }
     }
 }
@@ -451,6 +464,7 @@ async fn run_request(
                     wake_timeout: asleep.then_some(WAKE_TIMEOUT),
                     ..settings.clone()
                 });
+                master.set_write_by(permit.map(crate::cluster::Permit::deadline));
                 match master.transact(address, &get_register).await {
                     Ok(exchange) => {
                         record_exchange(state, &exchange);
@@ -463,6 +477,14 @@ async fn run_request(
                             .wakefulness
                             .record(address, start, context.clock.now(), answer);
                         Ok(exchange.outcome)
+                    }
+                    Err(error @ TransportError::NoRoom { .. }) => {
+                        // A drain or a retry took the room the permit saw:
+                        // the run ends here, nothing recorded for this
+                        // meter.
+                        connection.no_room(&error);
+                        record.cut_short = true;
+                        break;
                     }
                     Err(error) => {
                         connection.failed(&context.clock, state, error.to_string());
@@ -497,6 +519,9 @@ async fn run_request(
 /// as they are read, so that a bus holds no more than one meter's at once.
 #[derive(Debug, Default)]
 struct RunRecord {
+    /// Whether the lease left no room for one of its transactions, which
+    /// ended the run before its last meter.
+    cut_short: bool,
     /// Whether a reading failed (no reply, a corrupt one, the line down).
     failed: bool,
     /// Each address in the order read, whether it answered every register,
@@ -630,6 +655,14 @@ impl Connection {
             }
         }
         self.master.as_mut()
+    }
+
+    /// The lease left no room for a transaction (`error` says which line
+    /// and how long it could take): as when the permit says no, the line is
+    /// dropped before the deadline. Not a failure of the line.
+    fn no_room(&mut self, error: &TransportError) {
+        tracing::info!(%error, "the transaction stops for the lease");
+        self.master = None;
     }
 
     /// Drops the line and schedules the next attempt to open it.

@@ -13,7 +13,10 @@
 //!
 //! Opening the line, and each transaction on it, starts only when it can
 //! end before the deadline ([`Permit::allows`], asked before each step with
-//! the room that step needs); when the deadline passes unrenewed the permit is
+//! the room that step needs), and each attempt on the line only when the
+//! master can end it by then (the bus task gives the master the deadline:
+//! [`crate::bus::Master::set_write_by`], which also counts drains and long
+//! replies); when the deadline passes unrenewed the permit is
 //! revoked, which stops the bus's task between transactions, so its line
 //! is closed before anyone else may acquire the bus.
 

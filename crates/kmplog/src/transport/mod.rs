@@ -161,4 +161,17 @@ pub enum TransportError {
         /// The line.
         endpoint: String,
     },
+    /// A request left unsent because its attempt could not end by the
+    /// moment the master must stop writing (the bus's lease in a cluster):
+    /// the line is fine, the bus must stop here.
+    #[error(
+        "line {endpoint}: request not sent: its attempt of up to {} ms would end after the bus's lease",
+        needed.as_millis()
+    )]
+    NoRoom {
+        /// The line.
+        endpoint: String,
+        /// How long the attempt could take.
+        needed: Duration,
+    },
 }

@@ -35,7 +35,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, params};
 use serde_json::{Value as JsonValue, json};
 
 use super::{ApiError, ApiState, readings};
@@ -227,14 +227,7 @@ pub fn bucket_rows(
     query: &HistoryQuery,
     buckets: &Buckets,
 ) -> Result<(Vec<BucketRow>, Option<String>), String> {
-    let connection = Connection::open_with_flags(
-        database,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|error| error.to_string())?;
-    connection
-        .busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|error| error.to_string())?;
+    let connection = readings::open(database)?;
     // One snapshot for the summaries and the readings at the ends, however
     // the sink writes meanwhile.
     let snapshot = connection

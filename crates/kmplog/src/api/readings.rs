@@ -376,7 +376,8 @@ impl Page {
     }
 }
 
-fn open(database: &Path) -> Result<Connection, String> {
+/// The SQLite sink's database, read only, waiting for the writer up to 5 s.
+pub(super) fn open(database: &Path) -> Result<Connection, String> {
     let connection = Connection::open_with_flags(
         database,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -124,21 +124,17 @@ impl Printer {
     /// Prints the events `bytes` complete; `false` when stdout was closed
     /// (`kmplog sniff ... | head`), which ends the command quietly.
     fn print(&mut self, bytes: &[u8]) -> Result<bool, Failure> {
-        let Printer {
-            splitter,
-            json,
-            stamps,
-            out,
-        } = self;
-        let time = stamps.now();
-        for event in splitter.feed(bytes) {
-            write_event(out, &event, *json, time);
-        }
-        self.flush()
+        self.emit(Some(bytes))
     }
 
     /// Prints what the input left unfinished.
     fn finish(&mut self) -> Outcome {
+        self.emit(None).map(|_| ())
+    }
+
+    /// Prints the events `bytes` complete, or with `None` those the end of
+    /// the input completes, all stamped with the time they were read.
+    fn emit(&mut self, bytes: Option<&[u8]>) -> Result<bool, Failure> {
         let Printer {
             splitter,
             json,
@@ -146,10 +142,15 @@ impl Printer {
             out,
         } = self;
         let time = stamps.now();
-        for event in splitter.finish() {
-            write_event(out, &event, *json, time);
+        match bytes {
+            Some(bytes) => splitter
+                .feed(bytes)
+                .for_each(|event| write_event(out, &event, *json, time)),
+            None => splitter
+                .finish()
+                .for_each(|event| write_event(out, &event, *json, time)),
         }
-        self.flush().map(|_| ())
+        self.flush()
     }
 
     fn flush(&mut self) -> Result<bool, Failure> {

@@ -35,7 +35,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::{Value as JsonValue, json};
 
 use super::{ApiError, ApiState, readings};
@@ -267,7 +267,7 @@ fn sum_up(
     });
     match (level, whole) {
         (Some(level), Some((whole_start, whole_end))) if whole_start < whole_end => {
-            raw_rows(connection, &series, range_start, whole_start, &mut add)?;
+            rollup::readings(connection, &series, range_start, whole_start, &mut add)?;
             rollup::read(
                 connection,
                 &level,
@@ -276,9 +276,9 @@ fn sum_up(
                 whole_end,
                 &mut add,
             )?;
-            raw_rows(connection, &series, whole_end, range_end, &mut add)?;
+            rollup::readings(connection, &series, whole_end, range_end, &mut add)?;
         }
-        _ => raw_rows(connection, &series, range_start, range_end, &mut add)?,
+        _ => rollup::readings(connection, &series, range_start, range_end, &mut add)?,
     }
     let mut unit = None;
     let rows = sums
@@ -304,58 +304,6 @@ fn sum_up(
         })
         .collect();
     Ok((rows, unit))
-}
-
-/// Each stored reading of `series` from `start_ms` to before `end_ms`, as
-/// its time in milliseconds and its summary.
-fn raw_rows(
-    connection: &Connection,
-    series: &rollup::Series,
-    start_ms: i64,
-    end_ms: i64,
-    each: &mut impl FnMut(i64, Summary),
-) -> rusqlite::Result<()> {
-    if start_ms >= end_ms {
-        return Ok(());
-    }
-    // Stored times start with their whole second in this form.
-    let second = |ms: i64| {
-        Timestamp::from_millisecond(ms)
-            .map(|time| time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
-            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
-    };
-    let mut select = connection.prepare_cached(
-        "SELECT id, ts, value, unit, status FROM readings \
-         WHERE bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5",
-    )?;
-    let mut rows = select.query(params![
-        series.bus,
-        series.address,
-        series.name,
-        second(start_ms.div_euclid(1000) * 1000)?,
-        second(ceil_div(end_ms, 1000) * 1000)?,
-    ])?;
-    while let Some(row) = rows.next()? {
-        let text = row.get_ref(1)?.as_str()?;
-        // The sink writes every time in this form; another is not a reading
-        // of a place in time, and the summaries skip it too.
-        let Ok(time) = text.parse::<Timestamp>() else {
-            continue;
-        };
-        let ms = time.as_millisecond();
-        if !(start_ms..end_ms).contains(&ms) {
-            continue;
-        }
-        let summary = Summary::of(rollup::Stored {
-            id: row.get(0)?,
-            time,
-            value: row.get_ref(2)?.as_str_or_null()?,
-            unit: row.get_ref(3)?.as_str_or_null()?,
-            status: row.get_ref(4)?.as_str()?,
-        });
-        each(ms, summary);
-    }
-    Ok(())
 }
 
 impl HistoryQuery {
@@ -594,11 +542,19 @@ mod tests {
         let mut readings = Vec::new();
         let mut time = at("2026-12-01T00:00:00Z");
         let end = at("2026-12-04T00:00:00Z");
+        // Spells of a reading every few seconds make dense hours.
+        let mut fast = false;
         while time < end {
+            fast = if fast {
+                rng.u16(0..300) != 0
+            } else {
+                rng.u16(0..60) == 0
+            };
             let step = match rng.u8(0..100) {
-                0 => SignedDuration::from_secs(rng.i64(60..4 * 3600)),
+                0 if !fast => SignedDuration::from_secs(rng.i64(60..4 * 3600)),
                 1..=5 => SignedDuration::ZERO,
                 6..=10 => SignedDuration::from_nanos(rng.i64(1..1_000_000)),
+                _ if fast => SignedDuration::from_nanos(rng.i64(100_000_000..5_000_000_000)),
                 _ => SignedDuration::from_nanos(rng.i64(500_000_000..60_000_000_000)),
             };
             time = time.checked_add(step).unwrap();
@@ -645,6 +601,18 @@ mod tests {
         let path = random_database(dir.path(), &mut rng).await;
         let connection = Connection::open(&path).unwrap();
         assert!(rollup::present(&connection).unwrap());
+        let (dense, sparse): (i64, i64) = connection
+            .query_row(
+                "SELECT SUM(readings > ?1), SUM(readings <= ?1) FROM rollup_hour \
+                 WHERE bus = 'heat' AND address = 1 AND name = 'T1'",
+                [i64::try_from(rollup::DENSE_HOUR).unwrap()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert!(
+            dense > 10 && sparse > 10,
+            "{dense} dense hours, {sparse} sparse"
+        );
         let start = at("2026-12-01T00:00:00Z").as_millisecond();
         let span = 3 * 24 * 3_600_000;
         let mut ranges = vec![

@@ -265,6 +265,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kmplog.db");
         let mut sink = SqliteSink::open(&path).unwrap();
+        // The hour from 08:00 is dense: its minutes are summed up.
+        let dense: Vec<Stored> = (0..rollup::DENSE_HOUR)
+            .map(|n| {
+                let time = format!("2026-11-25T08:{:02}:{:02}Z", 1 + n / 30, 2 * (n % 30));
+                at(100 + n, &time, Some("2.0"), Status::Ok)
+            })
+            .collect();
+        sink.write(&dense).unwrap();
         sink.write(&[
             at(1, "2026-11-25T08:00:30Z", Some("3.0"), Status::Ok),
             at(2, "2026-11-25T08:00:40Z", None, Status::Timeout),
@@ -314,6 +322,62 @@ mod tests {
             )
             .unwrap();
         assert_eq!(hour, (1, "4".to_owned()));
+        // 07:00 is sparse: the reading is summed up in its hour only.
+        let minutes_before_eight: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM rollup_minute WHERE start_ms < ?1",
+                [1_795_593_600_000_i64],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(minutes_before_eight, 0);
+    }
+
+    /// The rows of each summary table.
+    fn rows_per_level(path: &Path) -> [i64; 2] {
+        let connection = Connection::open(path).unwrap();
+        rollup::LEVELS.map(|level| {
+            connection
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM {}", level.table),
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn a_value_read_once_a_minute_is_summed_up_per_hour_only_until_its_hour_is_dense() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmplog.db");
+        let mut sink = SqliteSink::open(&path).unwrap();
+        // Two hours read once a minute, a delivery each minute.
+        for minute in 0..120 {
+            let time = format!("2026-11-25T{:02}:{:02}:00Z", 8 + minute / 60, minute % 60);
+            sink.write(&[at(minute + 1, &time, Some("1.0"), Status::Ok)])
+                .unwrap();
+        }
+        assert_eq!(rows_per_level(&path), [0, 2]);
+        // Then read every half second for 45 s: 09:00 becomes dense.
+        let fast: Vec<Stored> = (0..90)
+            .map(|n| {
+                let time = format!("2026-11-25T09:30:{:02}.{}Z", n / 2, 5 * (n % 2));
+                at(200 + n, &time, Some("2.0"), Status::Ok)
+            })
+            .collect();
+        for batch in fast.chunks(7) {
+            sink.write(batch).unwrap();
+        }
+        // Its 60 minutes (09:30 with 91 readings), from all its readings.
+        assert_eq!(rows_per_level(&path), [60, 2]);
+        let kept = summaries(&path);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE rollup_minute; DROP TABLE rollup_hour")
+            .unwrap();
+        drop(SqliteSink::open(&path).unwrap());
+        assert_eq!(summaries(&path), kept);
     }
 
     #[test]

@@ -20,6 +20,11 @@ impl Sink for JsonLinesStdout {
         false
     }
 
+    /// Someone may be watching: each reading is shown as it comes.
+    fn gather(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
         Box::pin(async move {
             let mut out = std::io::stdout().lock();

@@ -13,6 +13,15 @@
 //! delivers late ones): "newest" is the latest time, the highest id among
 //! equal times, never the last written.
 //!
+//! Minutes are summed up only in dense hours, those with more than
+//! [`DENSE_HOUR`] readings of the value: for a value read once a minute a
+//! minute's summary would be its one reading again, and writing it would
+//! double the sink's work. Whether an hour is dense is in its own summary,
+//! so a reader at the minute level ([`read`]) takes a dense hour's minutes
+//! and a sparse hour's readings, from the same snapshot. When an hour
+//! becomes dense its minutes are made from all its readings, in the
+//! transaction that made it dense.
+//!
 //! A database from before the summaries gets them when the sink opens it:
 //! the tables are made and filled from every stored reading in one
 //! transaction (logged with its duration; a year of 1 s readings of one
@@ -221,62 +230,158 @@ pub struct Series {
     pub name: String,
 }
 
-/// Summaries waiting to be merged into their tables: per level, value and
-/// bucket start.
+/// The minutes of an hour are summed up only when the hour holds more than
+/// this many readings of a value; a reader reads the readings of a sparser
+/// hour instead, which are no more than this. So a value read once a
+/// minute costs one summary write per reading (its hour), not two: the
+/// summary of a minute of one reading is that reading again.
+pub const DENSE_HOUR: u64 = 120;
+
+/// The per-minute level.
+pub const MINUTE: Level = LEVELS[0];
+/// The per-hour level.
+pub const HOUR: Level = LEVELS[1];
+
+/// The start of the bucket of `level` that `ms` falls in.
+fn bucket(level: &Level, ms: i64) -> i64 {
+    ms.div_euclid(level.width_ms) * level.width_ms
+}
+
+/// What waits for one hour of one value: its summary and its minutes'.
+#[derive(Debug)]
+struct HourPending {
+    hour: Summary,
+    minutes: BTreeMap<i64, Summary>,
+}
+
+/// Summaries waiting to be merged into their tables: per value and hour,
+/// the hour's and its minutes'.
 #[derive(Debug, Default)]
 pub struct Pending {
-    buckets: BTreeMap<(usize, Series, i64), Summary>,
+    hours: BTreeMap<(Series, i64), HourPending>,
+    buckets: usize,
 }
 
 impl Pending {
     /// Adds a reading of `series` that was stored.
     pub fn add(&mut self, series: &Series, reading: Stored<'_>) {
         let ms = reading.time.as_millisecond();
-        for (level_index, level) in LEVELS.iter().enumerate() {
-            let start = ms.div_euclid(level.width_ms) * level.width_ms;
-            let summary = Summary::of(reading);
-            match self.buckets.entry((level_index, series.clone(), start)) {
-                Entry::Occupied(mut held) => held.get_mut().merge(summary),
-                Entry::Vacant(place) => {
-                    place.insert(summary);
+        let summary = Summary::of(reading);
+        match self.hours.entry((series.clone(), bucket(&HOUR, ms))) {
+            Entry::Occupied(mut held) => {
+                let held = held.get_mut();
+                held.hour.merge(summary.clone());
+                match held.minutes.entry(bucket(&MINUTE, ms)) {
+                    Entry::Occupied(mut minute) => minute.get_mut().merge(summary),
+                    Entry::Vacant(place) => {
+                        place.insert(summary);
+                        self.buckets += 1;
+                    }
                 }
+            }
+            Entry::Vacant(place) => {
+                place.insert(HourPending {
+                    hour: summary.clone(),
+                    minutes: BTreeMap::from([(bucket(&MINUTE, ms), summary)]),
+                });
+                self.buckets += 2;
             }
         }
     }
 
     /// How many buckets wait.
     pub fn waiting(&self) -> usize {
-        self.buckets.len()
+        self.buckets
     }
 
-    /// Merges every waiting summary into its row, in `transaction`: one
-    /// statement each, [`MERGE`].
+    /// Merges every waiting summary into its row, in `transaction`, whose
+    /// `readings` already hold the readings added: one statement each
+    /// ([`MERGE`]). An hour that has just become dense gets its minutes
+    /// from all its readings.
     pub fn write(&mut self, transaction: &Transaction<'_>) -> rusqlite::Result<()> {
-        let statements = LEVELS.map(|level| merge(&level));
-        for ((level_index, series, start), summary) in std::mem::take(&mut self.buckets) {
-            let newest = summary.newest.as_ref();
-            transaction
-                .prepare_cached(&statements[level_index])?
-                .execute(params![
+        let mut hour_merge =
+            transaction.prepare_cached(&format!("{} RETURNING readings", merge(&HOUR)))?;
+        let mut minute_merge = transaction.prepare_cached(&merge(&MINUTE))?;
+        let mut minutes_forget = transaction.prepare_cached(&format!(
+            "DELETE FROM {} WHERE bus = ?1 AND address = ?2 AND name = ?3 \
+             AND start_ms >= ?4 AND start_ms < ?5",
+            MINUTE.table
+        ))?;
+        self.buckets = 0;
+        for ((series, start), pending) in std::mem::take(&mut self.hours) {
+            let added = pending.hour.readings;
+            let held: i64 = hour_merge
+                .query_row(summary_params(&series, start, &pending.hour), |row| {
+                    row.get(0)
+                })?;
+            let held = u64::try_from(held).unwrap_or(0);
+            if held <= DENSE_HOUR {
+                continue;
+            }
+            let before = held.saturating_sub(added);
+            let minutes = if before == 0 || before > DENSE_HOUR {
+                // All of the hour is here, or its minutes are in the table.
+                pending.minutes
+            } else {
+                // Dense from now on: its minutes from every reading of it,
+                // in place of any a version before [`DENSE_HOUR`] kept.
+                let end = start + HOUR.width_ms;
+                minutes_forget.execute(params![
                     series.bus,
                     series.address,
                     series.name,
                     start,
-                    i64::try_from(summary.readings).unwrap_or(i64::MAX),
-                    i64::try_from(summary.valued).unwrap_or(i64::MAX),
-                    i64::try_from(summary.suspect).unwrap_or(i64::MAX),
-                    summary.min,
-                    summary.max,
-                    summary.first_ms,
-                    summary.last_ms,
-                    newest.map(|newest| newest.ns),
-                    newest.map(|newest| newest.id),
-                    newest.map(|newest| &newest.value),
-                    newest.and_then(|newest| newest.unit.as_ref()),
+                    end
                 ])?;
+                let mut minutes = BTreeMap::<i64, Summary>::new();
+                readings(
+                    transaction,
+                    &series,
+                    start,
+                    end,
+                    |ms, summary| match minutes.entry(bucket(&MINUTE, ms)) {
+                        Entry::Occupied(mut minute) => minute.get_mut().merge(summary),
+                        Entry::Vacant(place) => {
+                            place.insert(summary);
+                        }
+                    },
+                )?;
+                minutes
+            };
+            for (minute, summary) in &minutes {
+                minute_merge.execute(summary_params(&series, *minute, summary))?;
+            }
         }
         Ok(())
     }
+}
+
+/// The parameters of [`merge`]'s statement for `summary`, of the bucket of
+/// `series` from `start`.
+fn summary_params<'a>(
+    series: &'a Series,
+    start: i64,
+    summary: &'a Summary,
+) -> impl rusqlite::Params + 'a {
+    let newest = summary.newest.as_ref();
+    let count = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+    (
+        series.bus.as_str(),
+        series.address,
+        series.name.as_str(),
+        start,
+        count(summary.readings),
+        count(summary.valued),
+        count(summary.suspect),
+        summary.min,
+        summary.max,
+        summary.first_ms,
+        summary.last_ms,
+        newest.map(|newest| newest.ns),
+        newest.map(|newest| newest.id),
+        newest.map(|newest| newest.value.as_str()),
+        newest.and_then(|newest| newest.unit.as_deref()),
+    )
 }
 
 /// [`Summary::merge`] in SQL, for a summary merged into its row: one
@@ -323,8 +428,41 @@ pub fn present(connection: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// The summaries of `series` at `level` whose buckets start from `start_ms`
-/// to before `end_ms`, with their starts.
+/// to before `end_ms`, with their starts; in a sparse hour at the minute
+/// level ([`DENSE_HOUR`]), those of its readings instead, with their times.
 pub fn read(
+    connection: &Connection,
+    level: &Level,
+    series: &Series,
+    start_ms: i64,
+    end_ms: i64,
+    mut each: impl FnMut(i64, Summary),
+) -> rusqlite::Result<()> {
+    if *level != MINUTE {
+        return read_rows(connection, level, series, start_ms, end_ms, each);
+    }
+    let mut hours = Vec::new();
+    read_rows(
+        connection,
+        &HOUR,
+        series,
+        bucket(&HOUR, start_ms),
+        end_ms,
+        |start, hour| hours.push((start, hour.readings)),
+    )?;
+    for (hour, held) in hours {
+        let (from, to) = (hour.max(start_ms), (hour + HOUR.width_ms).min(end_ms));
+        if held > DENSE_HOUR {
+            read_rows(connection, &MINUTE, series, from, to, &mut each)?;
+        } else {
+            readings(connection, series, from, to, &mut each)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows of `level`'s table for [`read`].
+fn read_rows(
     connection: &Connection,
     level: &Level,
     series: &Series,
@@ -346,6 +484,58 @@ pub fn read(
     ])?;
     while let Some(row) = rows.next()? {
         each(row.get(0)?, Summary::from_row(row, 1)?);
+    }
+    Ok(())
+}
+
+/// Each stored reading of `series` from `start_ms` to before `end_ms`, as
+/// its time in milliseconds and its summary.
+pub fn readings(
+    connection: &Connection,
+    series: &Series,
+    start_ms: i64,
+    end_ms: i64,
+    mut each: impl FnMut(i64, Summary),
+) -> rusqlite::Result<()> {
+    if start_ms >= end_ms {
+        return Ok(());
+    }
+    // Stored times start with their whole second in this form.
+    let second = |ms: i64| {
+        Timestamp::from_millisecond(ms)
+            .map(|time| time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
+    };
+    let mut select = connection.prepare_cached(
+        "SELECT id, ts, value, unit, status FROM readings \
+         WHERE bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5",
+    )?;
+    let mut rows = select.query(params![
+        series.bus,
+        series.address,
+        series.name,
+        second(start_ms.div_euclid(1000) * 1000)?,
+        second(-(-end_ms).div_euclid(1000) * 1000)?, // rounded up
+    ])?;
+    while let Some(row) = rows.next()? {
+        let text = row.get_ref(1)?.as_str()?;
+        // The sink writes every time in this form; another is not a reading
+        // of a place in time, and the summaries skip it too.
+        let Ok(time) = text.parse::<Timestamp>() else {
+            continue;
+        };
+        let ms = time.as_millisecond();
+        if !(start_ms..end_ms).contains(&ms) {
+            continue;
+        }
+        let summary = Summary::of(Stored {
+            id: row.get(0)?,
+            time,
+            value: row.get_ref(2)?.as_str_or_null()?,
+            unit: row.get_ref(3)?.as_str_or_null()?,
+            status: row.get_ref(4)?.as_str()?,
+        });
+        each(ms, summary);
     }
     Ok(())
 }

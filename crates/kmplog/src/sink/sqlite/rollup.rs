@@ -42,7 +42,7 @@ use std::collections::btree_map::Entry;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use tracing::info;
 
 /// One length of summary: its table and how long each of its buckets is.
@@ -299,8 +299,13 @@ impl Pending {
     /// ([`MERGE`]). An hour that has just become dense gets its minutes
     /// from all its readings.
     pub fn write(&mut self, transaction: &Transaction<'_>) -> rusqlite::Result<()> {
-        let mut hour_merge =
-            transaction.prepare_cached(&format!("{} RETURNING readings", merge(&HOUR)))?;
+        // Asked before the merge rather than with `RETURNING`, which costs
+        // SQLite a temporary table on every statement.
+        let mut hour_held = transaction.prepare_cached(&format!(
+            "SELECT readings FROM {} WHERE bus = ?1 AND address = ?2 AND name = ?3 AND start_ms = ?4",
+            HOUR.table
+        ))?;
+        let mut hour_merge = transaction.prepare_cached(&merge(&HOUR))?;
         let mut minute_merge = transaction.prepare_cached(&merge(&MINUTE))?;
         let mut minutes_forget = transaction.prepare_cached(&format!(
             "DELETE FROM {} WHERE bus = ?1 AND address = ?2 AND name = ?3 \
@@ -309,22 +314,25 @@ impl Pending {
         ))?;
         self.buckets = 0;
         for ((series, start), pending) in std::mem::take(&mut self.hours) {
-            let added = pending.hour.readings;
-            let held: i64 = hour_merge
-                .query_row(summary_params(&series, start, &pending.hour), |row| {
-                    row.get(0)
-                })?;
-            let held = u64::try_from(held).unwrap_or(0);
+            let before: i64 = hour_held
+                .query_row(
+                    params![series.bus, series.address, series.name, start],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            hour_merge.execute(summary_params(&series, start, &pending.hour))?;
+            let before = u64::try_from(before).unwrap_or(0);
+            let held = before + pending.hour.readings;
             if held <= DENSE_HOUR {
                 continue;
             }
-            let before = held.saturating_sub(added);
             let minutes = if before == 0 || before > DENSE_HOUR {
                 // All of the hour is here, or its minutes are in the table.
                 pending.minutes
             } else {
                 // Dense from now on: its minutes from every reading of it,
-                // in place of any a version before [`DENSE_HOUR`] kept.
+                // replacing those of a kmplog that summed up every minute.
                 let end = start + HOUR.width_ms;
                 minutes_forget.execute(params![
                     series.bus,

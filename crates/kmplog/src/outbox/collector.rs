@@ -23,6 +23,12 @@ use crate::reading::{Batch, LiveBatch, Reading};
 
 /// Pause between attempts to write to an outbox that fails.
 const RETRY: Duration = Duration::from_secs(1);
+/// A write waits until this long after the one before began, so that the
+/// meters read meanwhile by many buses go in one transaction (one commit,
+/// one prune) instead of one each; a batch after a quiet spell is written
+/// at once. The sinks and live views hear of a reading this much later at
+/// most.
+const GATHER: Duration = Duration::from_millis(100);
 
 /// Readings the outbox could not take before the collector gave up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +59,7 @@ pub fn collect(
     let mut pending: VecDeque<Batch> = VecDeque::new();
     let mut failing: Option<String> = None;
     let mut hung_up: Option<Instant> = None;
+    let mut last_write: Option<Instant> = None;
     loop {
         if pending.is_empty() {
             if hung_up.is_some() {
@@ -63,6 +70,12 @@ pub fn collect(
                 None => return Ok(()),
             }
         }
+        if let Some(wait) = last_write.and_then(|last| GATHER.checked_sub(last.elapsed()))
+            && failing.is_none()
+        {
+            std::thread::sleep(wait);
+        }
+        last_write = Some(Instant::now());
         // Also while the outbox fails: the buses hanging up is what lets
         // the grace time start.
         loop {
@@ -251,6 +264,33 @@ mod tests {
             .collect();
         let numbered: Vec<(u64, Reading)> = (1..).zip(expected).collect();
         assert_eq!(stored, numbered);
+    }
+
+    #[test]
+    fn batches_coming_one_at_a_time_are_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.db"), 100_000).unwrap();
+        let (sender, readings) = mpsc::unbounded_channel();
+        let (appended, _) = watch::channel(0);
+        let (live, mut seen) = broadcast::channel(64);
+        let latest = Arc::new(Mutex::new(Latest::default()));
+        let collector = std::thread::spawn(move || {
+            collect(readings, outbox, appended, latest, live, Duration::ZERO)
+        });
+        // 20 meters over 200 ms, as a bus reads them.
+        for batch in per_meter(20) {
+            sender.send(Batch::Polled(batch)).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(sender);
+        collector.join().unwrap().unwrap();
+        let mut sizes = Vec::new();
+        while let Ok(batch) = seen.try_recv() {
+            sizes.push(batch.readings.len());
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 80);
+        // The first at once, then about one transaction per 100 ms.
+        assert!(sizes.len() <= 5, "a transaction per meter or so: {sizes:?}");
     }
 
     #[test]

@@ -78,6 +78,12 @@ pub struct Args {
     /// byte, 8N2), 300 to 115200. Default: 1200 on a pty, unpaced on TCP.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(300..=115_200))]
     baud: Option<u32>,
+    /// With --baud on TCP: send each byte as soon as it is through the
+    /// line (a gateway that forwards at once, as ser2net with `chardelay:
+    /// false`). By default the bytes are held as ser2net holds them: until
+    /// the line is quiet for two byte times, or for at most 20 ms.
+    #[arg(long, requires = "baud")]
+    no_chardelay: bool,
     /// Echo every byte received before replying, as optical heads do.
     #[arg(long)]
     echo: bool,
@@ -308,7 +314,10 @@ pub async fn run(args: Args) -> Outcome {
     describe_meters(&simulator);
 
     let mut tasks = JoinSet::new();
-    let tcp_pacing = args.baud.map(Pacing::new);
+    let tcp_pacing = args.baud.map(|baud| match args.no_chardelay {
+        true => Pacing::new(baud),
+        false => Pacing::new(baud).held(),
+    });
     for socket in sockets {
         let name = socket
             .local_addr()

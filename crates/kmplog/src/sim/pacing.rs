@@ -8,6 +8,13 @@
 //! sleeping a byte time per byte, keeps timer lateness from adding up over a
 //! frame, and writing what is due in one go keeps high baud rates from
 //! needing a timer per byte.
+//!
+//! Behind a serial-to-Ethernet gateway the bytes also wait in the gateway:
+//! ser2net by default ("chardelay") holds what the line brings until the
+//! line has been quiet for two byte times (at least 1 ms), or 20 ms after
+//! the first byte held, and sends it in one TCP segment. [`Pacing::held`]
+//! does the same; without it every byte leaves as it comes, as from a
+//! gateway that forwards at once.
 
 use std::io;
 use std::time::Duration;
@@ -20,16 +27,39 @@ pub const BITS_PER_BYTE: u32 = 11;
 
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 
+/// ser2net's `chardelay-scale` default: the quiet time that ends a hold,
+/// in tenths of a byte time.
+const HOLD_QUIET_TENTHS: u32 = 20;
+/// ser2net's `chardelay-min` default.
+const HOLD_QUIET_MIN: Duration = Duration::from_millis(1);
+/// ser2net's `chardelay-max` default: the longest a byte is held.
+const HOLD_MAX: Duration = Duration::from_millis(20);
+
 /// The pace of a line at a baud rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
     baud: u32,
+    held: bool,
 }
 
 impl Pacing {
     /// The pace at `baud` bits per second (a baud rate of 0 is taken as 1).
     pub fn new(baud: u32) -> Pacing {
-        Pacing { baud: baud.max(1) }
+        Pacing {
+            baud: baud.max(1),
+            held: false,
+        }
+    }
+
+    /// The same line behind a gateway that holds bytes as ser2net does by
+    /// default (the module's doc).
+    pub fn held(self) -> Pacing {
+        Pacing { held: true, ..self }
+    }
+
+    /// How long the line must be quiet before held bytes are sent.
+    fn hold_quiet(self) -> Duration {
+        (self.duration(1) * HOLD_QUIET_TENTHS / 10).max(HOLD_QUIET_MIN)
     }
 
     /// How long `bytes` bytes take on the line, rounded up to the next
@@ -60,11 +90,18 @@ pub async fn write_paced<W: AsyncWrite + Unpin>(
         return writer.flush().await;
     };
     let start = Instant::now();
+    let all_through = start + pacing.duration(bytes.len());
     let mut sent = 0;
     while sent < bytes.len() {
-        tokio::time::sleep_until(start + pacing.duration(sent + 1)).await;
+        let first_through = start + pacing.duration(sent + 1);
+        let send_at = if pacing.held {
+            (first_through + HOLD_MAX).min(all_through + pacing.hold_quiet())
+        } else {
+            first_through
+        };
+        tokio::time::sleep_until(send_at).await;
         let due = pacing
-            .bytes_in(start.elapsed())
+            .bytes_in(send_at.max(Instant::now()) - start)
             .clamp(sent + 1, bytes.len());
         writer
             .write_all(bytes.get(sent..due).unwrap_or_default())
@@ -127,6 +164,62 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(received, bytes);
+    }
+
+    /// When each piece of `bytes` written at `pacing` arrived, and its size.
+    async fn pieces(bytes: &[u8], pacing: Pacing) -> Vec<(Duration, usize)> {
+        let (mut writer, mut reader) = tokio::io::duplex(4096);
+        let start = Instant::now();
+        let reading = async {
+            let mut pieces = Vec::new();
+            let mut buffer = [0; 4096];
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut reader, &mut buffer).await {
+                    Ok(0) | Err(_) => return pieces,
+                    Ok(read) => pieces.push((start.elapsed(), read)),
+                }
+            }
+        };
+        let writing = async {
+            write_paced(&mut writer, bytes, Some(pacing)).await.unwrap();
+            drop(writer);
+        };
+        let ((), pieces) = tokio::join!(writing, reading);
+        pieces
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_line_sends_as_ser2net_does_by_default() {
+        // 41 bytes at 2400 baud take 188 ms on the line, a byte 4.6 ms.
+        let bytes = [0x40; 41];
+        let line = Pacing::new(2_400);
+        let held = pieces(&bytes, line.held()).await;
+        let sizes: Vec<usize> = held.iter().map(|piece| piece.1).collect();
+        // Each piece holds what came within 20 ms of its first byte; the
+        // last, byte 41 alone, leaves once the line was quiet for two byte
+        // times (the timer rounds up to the next millisecond).
+        assert_eq!(sizes, [5, 5, 5, 5, 5, 5, 5, 5, 1]);
+        let mut first = 1;
+        for (index, (at, size)) in held.iter().enumerate() {
+            let first_through = line.duration(first);
+            let due = if index < 8 {
+                first_through + HOLD_MAX
+            } else {
+                line.duration(41) + line.duration(2)
+            };
+            assert!(
+                *at >= due && *at < due + Duration::from_millis(1),
+                "piece {index} at {at:?}, due {due:?}"
+            );
+            first += size;
+        }
+        // Unheld, every byte leaves when it is through.
+        assert_eq!(pieces(&bytes, line).await.len(), 41);
+        // At 115200 baud the frame is through in 4 ms: one piece, 1 ms after.
+        let fast = Pacing::new(115_200);
+        let held = pieces(&bytes, fast.held()).await;
+        assert_eq!(held.len(), 1);
+        assert!(held[0].0 >= fast.duration(41) + HOLD_QUIET_MIN, "{held:?}");
     }
 
     #[tokio::test(start_paused = true)]

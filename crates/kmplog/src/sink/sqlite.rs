@@ -253,6 +253,17 @@ mod tests {
         all
     }
 
+    /// The summaries after they are dropped and built again from the
+    /// readings, as for a database from before them.
+    fn summaries_built_again(path: &Path) -> Vec<String> {
+        Connection::open(path)
+            .unwrap()
+            .execute_batch("DROP TABLE rollup_minute; DROP TABLE rollup_hour")
+            .unwrap();
+        drop(SqliteSink::open(path).unwrap());
+        summaries(path)
+    }
+
     /// A reading of E1 at `time` with `value` (or failed without one).
     fn at(seq: u64, time: &str, value: Option<&str>, status: Status) -> Stored {
         let mut stored = stored(seq, value, status);
@@ -372,12 +383,7 @@ mod tests {
         // Its 60 minutes (09:30 with 91 readings), from all its readings.
         assert_eq!(rows_per_level(&path), [60, 2]);
         let kept = summaries(&path);
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("DROP TABLE rollup_minute; DROP TABLE rollup_hour")
-            .unwrap();
-        drop(SqliteSink::open(&path).unwrap());
-        assert_eq!(summaries(&path), kept);
+        assert_eq!(summaries_built_again(&path), kept);
     }
 
     #[test]
@@ -409,12 +415,7 @@ mod tests {
         drop(sink);
         let kept = summaries(&path);
         assert!(kept.len() > 200, "{} summaries", kept.len());
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("DROP TABLE rollup_minute; DROP TABLE rollup_hour")
-            .unwrap();
-        drop(SqliteSink::open(&path).unwrap());
-        assert_eq!(summaries(&path), kept);
+        assert_eq!(summaries_built_again(&path), kept);
     }
 
     #[test]

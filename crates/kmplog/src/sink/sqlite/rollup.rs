@@ -247,6 +247,21 @@ fn bucket(level: &Level, ms: i64) -> i64 {
     ms.div_euclid(level.width_ms) * level.width_ms
 }
 
+/// Merges `summary` into the bucket from `start` in `buckets`; whether the
+/// bucket is new.
+fn merge_into(buckets: &mut BTreeMap<i64, Summary>, start: i64, summary: Summary) -> bool {
+    match buckets.entry(start) {
+        Entry::Occupied(mut held) => {
+            held.get_mut().merge(summary);
+            false
+        }
+        Entry::Vacant(place) => {
+            place.insert(summary);
+            true
+        }
+    }
+}
+
 /// What waits for one hour of one value: its summary and its minutes'.
 #[derive(Debug)]
 struct HourPending {
@@ -271,12 +286,8 @@ impl Pending {
             Entry::Occupied(mut held) => {
                 let held = held.get_mut();
                 held.hour.merge(summary.clone());
-                match held.minutes.entry(bucket(&MINUTE, ms)) {
-                    Entry::Occupied(mut minute) => minute.get_mut().merge(summary),
-                    Entry::Vacant(place) => {
-                        place.insert(summary);
-                        self.buckets += 1;
-                    }
+                if merge_into(&mut held.minutes, bucket(&MINUTE, ms), summary) {
+                    self.buckets += 1;
                 }
             }
             Entry::Vacant(place) => {
@@ -341,19 +352,10 @@ impl Pending {
                     start,
                     end
                 ])?;
-                let mut minutes = BTreeMap::<i64, Summary>::new();
-                readings(
-                    transaction,
-                    &series,
-                    start,
-                    end,
-                    |ms, summary| match minutes.entry(bucket(&MINUTE, ms)) {
-                        Entry::Occupied(mut minute) => minute.get_mut().merge(summary),
-                        Entry::Vacant(place) => {
-                            place.insert(summary);
-                        }
-                    },
-                )?;
+                let mut minutes = BTreeMap::new();
+                readings(transaction, &series, start, end, |ms, summary| {
+                    merge_into(&mut minutes, bucket(&MINUTE, ms), summary);
+                })?;
                 minutes
             };
             for (minute, summary) in &minutes {

@@ -146,7 +146,7 @@ impl SqliteSink {
                     name: reading.name.clone(),
                 };
                 pending.add(
-                    &series,
+                    series,
                     rollup::Stored {
                         id: transaction.last_insert_rowid(),
                         time: reading.time,

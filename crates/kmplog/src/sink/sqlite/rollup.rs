@@ -279,10 +279,10 @@ pub struct Pending {
 
 impl Pending {
     /// Adds a reading of `series` that was stored.
-    pub fn add(&mut self, series: &Series, reading: Stored<'_>) {
+    pub fn add(&mut self, series: Series, reading: Stored<'_>) {
         let ms = reading.time.as_millisecond();
         let summary = Summary::of(reading);
-        match self.hours.entry((series.clone(), bucket(&HOUR, ms))) {
+        match self.hours.entry((series, bucket(&HOUR, ms))) {
             Entry::Occupied(mut held) => {
                 let held = held.get_mut();
                 held.hour.merge(summary.clone());
@@ -590,7 +590,7 @@ pub fn upgrade(connection: &mut Connection) -> rusqlite::Result<()> {
             let unit: Option<String> = row.get(6)?;
             let status: String = row.get(7)?;
             pending.add(
-                &series,
+                series,
                 Stored {
                     id: row.get(0)?,
                     time,

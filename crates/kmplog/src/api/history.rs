@@ -536,7 +536,6 @@ mod tests {
     async fn random_database(dir: &Path, rng: &mut fastrand::Rng) -> std::path::PathBuf {
         use crate::outbox::Stored;
         use crate::reading::Status;
-        use crate::sink::Sink;
         use crate::sink::sqlite::SqliteSink;
         let path = dir.join("kmplog.db");
         let mut readings = Vec::new();
@@ -584,13 +583,22 @@ mod tests {
                 reading,
             })
             .collect();
-        let mut sink = SqliteSink::open(&path).unwrap();
-        for batch in stored.chunks(500) {
-            sink.deliver(batch).await.unwrap();
+        // The sink's clock runs from the first day to the middle of the
+        // third, so that most hours are summed up when they end, with
+        // readings of theirs coming late and summed up at once, and the
+        // last half day is still open.
+        let mut now = at("2026-12-01T00:00:00Z");
+        let mut sink = SqliteSink::open_at(&path, now).unwrap();
+        let batches = stored.chunks(500);
+        let tick = SignedDuration::from_hours(60) / i32::try_from(batches.len()).unwrap();
+        for batch in batches {
+            now = now.checked_add(tick).unwrap();
+            sink.write_at(batch, now).unwrap();
             if rng.u8(0..4) == 0 {
-                sink.deliver(batch).await.unwrap();
+                sink.write_at(batch, now).unwrap();
             }
         }
+        sink.write_at(&[], at("2026-12-03T12:00:00Z")).unwrap();
         path
     }
 
@@ -613,6 +621,8 @@ mod tests {
             dense > 10 && sparse > 10,
             "{dense} dense hours, {sparse} sparse"
         );
+        let open = rollup::open_from(&connection).unwrap();
+        assert_eq!(open, Some(at("2026-12-03T12:00:00Z").as_millisecond()));
         let start = at("2026-12-01T00:00:00Z").as_millisecond();
         let span = 3 * 24 * 3_600_000;
         let mut ranges = vec![

@@ -3,14 +3,17 @@
 //! Each row carries the reading's outbox key, unique, so a batch delivered
 //! twice (after a crash before its acknowledgement) is stored once.
 //!
-//! Beside the readings, the same transaction keeps per-minute and per-hour
-//! summaries of each value for the history ([`rollup`]).
+//! Beside the readings it keeps per-minute and per-hour summaries of each
+//! value for the history ([`rollup`]), summing an hour up once it has
+//! ended.
 
 pub mod rollup;
 
 use std::path::{Path, PathBuf};
 
+use jiff::Timestamp;
 use rusqlite::{Connection, params};
+use tracing::debug;
 
 use super::{Sink, SinkError, SinkFuture};
 use crate::outbox::{Stored, add_column};
@@ -52,11 +55,19 @@ fn add_columns(connection: &Connection) -> rusqlite::Result<()> {
 pub struct SqliteSink {
     path: PathBuf,
     connection: Connection,
+    /// Where the open hours begin ([`rollup::open_from`]).
+    open_from: i64,
 }
 
 impl SqliteSink {
     /// Opens (or creates) the database and its table.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
+        Self::open_at(path, Timestamp::now())
+    }
+
+    /// [`SqliteSink::open`] at `now`: the hours that ended before it and
+    /// wait to be summed up are summed up.
+    pub(crate) fn open_at(path: &Path, now: Timestamp) -> Result<Self, SinkError> {
         let doing = format!("opening SQLite database {}", path.display());
         let connection =
             Connection::open(path).map_err(|error| SinkError::context(&doing, error))?;
@@ -80,10 +91,15 @@ impl SqliteSink {
                 error,
             )
         })?;
-        Ok(SqliteSink {
+        let open_from = rollup::start_open(&mut connection, now)
+            .map_err(|error| SinkError::context(&doing, error))?;
+        let mut sink = SqliteSink {
             path: path.to_owned(),
             connection,
-        })
+            open_from,
+        };
+        sink.write_at(&[], now)?;
+        Ok(sink)
     }
 }
 
@@ -94,12 +110,17 @@ impl Sink for SqliteSink {
 
     fn deliver<'a>(&'a mut self, batch: &'a [Stored]) -> SinkFuture<'a> {
         // SQLite writes are quick and this sink has a thread of its own.
-        Box::pin(async move { self.write(batch) })
+        Box::pin(async move { self.write_at(batch, Timestamp::now()) })
     }
 }
 
 impl SqliteSink {
-    fn write(&mut self, batch: &[Stored]) -> Result<(), SinkError> {
+    /// Stores `batch` at `now`. A reading of an open hour is only stored;
+    /// one of an hour summed up already (a backfill, a late delivery) is
+    /// merged into its summaries at once. Once an hour has ended its
+    /// readings are summed up ([`rollup::close`]): the summaries are written
+    /// once an hour for each value, not once a reading.
+    pub(crate) fn write_at(&mut self, batch: &[Stored], now: Timestamp) -> Result<(), SinkError> {
         let fail =
             |error| SinkError::context(&format!("writing to {}", self.path.display()), error);
         let transaction = self.connection.transaction().map_err(fail)?;
@@ -137,7 +158,7 @@ impl SqliteSink {
                     ])
                     .map_err(fail)?;
                 // Ignored by its key: stored before, and summed up then.
-                if inserted == 0 {
+                if inserted == 0 || reading.time.as_millisecond() >= self.open_from {
                     continue;
                 }
                 let series = rollup::Series {
@@ -158,13 +179,35 @@ impl SqliteSink {
             }
             pending.write(&transaction).map_err(fail)?;
         }
-        transaction.commit().map_err(fail)
+        let ended = rollup::hour_of(now);
+        let began = std::time::Instant::now();
+        let summed = if ended > self.open_from {
+            rollup::close(&transaction, self.open_from, ended).map_err(fail)?
+        } else {
+            0
+        };
+        transaction.commit().map_err(fail)?;
+        if summed > 0 {
+            debug!(
+                "summed up {summed} readings of the hours from {} for the history in {:.1} s",
+                Timestamp::from_millisecond(self.open_from).unwrap_or_default(),
+                began.elapsed().as_secs_f64()
+            );
+        }
+        self.open_from = self.open_from.max(ended);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl SqliteSink {
+        fn write(&mut self, batch: &[Stored]) -> Result<(), SinkError> {
+            self.write_at(batch, Timestamp::now())
+        }
+    }
     use crate::reading::{Reading, Status};
     use kmp::unit::Unit;
 
@@ -356,6 +399,79 @@ mod tests {
                 )
                 .unwrap()
         })
+    }
+
+    fn time(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn readings_of_an_hour_under_way_are_summed_up_once_it_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmplog.db");
+        let mut sink = SqliteSink::open_at(&path, time("2026-11-25T08:10:00Z")).unwrap();
+        // Read once a minute from 08:00 to 09:29, each delivered a second later.
+        for minute in 0..90 {
+            let read = format!("2026-11-25T{:02}:{:02}:00Z", 8 + minute / 60, minute % 60);
+            let now = time(&read)
+                .checked_add(jiff::SignedDuration::from_secs(1))
+                .unwrap();
+            sink.write_at(&[at(minute + 1, &read, Some("1.0"), Status::Ok)], now)
+                .unwrap();
+            if minute == 59 {
+                assert_eq!(rows_per_level(&path), [0, 0], "08:00 is under way");
+            }
+        }
+        assert_eq!(rows_per_level(&path), [0, 1], "08:00 has ended, 09:00 not");
+        // A reading of an hour summed up already is merged at once.
+        let late = at(500, "2026-11-25T07:30:00Z", Some("5.0"), Status::Ok);
+        sink.write_at(&[late], time("2026-11-25T09:30:00Z"))
+            .unwrap();
+        assert_eq!(rows_per_level(&path), [0, 2]);
+        // Stopped until after 10:00: 09:00 is summed up as the sink opens.
+        drop(sink);
+        drop(SqliteSink::open_at(&path, time("2026-11-25T10:05:00Z")).unwrap());
+        assert_eq!(rows_per_level(&path), [0, 3]);
+        assert_eq!(summaries(&path), summaries_built_again(&path));
+    }
+
+    #[test]
+    fn a_file_whose_summaries_hold_every_reading_opens_its_hours_after_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmplog.db");
+        // Readings of 08:00 stored at 12:00 are summed up at once, as an
+        // older kmplog summed up every reading.
+        let mut sink = SqliteSink::open_at(&path, time("2026-11-25T12:00:00Z")).unwrap();
+        let early: Vec<Stored> = (0..30)
+            .map(|n| {
+                at(
+                    n + 1,
+                    &format!("2026-11-25T08:{n:02}:00Z"),
+                    Some("1.0"),
+                    Status::Ok,
+                )
+            })
+            .collect();
+        sink.write_at(&early, time("2026-11-25T12:00:00Z")).unwrap();
+        drop(sink);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE rollup_open")
+            .unwrap();
+        let mut sink = SqliteSink::open_at(&path, time("2026-11-25T12:30:00Z")).unwrap();
+        let connection = Connection::open(&path).unwrap();
+        assert_eq!(
+            rollup::open_from(&connection).unwrap(),
+            Some(time("2026-11-25T12:00:00Z").as_millisecond()),
+            "open after 08:00, the newest reading's hour; nothing to sum up until 12:00"
+        );
+        sink.write_at(
+            &[at(100, "2026-11-25T12:10:00Z", Some("2.0"), Status::Ok)],
+            time("2026-11-25T13:00:05Z"),
+        )
+        .unwrap();
+        assert_eq!(rows_per_level(&path), [0, 2]);
+        assert_eq!(summaries(&path), summaries_built_again(&path));
     }
 
     #[test]

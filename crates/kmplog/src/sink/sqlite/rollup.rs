@@ -5,13 +5,21 @@
 //! and highest value, the times of the first and last reading, and the
 //! newest value with its unit.
 //!
-//! The sink writes them in the transaction that inserts the readings, from
-//! the rows actually inserted (a reading delivered twice is ignored by its
-//! key, and so is its summary): the summaries hold exactly the readings of
-//! the table. A summary is merged with what its row already holds, so
-//! readings may come in any order (a backfill writes old ones, a restart
-//! delivers late ones): "newest" is the latest time, the highest id among
-//! equal times, never the last written.
+//! The summaries hold exactly the stored readings before the *open hours*
+//! ([`open_from`], a whole hour kept in the table `rollup_open`): the hour
+//! under way, and any after it. The sink stores a reading of an open hour
+//! and nothing more; once an hour has ended, the sink's next transaction
+//! sums up its readings ([`close`]), value by value, and moves the open
+//! hours on. So a value read once a minute costs its summary one write an
+//! hour instead of one a reading, which was a third of the sink's work at
+//! 3,000 readings a second (BENCHMARKS.md). A reading of an hour summed up
+//! already (a backfill, a late delivery) is merged into its summaries in
+//! the transaction that inserts it. Only rows actually inserted count (a
+//! reading delivered twice is ignored by its key, and so is its summary).
+//! A summary is merged with what its row already holds, so readings may
+//! come in any order: "newest" is the latest time, the highest id among
+//! equal times, never the last written. A reader ([`read`]) takes the open
+//! hours from the readings, in the same snapshot.
 //!
 //! Minutes are summed up only in dense hours, those with more than
 //! [`DENSE_HOUR`] readings of the value: for a value read once a minute a
@@ -22,15 +30,18 @@
 //! becomes dense its minutes are made from all its readings, in the
 //! transaction that made it dense.
 //!
-//! A database from before the summaries gets them when the sink opens it:
+//! A file whose summaries hold every reading (from a kmplog before the open
+//! hours) has its open hours begin after its newest reading
+//! ([`start_open`]). A database from before the summaries gets them when
+//! the sink opens it:
 //! the tables are made and filled from every stored reading in one
 //! transaction (logged with its duration; a year of 1 s readings of one
 //! value, 31.5 million rows, took 57 s in BENCHMARKS.md; the logger opens
 //! its sinks before it polls, so its first start on such a file waits that
 //! long, once; stopped meanwhile, the transaction is rolled back and the
 //! next start builds them again). Building them at once rather than lazily
-//! keeps one rule for the reader: the tables exist and are complete, or
-//! they do not exist and it reads the readings (a reader sees the tables
+//! keeps one rule for the reader: the tables exist and hold every reading
+//! before the open hours, or they do not exist and it reads the readings (a reader sees the tables
 //! only once that transaction has committed).
 //!
 //! [`Summary`] is also how `GET /api/history` sums up raw readings; the
@@ -280,8 +291,11 @@ pub struct Pending {
 impl Pending {
     /// Adds a reading of `series` that was stored.
     pub fn add(&mut self, series: Series, reading: Stored<'_>) {
-        let ms = reading.time.as_millisecond();
-        let summary = Summary::of(reading);
+        self.add_summary(series, reading.time.as_millisecond(), Summary::of(reading));
+    }
+
+    /// Adds the summary of a reading of `series` at `ms`.
+    fn add_summary(&mut self, series: Series, ms: i64, summary: Summary) {
         match self.hours.entry((series, bucket(&HOUR, ms))) {
             Entry::Occupied(mut held) => {
                 let held = held.get_mut();
@@ -448,6 +462,30 @@ pub fn read(
     end_ms: i64,
     mut each: impl FnMut(i64, Summary),
 ) -> rusqlite::Result<()> {
+    let open = open_from(connection)?.unwrap_or(i64::MAX);
+    read_summed(
+        connection,
+        level,
+        series,
+        start_ms,
+        end_ms.min(open),
+        &mut each,
+    )?;
+    readings(connection, series, start_ms.max(open), end_ms, each)
+}
+
+/// [`read`] up to the open hours.
+fn read_summed(
+    connection: &Connection,
+    level: &Level,
+    series: &Series,
+    start_ms: i64,
+    end_ms: i64,
+    mut each: impl FnMut(i64, Summary),
+) -> rusqlite::Result<()> {
+    if start_ms >= end_ms {
+        return Ok(());
+    }
     if *level != MINUTE {
         return read_rows(connection, level, series, start_ms, end_ms, each);
     }
@@ -510,12 +548,6 @@ pub fn readings(
     if start_ms >= end_ms {
         return Ok(());
     }
-    // Stored times start with their whole second in this form.
-    let second = |ms: i64| {
-        Timestamp::from_millisecond(ms)
-            .map(|time| time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
-            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
-    };
     let mut select = connection.prepare_cached(
         "SELECT id, ts, value, unit, status FROM readings \
          WHERE bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5",
@@ -524,8 +556,8 @@ pub fn readings(
         series.bus,
         series.address,
         series.name,
-        second(start_ms.div_euclid(1000) * 1000)?,
-        second(-(-end_ms).div_euclid(1000) * 1000)?, // rounded up
+        second_from(start_ms)?,
+        second_to(end_ms)?,
     ])?;
     while let Some(row) = rows.next()? {
         let text = row.get_ref(1)?.as_str()?;
@@ -550,6 +582,118 @@ pub fn readings(
     Ok(())
 }
 
+/// The whole second `ms` falls in, as stored times begin: a bound from
+/// which a search of the stored times by their text finds every reading
+/// from `ms` on.
+fn second_from(ms: i64) -> rusqlite::Result<String> {
+    second_text(ms.div_euclid(1000) * 1000)
+}
+
+/// The whole second from `ms` on, rounded up: the bound below which a
+/// search of the stored times by their text finds every reading before `ms`.
+fn second_to(ms: i64) -> rusqlite::Result<String> {
+    second_text(-(-ms).div_euclid(1000) * 1000)
+}
+
+fn second_text(ms: i64) -> rusqlite::Result<String> {
+    Timestamp::from_millisecond(ms)
+        .map(|time| time.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
+}
+
+/// The table that says from when on the readings are not summed up yet.
+const OPEN: &str = "rollup_open";
+
+/// From when on (a whole hour, in milliseconds since the epoch) the stored
+/// readings are not in the summaries yet: those of the hour under way, and
+/// of any hour after it. `None` for a file whose summaries hold every
+/// stored reading, as those of a kmplog from before this table.
+pub fn open_from(connection: &Connection) -> rusqlite::Result<Option<i64>> {
+    let mut found = connection
+        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    if !found.exists([OPEN])? {
+        return Ok(None);
+    }
+    connection
+        .prepare_cached(&format!("SELECT from_ms FROM {OPEN}"))?
+        .query_row([], |row| row.get(0))
+        .optional()
+}
+
+/// Where the open hours begin, making the table when it is missing, at a
+/// time that keeps the rule of [`open_from`]: the summaries hold every
+/// stored reading then (those of an older kmplog, or those [`upgrade`] has
+/// just built), so the open hours begin after the newest; in a file with
+/// no readings, at the hour of `now`. A newest time that does not read
+/// leaves no hour open: every reading is summed up as it is stored.
+pub fn start_open(connection: &mut Connection, now: Timestamp) -> rusqlite::Result<i64> {
+    if let Some(from) = open_from(connection)? {
+        return Ok(from);
+    }
+    let transaction = connection.transaction()?;
+    transaction.execute_batch(&format!("CREATE TABLE {OPEN} (from_ms INTEGER NOT NULL)"))?;
+    let newest: Option<String> =
+        transaction.query_row("SELECT MAX(ts) FROM readings", [], |row| row.get(0))?;
+    let from = match newest {
+        None => bucket(&HOUR, now.as_millisecond()),
+        Some(text) => text.parse::<Timestamp>().map_or(i64::MAX, |newest| {
+            bucket(&HOUR, newest.as_millisecond()) + HOUR.width_ms
+        }),
+    };
+    transaction.execute(&format!("INSERT INTO {OPEN} (from_ms) VALUES (?1)"), [from])?;
+    transaction.commit()?;
+    Ok(from)
+}
+
+/// The start of the hour of `time`: where the open hours begin once the
+/// hours before it have ended.
+pub fn hour_of(time: Timestamp) -> i64 {
+    bucket(&HOUR, time.as_millisecond())
+}
+
+/// Sums up the readings from `from` to before `to`, hours that have ended,
+/// into the summaries, in `transaction`, and records that the open hours
+/// begin at `to`; how many readings it summed up. Each value's readings of
+/// those hours are found through the index by value and time, the values
+/// one after the other through the same index, so the work is the readings
+/// summed up and a search per value, and the memory one batch of buckets.
+pub fn close(transaction: &Transaction<'_>, from: i64, to: i64) -> rusqlite::Result<u64> {
+    let mut summed = 0;
+    let any = transaction
+        .prepare_cached("SELECT 1 FROM readings WHERE ts >= ?1 AND ts < ?2 LIMIT 1")?
+        .exists(params![second_from(from)?, second_to(to)?])?;
+    if any {
+        let mut next = transaction.prepare_cached(
+            "SELECT bus, address, name FROM readings WHERE (bus, address, name) > (?1, ?2, ?3) \
+             ORDER BY bus, address, name LIMIT 1",
+        )?;
+        let mut after = (String::new(), -1_i64, String::new());
+        let mut pending = Pending::default();
+        while let Some(series) = next
+            .query_row(params![after.0, after.1, after.2], |row| {
+                Ok(Series {
+                    bus: row.get(0)?,
+                    address: row.get(1)?,
+                    name: row.get(2)?,
+                })
+            })
+            .optional()?
+        {
+            readings(transaction, &series, from, to, |ms, summary| {
+                pending.add_summary(series.clone(), ms, summary);
+                summed += 1;
+            })?;
+            if pending.waiting() >= BUILD_BATCH {
+                pending.write(transaction)?;
+            }
+            after = (series.bus, i64::from(series.address), series.name);
+        }
+        pending.write(transaction)?;
+    }
+    transaction.execute(&format!("UPDATE {OPEN} SET from_ms = ?1"), [to])?;
+    Ok(summed)
+}
+
 /// Buckets gathered before they are written while the summaries of an
 /// existing database are built: bounds the memory, whatever its size.
 const BUILD_BATCH: usize = 100_000;
@@ -566,6 +710,9 @@ pub fn upgrade(connection: &mut Connection) -> rusqlite::Result<()> {
         transaction.execute_batch(&format!("DROP TABLE IF EXISTS {}", level.table))?;
         transaction.execute_batch(&schema(level))?;
     }
+    // Every stored reading is summed up here: no hour is open any more
+    // ([`start_open`] opens them after the newest).
+    transaction.execute_batch(&format!("DROP TABLE IF EXISTS {OPEN}"))?;
     let mut pending = Pending::default();
     let mut readings = 0_u64;
     {

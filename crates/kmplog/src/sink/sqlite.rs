@@ -158,6 +158,7 @@ impl SqliteSink {
                     ])
                     .map_err(fail)?;
                 // Ignored by its key: stored before, and summed up then.
+                // Of an open hour: summed up once the hour has ended.
                 if inserted == 0 || reading.time.as_millisecond() >= self.open_from {
                     continue;
                 }
@@ -202,14 +203,15 @@ impl SqliteSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reading::{Reading, Status};
+    use kmp::unit::Unit;
 
     impl SqliteSink {
+        /// Stores `batch` now.
         fn write(&mut self, batch: &[Stored]) -> Result<(), SinkError> {
             self.write_at(batch, Timestamp::now())
         }
     }
-    use crate::reading::{Reading, Status};
-    use kmp::unit::Unit;
 
     fn stored(seq: u64, value: Option<&str>, status: Status) -> Stored {
         Stored {

@@ -453,7 +453,8 @@ pub fn present(connection: &Connection) -> rusqlite::Result<bool> {
 
 /// The summaries of `series` at `level` whose buckets start from `start_ms`
 /// to before `end_ms`, with their starts; in a sparse hour at the minute
-/// level ([`DENSE_HOUR`]), those of its readings instead, with their times.
+/// level ([`DENSE_HOUR`]) and in the open hours ([`open_from`]), those of
+/// its readings instead, with their times.
 pub fn read(
     connection: &Connection,
     level: &Level,
@@ -463,30 +464,9 @@ pub fn read(
     mut each: impl FnMut(i64, Summary),
 ) -> rusqlite::Result<()> {
     let open = open_from(connection)?.unwrap_or(i64::MAX);
-    read_summed(
-        connection,
-        level,
-        series,
-        start_ms,
-        end_ms.min(open),
-        &mut each,
-    )?;
-    readings(connection, series, start_ms.max(open), end_ms, each)
-}
-
-/// [`read`] up to the open hours.
-fn read_summed(
-    connection: &Connection,
-    level: &Level,
-    series: &Series,
-    start_ms: i64,
-    end_ms: i64,
-    mut each: impl FnMut(i64, Summary),
-) -> rusqlite::Result<()> {
-    if start_ms >= end_ms {
-        return Ok(());
-    }
-    if *level != MINUTE {
+    readings(connection, series, start_ms.max(open), end_ms, &mut each)?;
+    let end_ms = end_ms.min(open);
+    if *level != MINUTE || start_ms >= end_ms {
         return read_rows(connection, level, series, start_ms, end_ms, each);
     }
     let mut hours = Vec::new();

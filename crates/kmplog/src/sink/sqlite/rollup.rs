@@ -636,7 +636,11 @@ pub fn hour_of(time: Timestamp) -> i64 {
 /// begin at `to`; how many readings it summed up. Each value's readings of
 /// those hours are found through the index by value and time, the values
 /// one after the other through the same index, so the work is the readings
-/// summed up and a search per value, and the memory one batch of buckets.
+/// summed up and a search per value. Each value's buckets are written
+/// before the next value's are gathered: gathered for many values at once,
+/// as [`upgrade`] does (a map of minutes each), they took the logger from
+/// 167 to 232 MB in a scale run of 200,000 values whose hour ended
+/// mid-run, and the process kept the memory.
 pub fn close(transaction: &Transaction<'_>, from: i64, to: i64) -> rusqlite::Result<u64> {
     let mut summed = 0;
     let any = transaction
@@ -663,12 +667,9 @@ pub fn close(transaction: &Transaction<'_>, from: i64, to: i64) -> rusqlite::Res
                 pending.add_summary(series.clone(), ms, summary);
                 summed += 1;
             })?;
-            if pending.waiting() >= BUILD_BATCH {
-                pending.write(transaction)?;
-            }
+            pending.write(transaction)?;
             after = (series.bus, i64::from(series.address), series.name);
         }
-        pending.write(transaction)?;
     }
     transaction.execute(&format!("UPDATE {OPEN} SET from_ms = ?1"), [to])?;
     Ok(summed)

@@ -11,8 +11,8 @@
 //! them, and only the range's partial ends are read from the readings. A
 //! year of 1 s readings is then some 9,000 hourly rows and at most two
 //! hours of readings. Shorter buckets, and a database without summaries,
-//! are summed up from the readings over the `(bus, address, name, ts)`
-//! index, in one pass.
+//! are summed up from the readings over the `(bus, address, ts, name)`
+//! index (a meter's readings in time order), in one pass.
 //!
 //! Both ways sum up with [`Summary`], so they give the same answer: the
 //! last value of a bucket is its newest reading with a value (the latest

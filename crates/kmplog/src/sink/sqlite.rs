@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::{Sink, SinkError, SinkFuture};
 use crate::outbox::{Stored, add_column};
@@ -40,8 +40,43 @@ CREATE TABLE IF NOT EXISTS readings (
     instance  TEXT               -- the cluster instance that read it
 );
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (ts);
-CREATE INDEX IF NOT EXISTS readings_by_meter ON readings (bus, address, name, ts);
 ";
+
+/// A meter's readings in time order, its registers side by side: a round
+/// of a meter's registers changes one page of the index, where an index by
+/// register changes one per register once each register's readings fill
+/// pages of their own (after about an hour of readings once a minute;
+/// BENCHMARKS.md "Scale"). A register's readings are found through it as
+/// well, among its meter's.
+const BY_METER_TIME: &str = "readings_by_meter_time";
+/// The index it replaces, by bus, address, export name and time.
+const BY_METER_NAME: &str = "readings_by_meter";
+
+/// Makes [`BY_METER_TIME`], replacing [`BY_METER_NAME`] in a file made
+/// before it; building it over many readings takes a while, once, and is
+/// logged.
+fn index_by_meter_time(connection: &Connection) -> rusqlite::Result<()> {
+    let mut exists =
+        connection.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")?;
+    if exists.exists([BY_METER_TIME])? {
+        return Ok(());
+    }
+    let replacing = exists.exists([BY_METER_NAME])?;
+    let began = std::time::Instant::now();
+    connection.execute_batch(&format!(
+        "BEGIN;
+         DROP INDEX IF EXISTS {BY_METER_NAME};
+         CREATE INDEX {BY_METER_TIME} ON readings (bus, address, ts, name);
+         COMMIT;"
+    ))?;
+    if replacing {
+        info!(
+            "indexed the stored readings by meter and time, their registers side by side, in {:.1} s",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
 
 /// Databases made before readings had keys, or their instance, get the
 /// columns, and the key its index.
@@ -80,6 +115,7 @@ impl SqliteSink {
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| connection.execute_batch(SCHEMA))
             .and_then(|()| add_columns(&connection))
+            .and_then(|()| index_by_meter_time(&connection))
             .map_err(|error| SinkError::context(&doing, error))?;
         let mut connection = connection;
         rollup::upgrade(&mut connection).map_err(|error| {
@@ -560,5 +596,73 @@ mod tests {
             })
             .unwrap();
         assert_eq!((count, instance.as_deref()), (1, Some("b")));
+    }
+
+    /// The names of the indexes of `readings`.
+    fn indexes(path: &Path) -> Vec<String> {
+        Connection::open(path)
+            .unwrap()
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'readings' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_indexed_by_register_is_indexed_by_meter_and_time_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmplog.db");
+        let mut sink = SqliteSink::open_at(&path, time("2026-11-25T07:00:00Z")).unwrap();
+        sink.write_at(
+            &[
+                at(1, "2026-11-25T07:10:00Z", Some("1.5"), Status::Ok),
+                at(2, "2026-11-25T07:20:00Z", Some("2.5"), Status::Ok),
+            ],
+            time("2026-11-25T07:30:00Z"),
+        )
+        .unwrap();
+        drop(sink);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "DROP INDEX {BY_METER_TIME};
+                 CREATE INDEX {BY_METER_NAME} ON readings (bus, address, name, ts);"
+            ))
+            .unwrap();
+        let before = summaries(&path);
+
+        let mut sink = SqliteSink::open_at(&path, time("2026-11-25T08:05:00Z")).unwrap();
+        assert_eq!(
+            indexes(&path),
+            ["readings_by_key", BY_METER_TIME, "readings_by_time"]
+        );
+        // The hour of 07:00 was summed up through the new index.
+        assert_ne!(summaries(&path), before);
+        assert_eq!(summaries(&path), summaries_built_again(&path));
+        sink.write_at(
+            &[at(3, "2026-11-25T08:06:00Z", Some("3.5"), Status::Ok)],
+            time("2026-11-25T08:07:00Z"),
+        )
+        .unwrap();
+
+        let connection = Connection::open(&path).unwrap();
+        for statement in [rollup::METER_READINGS, rollup::NEXT_METER] {
+            let mut explain = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .unwrap();
+            let unbound = std::iter::repeat_n(rusqlite::types::Null, explain.parameter_count());
+            let plan: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(unbound), |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|step| step.contains(BY_METER_TIME))
+                    && !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{statement}: {plan:?}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! ([`open_from`], a whole hour kept in the table `rollup_open`): the hour
 //! under way, and any after it. The sink stores a reading of an open hour
 //! and nothing more; once an hour has ended, the sink's next transaction
-//! sums up its readings ([`close`]), value by value, and moves the open
+//! sums up its readings ([`close`]), meter by meter, and moves the open
 //! hours on. So a value read once a minute costs its summary one write an
 //! hour instead of one a reading, which was a third of the sink's work at
 //! 3,000 readings a second (BENCHMARKS.md). A reading of an hour summed up
@@ -525,19 +525,49 @@ pub fn readings(
     end_ms: i64,
     mut each: impl FnMut(i64, Summary),
 ) -> rusqlite::Result<()> {
+    let meter = (series.bus.as_str(), series.address);
+    meter_readings(
+        connection,
+        meter,
+        Some(&series.name),
+        start_ms,
+        end_ms,
+        |_, ms, summary| each(ms, summary),
+    )
+}
+
+/// The readings of the meter (?1, ?2) from the second ?3 to before the
+/// second ?4, of the export name ?5, or of all when it is null.
+pub(crate) const METER_READINGS: &str = "SELECT id, ts, value, unit, status, name FROM readings \
+     WHERE bus = ?1 AND address = ?2 AND ts >= ?3 AND ts < ?4 AND (?5 IS NULL OR name = ?5)";
+
+/// The meter after (?1, ?2) in order of bus and address.
+pub(crate) const NEXT_METER: &str = "SELECT bus, address FROM readings WHERE (bus, address) > (?1, ?2) \
+     ORDER BY bus, address LIMIT 1";
+
+/// Each stored reading of the meter (bus, address) from `start_ms` to
+/// before `end_ms`, of the export name `only` or of all, as its export
+/// name, its time in milliseconds and its summary, in order of time. Found
+/// through the index by meter and time: those of the meter's other names
+/// are passed over in the index, not read from the table.
+fn meter_readings(
+    connection: &Connection,
+    (bus, address): (&str, u8),
+    only: Option<&str>,
+    start_ms: i64,
+    end_ms: i64,
+    mut each: impl FnMut(&str, i64, Summary),
+) -> rusqlite::Result<()> {
     if start_ms >= end_ms {
         return Ok(());
     }
-    let mut select = connection.prepare_cached(
-        "SELECT id, ts, value, unit, status FROM readings \
-         WHERE bus = ?1 AND address = ?2 AND name = ?3 AND ts >= ?4 AND ts < ?5",
-    )?;
+    let mut select = connection.prepare_cached(METER_READINGS)?;
     let mut rows = select.query(params![
-        series.bus,
-        series.address,
-        series.name,
+        bus,
+        address,
         second_from(start_ms)?,
         second_to(end_ms)?,
+        only,
     ])?;
     while let Some(row) = rows.next()? {
         let text = row.get_ref(1)?.as_str()?;
@@ -557,7 +587,7 @@ pub fn readings(
             unit: row.get_ref(3)?.as_str_or_null()?,
             status: row.get_ref(4)?.as_str()?,
         });
-        each(ms, summary);
+        each(row.get_ref(5)?.as_str()?, ms, summary);
     }
     Ok(())
 }
@@ -633,11 +663,11 @@ pub fn hour_of(time: Timestamp) -> i64 {
 
 /// Sums up the readings from `from` to before `to`, hours that have ended,
 /// into the summaries, in `transaction`, and records that the open hours
-/// begin at `to`; how many readings it summed up. Each value's readings of
-/// those hours are found through the index by value and time, the values
+/// begin at `to`; how many readings it summed up. Each meter's readings of
+/// those hours are found through the index by meter and time, the meters
 /// one after the other through the same index, so the work is the readings
-/// summed up and a search per value. Each value's buckets are written
-/// before the next value's are gathered: gathered for many values at once,
+/// summed up and a search per meter. Each meter's buckets are written
+/// before the next meter's are gathered: gathered for many values at once,
 /// as [`upgrade`] does (a map of minutes each), they took the logger from
 /// 167 to 232 MB in a scale run of 200,000 values whose hour ended
 /// mid-run, and the process kept the memory.
@@ -647,28 +677,33 @@ pub fn close(transaction: &Transaction<'_>, from: i64, to: i64) -> rusqlite::Res
         .prepare_cached("SELECT 1 FROM readings WHERE ts >= ?1 AND ts < ?2 LIMIT 1")?
         .exists(params![second_from(from)?, second_to(to)?])?;
     if any {
-        let mut next = transaction.prepare_cached(
-            "SELECT bus, address, name FROM readings WHERE (bus, address, name) > (?1, ?2, ?3) \
-             ORDER BY bus, address, name LIMIT 1",
-        )?;
-        let mut after = (String::new(), -1_i64, String::new());
+        let mut next = transaction.prepare_cached(NEXT_METER)?;
+        let mut after = (String::new(), -1_i64);
         let mut pending = Pending::default();
-        while let Some(series) = next
-            .query_row(params![after.0, after.1, after.2], |row| {
-                Ok(Series {
-                    bus: row.get(0)?,
-                    address: row.get(1)?,
-                    name: row.get(2)?,
-                })
+        while let Some((bus, address)) = next
+            .query_row(params![after.0, after.1], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, u8>(1)?))
             })
             .optional()?
         {
-            readings(transaction, &series, from, to, |ms, summary| {
-                pending.add_summary(series.clone(), ms, summary);
-                summed += 1;
-            })?;
+            meter_readings(
+                transaction,
+                (&bus, address),
+                None,
+                from,
+                to,
+                |name, ms, summary| {
+                    let series = Series {
+                        bus: bus.clone(),
+                        address,
+                        name: name.to_owned(),
+                    };
+                    pending.add_summary(series, ms, summary);
+                    summed += 1;
+                },
+            )?;
             pending.write(transaction)?;
-            after = (series.bus, i64::from(series.address), series.name);
+            after = (bus, i64::from(address));
         }
     }
     transaction.execute(&format!("UPDATE {OPEN} SET from_ms = ?1"), [to])?;
@@ -699,7 +734,7 @@ pub fn upgrade(connection: &mut Connection) -> rusqlite::Result<()> {
     {
         let mut select = transaction.prepare(
             "SELECT id, ts, bus, address, name, value, unit, status FROM readings \
-             ORDER BY bus, address, name, ts",
+             ORDER BY bus, address, ts, name",
         )?;
         let mut rows = select.query([])?;
         while let Some(row) = rows.next()? {

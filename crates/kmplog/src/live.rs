@@ -51,6 +51,16 @@ pub struct Latest {
     count: usize,
 }
 
+/// The one copy of `text` in `names`.
+fn shared(names: &mut HashSet<Arc<str>>, text: &str) -> Arc<str> {
+    if let Some(shared) = names.get(text) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<str> = Arc::from(text);
+    names.insert(Arc::clone(&shared));
+    shared
+}
+
 /// What [`Latest`] keeps of one reading.
 #[derive(Debug)]
 struct Kept {
@@ -66,34 +76,35 @@ impl Latest {
     /// Keeps `readings` as the latest of their registers.
     pub fn update(&mut self, readings: &[Reading]) {
         for reading in readings {
-            let kept = Kept {
-                name: self.shared(&reading.name),
-                time: reading.time,
-                request: self.shared(&reading.request),
-                register: reading.register,
-                value: reading.value,
-                status: reading.status,
-            };
-            let bus = self.shared(&reading.bus);
+            let bus = shared(&mut self.names, &reading.bus);
             let registers = self.meters.entry((bus, reading.address)).or_default();
-            match registers.binary_search_by(|other| other.name.cmp(&kept.name)) {
-                Ok(place) => registers[place] = kept,
+            match registers.binary_search_by(|other| (*other.name).cmp(&reading.name)) {
+                // A register seen before: its names are kept already, and
+                // a reading costs no search of them.
+                Ok(place) => {
+                    let kept = &mut registers[place];
+                    if *kept.request != *reading.request {
+                        kept.request = shared(&mut self.names, &reading.request);
+                    }
+                    kept.time = reading.time;
+                    kept.register = reading.register;
+                    kept.value = reading.value;
+                    kept.status = reading.status;
+                }
                 Err(place) => {
+                    let kept = Kept {
+                        name: shared(&mut self.names, &reading.name),
+                        time: reading.time,
+                        request: shared(&mut self.names, &reading.request),
+                        register: reading.register,
+                        value: reading.value,
+                        status: reading.status,
+                    };
                     registers.insert(place, kept);
                     self.count += 1;
                 }
             }
         }
-    }
-
-    /// The one copy of `text`.
-    fn shared(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.names.get(text) {
-            return Arc::clone(shared);
-        }
-        let shared: Arc<str> = Arc::from(text);
-        self.names.insert(Arc::clone(&shared));
-        shared
     }
 
     /// How many registers it holds a reading of.

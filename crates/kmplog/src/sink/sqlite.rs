@@ -56,12 +56,10 @@ const BY_METER_NAME: &str = "readings_by_meter";
 /// before it; building it over many readings takes a while, once, and is
 /// logged.
 fn index_by_meter_time(connection: &Connection) -> rusqlite::Result<()> {
-    let mut exists =
-        connection.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")?;
-    if exists.exists([BY_METER_TIME])? {
+    if in_schema(connection, "index", BY_METER_TIME)? {
         return Ok(());
     }
-    let replacing = exists.exists([BY_METER_NAME])?;
+    let replacing = in_schema(connection, "index", BY_METER_NAME)?;
     let began = std::time::Instant::now();
     connection.execute_batch(&format!(
         "BEGIN;
@@ -76,6 +74,13 @@ fn index_by_meter_time(connection: &Connection) -> rusqlite::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether the file has the `kind` (`table`, `index`) named `name`.
+fn in_schema(connection: &Connection, kind: &str, name: &str) -> rusqlite::Result<bool> {
+    connection
+        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2")?
+        .exists([kind, name])
 }
 
 /// Databases made before readings had keys, or their instance, get the

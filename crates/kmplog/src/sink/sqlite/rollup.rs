@@ -56,6 +56,8 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use tracing::info;
 
+use super::in_schema;
+
 /// One length of summary: its table and how long each of its buckets is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level {
@@ -441,10 +443,8 @@ fn merge(level: &Level) -> String {
 /// Whether the database has every level's table (a reader's question: the
 /// sink makes them all in one transaction).
 pub fn present(connection: &Connection) -> rusqlite::Result<bool> {
-    let mut found = connection
-        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
     for level in &LEVELS {
-        if !found.exists([level.table])? {
+        if !in_schema(connection, "table", level.table)? {
             return Ok(false);
         }
     }
@@ -619,9 +619,7 @@ const OPEN: &str = "rollup_open";
 /// of any hour after it. `None` for a file whose summaries hold every
 /// stored reading, as those of a kmplog from before this table.
 pub fn open_from(connection: &Connection) -> rusqlite::Result<Option<i64>> {
-    let mut found = connection
-        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
-    if !found.exists([OPEN])? {
+    if !in_schema(connection, "table", OPEN)? {
         return Ok(None);
     }
     connection
